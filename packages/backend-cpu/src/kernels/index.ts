@@ -1,0 +1,9 @@
+// Importing a file registers its kernels.
+import './elementwise.js';
+import './basic.js';
+import './reduce.js';
+import './matmul.js';
+import './shape.js';
+import './indexing.js';
+import './nn.js';
+import './creation.js';

@@ -1,0 +1,204 @@
+/**
+ * Op definitions and the kernel registry.
+ *
+ * An op is defined once: name, input and attribute schema, shape/dtype inference, gradient and
+ * (optionally) a composite implementation in terms of other ops. Kernels are registered per
+ * (op, backend). Dispatch: kernel if the backend has one for the dtypes, else the composite,
+ * else a MissingKernelError naming the op and the backend.
+ */
+import { AttrError, DTypeError, RingLinearError } from './errors.js';
+import { isDType, type DType } from './dtype/dtype.js';
+import type { Shape } from './shape.js';
+import type { Kernel } from './backend.js';
+import type { Tensor } from './tensor.js';
+
+export type Attrs = Record<string, unknown>;
+
+export type AttrSpec =
+  | { readonly kind: 'int'; readonly default?: number; readonly min?: number; readonly max?: number; readonly optional?: boolean }
+  | { readonly kind: 'number'; readonly default?: number; readonly optional?: boolean }
+  | { readonly kind: 'bool'; readonly default?: boolean; readonly optional?: boolean }
+  | { readonly kind: 'dtype'; readonly default?: DType; readonly optional?: boolean }
+  | { readonly kind: 'ints'; readonly default?: readonly number[] | null; readonly optional?: boolean }
+  | { readonly kind: 'enum'; readonly values: readonly string[]; readonly default?: string; readonly optional?: boolean }
+  | { readonly kind: 'any'; readonly default?: unknown; readonly optional?: boolean };
+
+export interface InputSpec {
+  readonly name: string;
+  /** Accepted dtypes; omitted = any. */
+  readonly dtypes?: readonly DType[];
+}
+
+/** Shape and dtype of a tensor, as seen by inference (no data). */
+export interface TensorMeta {
+  readonly shape: Shape;
+  readonly dtype: DType;
+}
+
+export interface GradContext<A> {
+  /** The op's inputs and outputs as they were in the forward pass (kept alive by the tape). */
+  readonly inputs: readonly Tensor[];
+  readonly outputs: readonly Tensor[];
+  readonly attrs: A;
+  /** Gradients flowing into each output; zeros where an output did not reach the loss. */
+  readonly dys: readonly Tensor[];
+}
+
+/** Returns one gradient per input (null for inputs that get none, e.g. indices). */
+export type GradFn<A> = (ctx: GradContext<A>) => (Tensor | null)[];
+
+export interface OpDef<A extends Attrs = Attrs> {
+  readonly name: string;
+  /** Fixed inputs, or `variadic` for ops such as concat (at least `minInputs`). */
+  readonly inputs: readonly InputSpec[];
+  readonly variadic?: { readonly dtypes?: readonly DType[]; readonly minInputs: number };
+  readonly attrs?: { readonly [K in keyof A]-?: AttrSpec };
+  /** Semantic checks and normalization of attrs against input metas (negative axes, ...). */
+  readonly normalize?: (inputs: readonly TensorMeta[], attrs: A) => A;
+  /** Output shapes and dtypes; throws ShapeError/DTypeError naming the op. */
+  readonly infer: (inputs: readonly TensorMeta[], attrs: A) => TensorMeta[];
+  readonly grad?: GradFn<A>;
+  /** Implementation in terms of other ops, used when a backend lacks the kernel. */
+  readonly composite?: (inputs: readonly Tensor[], attrs: A) => Tensor[];
+  /** View op: output 0 shares input 0's storage (reshape). No kernel runs. */
+  readonly view?: boolean;
+  /** Outputs never carry gradient (argmax, comparisons, random). */
+  readonly nonDifferentiable?: boolean;
+  /** A short description for docs and error messages. */
+  readonly doc?: string;
+}
+
+// Registries live on globalThis (like the engine state) so that every copy of this module sees
+// the same ops and kernels.
+const REG_KEY = Symbol.for('@ring-linear/core/registries');
+type Registries = { ops: Map<string, OpDef<any>>; kernels: Map<string, KernelRegistration> };
+const REG: Registries = ((globalThis as typeof globalThis & { [REG_KEY]?: Registries })[REG_KEY] ??= {
+  ops: new Map(),
+  kernels: new Map(),
+});
+const OP_DEFS = REG.ops;
+/** Names defined by this copy of the module: a second definition here is a programming error. */
+const DEFINED_HERE = new Set<string>();
+
+export function defineOp<A extends Attrs>(def: OpDef<A>): OpDef<A> {
+  if (DEFINED_HERE.has(def.name)) throw new RingLinearError(`op '${def.name}' is already defined`);
+  DEFINED_HERE.add(def.name);
+  OP_DEFS.set(def.name, def);
+  return def;
+}
+
+export function getOpDef(name: string): OpDef<any> | undefined {
+  return OP_DEFS.get(name);
+}
+
+export function listOps(): string[] {
+  return [...OP_DEFS.keys()].sort();
+}
+
+export interface KernelRegistration {
+  readonly op: string;
+  readonly backend: string;
+  readonly kernel: Kernel;
+  /** Input dtypes the kernel handles; omitted = all the op accepts. */
+  readonly dtypes?: readonly DType[];
+}
+
+const KERNELS = REG.kernels;
+const key = (op: string, backend: string) => `${backend}\u0000${op}`;
+
+export function registerKernel(reg: KernelRegistration): void {
+  KERNELS.set(key(reg.op, reg.backend), reg);
+}
+
+export function getKernel(op: string, backend: string): KernelRegistration | undefined {
+  return KERNELS.get(key(op, backend));
+}
+
+export function listKernels(backend: string): string[] {
+  const out: string[] = [];
+  for (const reg of KERNELS.values()) if (reg.backend === backend) out.push(reg.op);
+  return out.sort();
+}
+
+function checkAttr(op: string, name: string, spec: AttrSpec, v: unknown): void {
+  const bad = (expected: string) =>
+    new AttrError(`${op}: attribute '${name}' expected ${expected}, got ${typeof v === 'string' ? `'${v}'` : JSON.stringify(v)}`);
+  switch (spec.kind) {
+    case 'int':
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw bad('an integer');
+      if (spec.min !== undefined && v < spec.min) throw bad(`an integer >= ${spec.min}`);
+      if (spec.max !== undefined && v > spec.max) throw bad(`an integer <= ${spec.max}`);
+      return;
+    case 'number':
+      if (typeof v !== 'number') throw bad('a number');
+      return;
+    case 'bool':
+      if (typeof v !== 'boolean') throw bad('a boolean');
+      return;
+    case 'dtype':
+      if (!isDType(v)) throw bad('a dtype (f32, f16, bf16, f8e4m3, f8e5m2, i32, u8, bool)');
+      return;
+    case 'ints':
+      if (v !== null && !(Array.isArray(v) && v.every((x) => Number.isInteger(x)))) throw bad('an array of integers');
+      return;
+    case 'enum':
+      if (typeof v !== 'string' || !spec.values.includes(v)) throw bad(`one of ${spec.values.map((s) => `'${s}'`).join(', ')}`);
+      return;
+    case 'any':
+      return;
+  }
+}
+
+/** Applies defaults and type-checks attributes against the op's schema. */
+export function validateAttrs<A extends Attrs>(def: OpDef<A>, raw: Partial<A> | undefined): A {
+  const out: Record<string, unknown> = {};
+  const schema = (def.attrs ?? {}) as Record<string, AttrSpec>;
+  const given = (raw ?? {}) as Record<string, unknown>;
+  for (const k of Object.keys(given)) {
+    if (!(k in schema)) {
+      throw new AttrError(`${def.name}: unknown attribute '${k}' (expected one of: ${Object.keys(schema).join(', ') || 'none'})`);
+    }
+  }
+  for (const [k, spec] of Object.entries(schema)) {
+    let v = given[k];
+    if (v === undefined) {
+      if ('default' in spec && spec.default !== undefined) v = spec.default;
+      else if (spec.optional || ('default' in spec && spec.default === null)) {
+        out[k] = spec.kind === 'ints' && 'default' in spec ? spec.default : undefined;
+        continue;
+      } else throw new AttrError(`${def.name}: attribute '${k}' is required (${spec.kind})`);
+    }
+    checkAttr(def.name, k, spec, v);
+    out[k] = v;
+  }
+  return out as A;
+}
+
+/** Checks input dtypes against the op's input specs. */
+export function checkInputDTypes(def: OpDef<any>, metas: readonly TensorMeta[]): void {
+  if (def.variadic) {
+    if (metas.length < def.variadic.minInputs) {
+      throw new AttrError(`${def.name}: expected at least ${def.variadic.minInputs} input tensors, got ${metas.length}`);
+    }
+    const ok = def.variadic.dtypes;
+    if (ok) {
+      metas.forEach((m, i) => {
+        if (!ok.includes(m.dtype)) {
+          throw new DTypeError(`${def.name}: input ${i} must have dtype ${ok.join('|')}, got ${m.dtype}`);
+        }
+      });
+    }
+    return;
+  }
+  if (metas.length !== def.inputs.length) {
+    throw new AttrError(
+      `${def.name}: expected ${def.inputs.length} input tensor(s) (${def.inputs.map((s) => s.name).join(', ')}), got ${metas.length}`,
+    );
+  }
+  def.inputs.forEach((spec, i) => {
+    const m = metas[i]!;
+    if (spec.dtypes && !spec.dtypes.includes(m.dtype)) {
+      throw new DTypeError(`${def.name}: input '${spec.name}' must have dtype ${spec.dtypes.join('|')}, got ${m.dtype}`);
+    }
+  });
+}
