@@ -35,3 +35,5 @@ export {
 } from './engine.js';
 export { valueAndGrad, grad, type ValueAndGrad, type GradOptions } from './autograd/grad.js';
 export * from './ops/index.js';
+export * from './rng/philox.js';
+export * from './nn/index.js';

@@ -1,0 +1,4 @@
+import type { OpInfo } from './types.js';
+
+// (being written)
+export const elementwiseOpInfos: OpInfo[] = [];
