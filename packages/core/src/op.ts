@@ -71,7 +71,7 @@ export interface OpDef<A extends Attrs = Attrs> {
 // Registries live on globalThis (like the engine state) so that every copy of this module sees
 // the same ops and kernels.
 const REG_KEY = Symbol.for('@ring-linear/core/registries');
-type Registries = { ops: Map<string, OpDef<any>>; kernels: Map<string, KernelRegistration> };
+type Registries = { ops: Map<string, OpDef<any>>; kernels: Map<string, KernelRegistration>; disabled?: Map<string, number> };
 const REG: Registries = ((globalThis as typeof globalThis & { [REG_KEY]?: Registries })[REG_KEY] ??= {
   ops: new Map(),
   kernels: new Map(),
@@ -111,7 +111,29 @@ export function registerKernel(reg: KernelRegistration): void {
 }
 
 export function getKernel(op: string, backend: string): KernelRegistration | undefined {
+  if (DISABLED.size > 0 && DISABLED.has(op)) return undefined;
   return KERNELS.get(key(op, backend));
+}
+
+// Ops whose kernels are switched off (name -> nesting depth), so that dispatch takes the op's
+// composite: the conformance suite checks a fused kernel against its composite this way.
+const DISABLED: Map<string, number> = (REG.disabled ??= new Map());
+
+/**
+ * Runs `fn` (synchronously) with the kernels of `ops` switched off on every backend: those ops
+ * run their composite (or fail with MissingKernelError when they have none). For testing.
+ */
+export function withKernelsDisabled<T>(ops: readonly string[], fn: () => T): T {
+  for (const op of ops) DISABLED.set(op, (DISABLED.get(op) ?? 0) + 1);
+  try {
+    return fn();
+  } finally {
+    for (const op of ops) {
+      const n = DISABLED.get(op)! - 1;
+      if (n > 0) DISABLED.set(op, n);
+      else DISABLED.delete(op);
+    }
+  }
 }
 
 export function listKernels(backend: string): string[] {
