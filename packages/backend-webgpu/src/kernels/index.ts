@@ -1,0 +1,3 @@
+// Importing a file registers its kernels.
+import './elementwise.js';
+import './basic.js';

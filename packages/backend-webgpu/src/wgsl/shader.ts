@@ -1,0 +1,66 @@
+/// <reference types="@webgpu/types" />
+/**
+ * Assembles a compute shader from tensor bindings, a uniform block and a body, with the codec
+ * library prepended. Bindings are numbered in order: tensors first, then the uniform block.
+ */
+import { CODECS_WGSL } from './codecs.js';
+import { tensorDeclWgsl, type AccessOptions, type TensorDecl } from './access.js';
+
+export interface ShaderSpec {
+  readonly tensors: readonly TensorDecl[];
+  /** Number of u32 uniform words (0 = no uniform block). Read with u(i), uf(i), ui(i). */
+  readonly uniformWords: number;
+  readonly workgroupSize: number | readonly [number, number, number];
+  /** Body of `main`; `gid`, `lid` (local index), `lid3`, `wid`, `nwg` are in scope. */
+  readonly body: string;
+  /** Extra module-scope WGSL (helper functions, workgroup arrays, constants). */
+  readonly helpers?: string;
+  /** Uses subgroup builtins (adds `enable subgroups;` and the sg_* parameters of main). */
+  readonly subgroups?: boolean;
+}
+
+export interface BuiltShader {
+  readonly code: string;
+  /** Binding types for the bind group layout, tensors then (optionally) the uniform. */
+  readonly bindingTypes: readonly GPUBufferBindingType[];
+  /** Bytes of the uniform binding (0 = none). */
+  readonly uniformBytes: number;
+}
+
+export function buildShader(spec: ShaderSpec, opts: AccessOptions): BuiltShader {
+  const parts: string[] = [];
+  if (opts.nativeF16) parts.push('enable f16;');
+  if (spec.subgroups) parts.push('enable subgroups;');
+  parts.push(CODECS_WGSL);
+  const bindingTypes: GPUBufferBindingType[] = [];
+  spec.tensors.forEach((t, i) => {
+    parts.push(tensorDeclWgsl(i, t, opts));
+    bindingTypes.push(t.access === 'read' ? 'read-only-storage' : 'storage');
+  });
+  let uniformBytes = 0;
+  if (spec.uniformWords > 0) {
+    const vecs = Math.ceil(spec.uniformWords / 4);
+    uniformBytes = vecs * 16;
+    parts.push(
+      `@group(0) @binding(${spec.tensors.length}) var<uniform> U: array<vec4<u32>, ${vecs}>;`,
+      'fn u(i: u32) -> u32 { return U[i >> 2u][i & 3u]; }',
+      'fn uf(i: u32) -> f32 { return bitcast<f32>(u(i)); }',
+      'fn ui(i: u32) -> i32 { return bitcast<i32>(u(i)); }',
+    );
+    bindingTypes.push('uniform');
+  }
+  if (spec.helpers) parts.push(spec.helpers);
+  const ws = typeof spec.workgroupSize === 'number' ? [spec.workgroupSize, 1, 1] : spec.workgroupSize;
+  const sg = spec.subgroups
+    ? ', @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32'
+    : '';
+  parts.push(
+    `@compute @workgroup_size(${ws.join(', ')})`,
+    `fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32, ` +
+      `@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, ` +
+      `@builtin(num_workgroups) nwg: vec3<u32>${sg}) {`,
+    spec.body,
+    '}',
+  );
+  return { code: parts.join('\n'), bindingTypes, uniformBytes };
+}
