@@ -25,7 +25,11 @@ export interface SampleRng {
    * A random tensor of `dtype`, values rounded to the dtype (floats: normal * scale by default;
    * i32/u8: small integers; bool: coin flips). Never all zeros.
    */
-  tensor(shape: readonly number[], dtype: DType, opts?: { lo?: number; hi?: number; scale?: number; positive?: boolean; int?: boolean }): HostTensor;
+  tensor(
+    shape: readonly number[],
+    dtype: DType,
+    opts?: { lo?: number; hi?: number; scale?: number; positive?: boolean; int?: boolean; minAbs?: number },
+  ): HostTensor;
 }
 
 export interface SampleInput {
@@ -33,6 +37,12 @@ export interface SampleInput {
   readonly attrs?: Record<string, unknown>;
   /** Shown in test names: what is special about this case ("broadcast [3,1] x [1,5]"). */
   readonly desc?: string;
+  /**
+   * Skip the finite-difference gradient check for this sample: inputs at a kink or a tie (max with
+   * equal values, relu at 0), an output whose reference is not smooth (a cast to a narrower
+   * dtype), or a sample too large for finite differences.
+   */
+  readonly noGrad?: boolean;
 }
 
 export interface ErrorInput {
@@ -43,6 +53,8 @@ export interface ErrorInput {
   /** The message must match. */
   readonly message: RegExp;
   readonly desc?: string;
+  /** Indices of inputs that are disposed before the call (expects DisposedTensorError). */
+  readonly disposed?: readonly number[];
 }
 
 export interface Tolerance {
@@ -63,6 +75,12 @@ export interface OpInfo {
    * ops: those give `check` instead).
    */
   readonly reference?: (inputs: readonly HostTensor[], attrs: Record<string, unknown>) => HostTensor[];
+  /**
+   * Per output, per element: the magnitude of the terms that went into it (sum |x| for a sum,
+   * sum |a||b| for a matmul). Where results cancel, f32 accumulation error scales with this, not
+   * with the result: the tolerance adds `ACCUMULATION_RTOL * magnitude` (tolerance.ts).
+   */
+  readonly magnitude?: (inputs: readonly HostTensor[], attrs: Record<string, unknown>) => Float64Array[];
   /** Custom check instead of / besides the reference (e.g. statistics of random ops). Throws on failure. */
   readonly check?: (outputs: readonly HostTensor[], sample: SampleInput) => void;
   /** Independent oracle for f32: the same computation in tfjs (tf is @tensorflow/tfjs-core with the CPU backend). */
