@@ -321,7 +321,7 @@ describe('Module tree', () => {
     }
     const m = new Net();
     const refs = m.parameters();
-    const expected = m.mlp.parameters().map((p) => bytesOf(cast(p, 'bf16')));
+    const expected = m.mlp.parameters().map((p) => tidy(() => bytesOf(cast(p, 'bf16'))));
     const before = memory();
     m.to('bf16');
     expect(m.parameters()).toEqual(refs);
