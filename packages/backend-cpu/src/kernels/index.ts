@@ -7,3 +7,4 @@ import './shape.js';
 import './indexing.js';
 import './nn.js';
 import './creation.js';
+import './attention/index.js';
