@@ -147,6 +147,7 @@ export class Module {
    */
   stateDict(prefix = ''): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
+    // stopGradient is a view op: a new handle on the same storage, never recorded on a tape.
     for (const [name, p] of this.allNamedParameters(prefix)) out.set(name, stopGradient(p));
     return out;
   }
@@ -183,6 +184,7 @@ export class Module {
     if ((options.strict ?? true) && (missing.length || unexpected.length || mismatched.length)) {
       throw new StateDictError(result);
     }
+    // assign() consumes its argument, so each parameter gets its own handle on the source storage.
     for (const [p, t] of toLoad) p.assign(stopGradient(t));
     return result;
   }
