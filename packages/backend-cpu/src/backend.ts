@@ -14,7 +14,7 @@ export class CpuBuffer implements BackendBuffer {
 }
 
 export class CpuBackend implements Backend {
-  readonly name = 'cpu';
+  readonly name: string = 'cpu';
   readonly capabilities: BackendCapabilities = {
     device: 'CPU (JavaScript, single thread)',
     nativeDTypes: ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8', 'bool'],
