@@ -17,8 +17,9 @@ export type DecayConvention = 'hf' | 'clamped' | 'serving';
 export const DECAY_CONVENTIONS: readonly DecayConvention[] = ['hf', 'clamped', 'serving'];
 
 function powerOfTwoSlopes(n: number): number[] {
+  // start * ratio^i with ratio = start, as the reference computes it in Python floats.
   const start = 2 ** -(2 ** -(Math.log2(n) - 3));
-  return Array.from({ length: n }, (_, i) => start ** (i + 1));
+  return Array.from({ length: n }, (_, i) => start * start ** i);
 }
 
 /** The per-head power-law slopes for any head count (float64, as the reference's Python floats). */

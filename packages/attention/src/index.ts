@@ -7,3 +7,5 @@
 export * from './ops/index.js';
 export * from './decay.js';
 export * from './schedule.js';
+export * from './cache.js';
+export * from './modules.js';
