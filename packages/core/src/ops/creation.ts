@@ -258,6 +258,7 @@ export interface DropoutOptions {
  */
 export function dropout(x: Tensor, p: number, options: DropoutOptions = {}): Tensor {
   if (!(x instanceof Tensor)) throw new DTypeError(`dropout: x must be a Tensor, got ${typeof x}`);
+  x.live('dropout: x'); // DisposedTensorError before anything is drawn
   if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new AttrError(`dropout: p must be a number in [0, 1], got ${p}`);
   if (!isFloatDType(x.dtype)) throw new DTypeError(`dropout: x must have a float dtype (${FLOAT_DTYPES.join('|')}), got ${x.dtype}`);
   const gen = generatorOf('dropout', options.generator);
