@@ -6,10 +6,7 @@ import { parseCliArgs, runConformanceCli } from '../src/index.js';
 
 const BROKEN = 'cpu-broken-neg';
 class BrokenBackend extends CpuBackend {
-  constructor() {
-    super();
-    Object.defineProperty(this, 'name', { value: BROKEN });
-  }
+  override readonly name = BROKEN;
 }
 
 describe('cli', () => {

@@ -17,11 +17,7 @@ import { runConformance, type ConformanceResult, type CaseResult } from '../src/
 const MUTANT = 'cpu-mutant';
 
 class MutantBackend extends CpuBackend {
-  constructor() {
-    super();
-    // CpuBackend declares its name as the literal 'cpu'; kernels are looked up by this name.
-    Object.defineProperty(this, 'name', { value: MUTANT });
-  }
+  override readonly name = MUTANT;
 }
 
 function original(op: string): Kernel {

@@ -3,8 +3,8 @@
 // call, custom checks, low-precision tolerance tightness, xfail and unexpected passes.
 import { describe, expect, it } from 'vitest';
 import '@ring-linear/backend-cpu';
-import { registerCpuKernel, values, outValues, commit } from '@ring-linear/backend-cpu';
-import { defineOp, memory, mul, runOp1, tensor, type Tensor } from '@ring-linear/core';
+import { CpuBackend, registerCpuKernel, values, outValues, commit } from '@ring-linear/backend-cpu';
+import { defineOp, getKernel, listKernels, memory, mul, registerKernel, runOp1, tensor, type Tensor } from '@ring-linear/core';
 import { runConformance, mapUnary, type OpInfo, type CaseResult } from '../src/index.js';
 
 // x^2 with a correct CPU kernel, a correct composite, and a WRONG gradient definition (3x).
@@ -175,5 +175,16 @@ describe('runner checks fail when they should', () => {
     expect(r.cases.map((c) => c.id)).toEqual(['neg [f32]', 'neg [i32]', 'matmul [f32]']);
     expect(r.summary).toMatch(/^neg +ok +\. +\. +\. +\. +ok /m);
     expect(r.summary).toMatch(/3 passed, 0 failed, 0 expected failures, 0 unexpected passes/);
+  });
+
+  it('a backend given as a factory is registered under its name and tested', async () => {
+    class FactoryBackend extends CpuBackend {
+      override readonly name = 'cpu-from-factory';
+    }
+    for (const op of listKernels('cpu')) registerKernel({ ...getKernel(op, 'cpu')!, backend: 'cpu-from-factory' });
+    const r = await runConformance({ backend: () => new FactoryBackend(), ops: ['neg', 'fill'], seed: 8, log: null });
+    expect(r.backend).toBe('cpu-from-factory');
+    expect(r.cases.length).toBeGreaterThan(0);
+    expect(r.cases.filter((c) => c.status !== 'passed').map((c) => c.messages)).toEqual([]);
   });
 });
