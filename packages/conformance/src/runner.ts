@@ -78,6 +78,11 @@ export interface ConformanceOptions {
   readonly log?: ((line: string) => void) | null;
   /** At most this many failure messages per case (default 8). */
   readonly maxMessages?: number;
+  /**
+   * Expected failures declared by the backend under test, keyed by op ('add') or case id
+   * ('add [bf16]'), valued by the reason; added to the records' own `xfail` entries.
+   */
+  readonly xfail?: Readonly<Record<string, string>>;
 }
 
 /** One op x dtype (or op x 'errors'): the unit of a test. */
@@ -315,7 +320,7 @@ export class ConformanceSession {
     const max = this.options.maxMessages ?? 8;
     const shown = messages.length > max ? [...messages.slice(0, max), `... and ${messages.length - max} more`] : messages;
     const failed = messages.length > 0;
-    const reason = c.info.xfail?.[this.backend.name];
+    const reason = c.info.xfail?.[this.backend.name] ?? this.options.xfail?.[c.id] ?? this.options.xfail?.[c.op];
     let status: CaseStatus = failed ? 'failed' : 'passed';
     if (reason !== undefined) status = failed ? 'xfail' : 'unexpected-pass';
     const result: CaseResult = {

@@ -90,7 +90,7 @@ export function compareValues(got: ArrayLike<number>, want: ArrayLike<number>, o
       err = w !== w && g !== g ? 0 : Infinity;
       fail = err !== 0;
     } else if (exact) {
-      err = Object.is(g, w) ? 0 : Math.abs(g - w) || Infinity; // -0 vs +0 counts as an error
+      err = Object.is(g, w) ? 0 : Math.abs(g - w) || Number.MIN_VALUE; // -0 vs +0 is an error
       fail = err !== 0;
     } else if (!Number.isFinite(w) || !Number.isFinite(g)) {
       err = g === w ? 0 : Infinity;

@@ -143,6 +143,12 @@ describe('runner checks fail when they should', () => {
     expect(r2.cases[0]!.status).toBe('unexpected-pass');
     expect(r2.cases[0]!.messages[0]).toMatch(/expected to fail on 'cpu' \(known bug\) but passed/);
     expect(r2.ok).toBe(false);
+    // Declared by the backend under test instead of the record: by case id or by op.
+    const r3 = await runConformance({ backend: 'cpu', opInfos: [{ ...bad, xfail: undefined }], seed: 7, log: null, xfail: { 'neg [f32]': 'declared by the backend' } });
+    expect(r3.cases[0]!.status).toBe('xfail');
+    expect(r3.cases[0]!.xfailReason).toBe('declared by the backend');
+    const r4 = await runConformance({ backend: 'cpu', opInfos: [{ ...good, xfail: undefined }], seed: 7, log: null, xfail: { neg: 'whole op' } });
+    expect(r4.cases[0]!.status).toBe('unexpected-pass');
   });
 
   it('the same seed gives the same samples (cases are reproducible alone)', async () => {
