@@ -1,0 +1,146 @@
+// Fused nn kernels: softmax / logSoftmax along an axis, rmsNorm over the last dim, softmax
+// cross-entropy. All compute in f32 whatever the storage dtype (MODEL_SPEC §1, §7) and round once.
+#pragma once
+#include "reduce.cuh"
+
+// y = softmax or log-softmax of x along the middle axis of [outer, len, inner].
+// Non-finite maxima (a NaN, a +inf, or a slice of all -inf) give NaN everywhere in the slice,
+// as the reference and PyTorch do.
+template <class T, bool LOG>
+RL_DEV float softmax_value(float v, LseState st) {
+  if (!(fabsf(st.m) <= 3.4028234663852886e38f)) return RL_NAN;
+  const float t = v - st.m;
+  return LOG ? t - logf(st.s) : expf(t) / st.s;
+}
+
+// inner == 1: one block of blockDim.x threads per row; online (max, sum) in one read, then a
+// second read (usually from L2) that writes.
+template <class T, bool LOG>
+RL_DEV void softmax_rows(const typename T::S* __restrict__ x, typename T::S* __restrict__ y, i64 rows, i64 len) {
+  typedef LseAcc<T> ACC;
+  __shared__ LseState sh[32];
+  const i64 row = blockIdx.x;
+  if (row >= rows) return;
+  const typename T::S* xr = x + row * len;
+  typename T::S* yr = y + row * len;
+  LseState a = ACC::init();
+  for (i64 k = threadIdx.x; k < len; k += blockDim.x) a = ACC::add(a, T::ld(xr[k]), k);
+  a = warp_combine<ACC>(a);
+  const int warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
+  if ((threadIdx.x & 31) == 0) sh[warp] = a;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    a = (int)threadIdx.x < nwarps ? sh[threadIdx.x] : ACC::init();
+    a = warp_combine<ACC>(a);
+    if (threadIdx.x == 0) sh[0] = a;
+  }
+  __syncthreads();
+  const LseState st = sh[0];
+  for (i64 k = threadIdx.x; k < len; k += blockDim.x) yr[k] = T::st(softmax_value<T, LOG>(T::ld(xr[k]), st), false);
+}
+
+// inner > 1: one thread per (outer, inner) column, walking the axis twice (coalesced across inner).
+template <class T, bool LOG>
+RL_DEV void softmax_cols(const typename T::S* __restrict__ x, typename T::S* __restrict__ y, i64 outer, i64 len, i64 inner) {
+  typedef LseAcc<T> ACC;
+  const i64 step = grid_threads();
+  for (i64 c = global_thread(); c < outer * inner; c += step) {
+    const i64 o = c / inner, i = c - o * inner;
+    const i64 base = o * len * inner + i;
+    LseState a = ACC::init();
+    for (i64 k = 0; k < len; k++) a = ACC::add(a, T::ld(x[base + k * inner]), k);
+    for (i64 k = 0; k < len; k++) y[base + k * inner] = T::st(softmax_value<T, LOG>(T::ld(x[base + k * inner]), a), false);
+  }
+}
+
+// rmsNorm over rows of length d: y = w * (x * (1 / sqrt(mean(x^2) + eps))), f32 math.
+template <class T, class W>
+RL_DEV void rms_norm_rows(const typename T::S* __restrict__ x, const typename W::S* __restrict__ w, typename T::S* __restrict__ y,
+                          i64 rows, i64 d, float eps) {
+  __shared__ float sh[32];
+  const i64 row = blockIdx.x;
+  if (row >= rows) return;
+  const typename T::S* xr = x + row * d;
+  typename T::S* yr = y + row * d;
+  float ss = 0.0f;
+  for (i64 k = threadIdx.x; k < d; k += blockDim.x) {
+    const float v = T::ld(xr[k]);
+    ss += v * v;
+  }
+  ss = warp_sum(ss);
+  const int warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
+  if ((threadIdx.x & 31) == 0) sh[warp] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float t = (int)threadIdx.x < nwarps ? sh[threadIdx.x] : 0.0f;
+    t = warp_sum(t);
+    if (threadIdx.x == 0) sh[0] = t;
+  }
+  __syncthreads();
+  const float inv = 1.0f / sqrtf(sh[0] / (float)d + eps);
+  for (i64 k = threadIdx.x; k < d; k += blockDim.x) yr[k] = T::st(W::ld(w[k]) * (T::ld(xr[k]) * inv), false);
+}
+
+// Cross-entropy, one block per token: loss = logsumexp(row) - row[target] for counted targets
+// (in [0, V) and != ignore), else 0. `loss` gets the per-token losses (f32), `counted` 0/1.
+template <class T>
+RL_DEV void cross_entropy_rows(const typename T::S* __restrict__ logits, const int* __restrict__ targets, float* __restrict__ loss,
+                               float* __restrict__ counted, i64 rows, i64 vocab, int ignore) {
+  typedef LseAcc<T> ACC;
+  __shared__ LseState sh[32];
+  const i64 row = blockIdx.x;
+  if (row >= rows) return;
+  const int t = targets[row];
+  const bool use = t >= 0 && (i64)t < vocab && t != ignore;
+  if (!use) {
+    if (threadIdx.x == 0) {
+      loss[row] = 0.0f;
+      if (counted) counted[row] = 0.0f;
+    }
+    return;
+  }
+  const typename T::S* xr = logits + row * vocab;
+  LseState a = ACC::init();
+  for (i64 k = threadIdx.x; k < vocab; k += blockDim.x) a = ACC::add(a, T::ld(xr[k]), k);
+  a = warp_combine<ACC>(a);
+  const int warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
+  if ((threadIdx.x & 31) == 0) sh[warp] = a;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    a = (int)threadIdx.x < nwarps ? sh[threadIdx.x] : ACC::init();
+    a = warp_combine<ACC>(a);
+    if (threadIdx.x == 0) {
+      // A non-finite max (NaN, +inf, all -inf) makes the reference's sum NaN: the loss is NaN.
+      const float lse = fabsf(a.m) <= 3.4028234663852886e38f ? a.m + logf(a.s) : RL_NAN;
+      loss[row] = lse - T::ld(xr[t]);
+      if (counted) counted[row] = 1.0f;
+    }
+  }
+}
+
+// Sums per-token losses in a fixed order (one block, deterministic) and writes the scalar:
+// mode 0 = mean over counted tokens (0 when none), 1 = sum.
+RL_DEV void cross_entropy_total_body(const float* __restrict__ loss, const float* __restrict__ counted, float* __restrict__ y, i64 rows, int mode) {
+  __shared__ float s_loss[32];
+  __shared__ float s_cnt[32];
+  float a = 0.0f, c = 0.0f;
+  for (i64 k = threadIdx.x; k < rows; k += blockDim.x) {
+    a += loss[k];
+    c += counted[k];
+  }
+  a = warp_sum(a);
+  c = warp_sum(c);
+  const int warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
+  if ((threadIdx.x & 31) == 0) {
+    s_loss[warp] = a;
+    s_cnt[warp] = c;
+  }
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    a = (int)threadIdx.x < nwarps ? s_loss[threadIdx.x] : 0.0f;
+    c = (int)threadIdx.x < nwarps ? s_cnt[threadIdx.x] : 0.0f;
+    a = warp_sum(a);
+    c = warp_sum(c);
+    if (threadIdx.x == 0) y[0] = mode == 1 ? a : (c > 0.0f ? a / c : 0.0f);
+  }
+}

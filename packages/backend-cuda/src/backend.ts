@@ -1,0 +1,424 @@
+/**
+ * The CUDA backend: one device, its primary context, one compute stream. Work is enqueued on the
+ * stream in op order; nothing blocks until data is read back. Reads copy into page-locked staging
+ * memory on the stream, record an event, and resolve once the event has completed (polled, so the
+ * JavaScript thread stays free), which is exactly when the stream has reached the read.
+ */
+import {
+  BackendError,
+  type Backend,
+  type BackendBuffer,
+  type BackendCapabilities,
+  type BackendMemoryStats,
+} from '@ring-linear/core';
+import { CachingAllocator, sizeClass, type AllocatorStats, type Block } from './memory/allocator.js';
+import { CubinDiskCache, defaultCacheDir } from './kernels/cache.js';
+import { archFor, findKernelDir, ModuleManager, type Kernel, type KernelLauncher } from './kernels/modules.js';
+import { allModuleSpecs, type ModuleSpec } from './kernels/sources.js';
+import type { NativeMemory } from './runtime/args.js';
+import { CU_SUCCESS, type DeviceInfo, type Handle } from './runtime/driver.js';
+import type { CudaLibraryOptions } from './runtime/libs.js';
+import { formatCudaVersion, loadRuntime, type CudaRuntime } from './runtime/runtime.js';
+
+export interface CudaBackendOptions extends CudaLibraryOptions {
+  /** Device ordinal (default: $RING_LINEAR_CUDA_DEVICE or 0). */
+  readonly device?: number;
+  /** Kernel cache directory; null disables the disk cache (default: see kernels/cache.ts). */
+  readonly cacheDir?: string | null;
+  /** Directory of the .cuh sources (default: the package's kernels/). */
+  readonly kernelDir?: string;
+  /** Let f32 matmuls use TF32 tensor cores (default false: full f32). */
+  readonly tf32?: boolean;
+  /** cuBLASLt workspace bytes (default 32 MiB). */
+  readonly workspaceBytes?: number;
+  /** Wait for reads with cuEventSynchronize (blocks the thread) instead of polling. */
+  readonly blockingSync?: boolean;
+}
+
+export class CudaBuffer implements BackendBuffer {
+  freed = false;
+  constructor(
+    readonly byteLength: number,
+    readonly block: Block,
+  ) {}
+  get ptr(): number {
+    return this.block.ptr;
+  }
+}
+
+interface PinnedBuffer {
+  readonly ptr: bigint;
+  readonly view: ArrayBuffer;
+  readonly size: number;
+}
+
+/** A captured CUDA graph: replay with `launch()`, free with `dispose()`. */
+export class CudaGraph {
+  private disposed = false;
+  constructor(
+    private readonly backend: CudaBackend,
+    private readonly graph: Handle,
+    private readonly exec: Handle,
+    private readonly pool: number,
+    private readonly pinned: PinnedBuffer[],
+  ) {}
+
+  /** Enqueues one replay of the captured work on the backend's stream. */
+  launch(): void {
+    if (this.disposed) throw new BackendError('cuda: launch of a disposed graph');
+    this.backend.rt.driver.launchGraph(this.exec, this.backend.stream);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const b = this.backend;
+    b.synchronizeBlocking();
+    b.rt.driver.destroyGraph(this.graph, this.exec);
+    b.allocator.releasePrivatePool(this.pool);
+    for (const p of this.pinned) b.rt.driver.hostFree(p.ptr);
+  }
+}
+
+export class CudaBackend implements Backend, KernelLauncher {
+  readonly name = 'cuda';
+  readonly capabilities: BackendCapabilities;
+  readonly device: DeviceInfo;
+  readonly arch: string;
+  readonly allocator: CachingAllocator;
+  readonly modules: ModuleManager;
+  readonly stream: Handle;
+  readonly diskCache: CubinDiskCache;
+  readonly workspaceBytes: number;
+  tf32: boolean;
+  private readonly ctx: Handle;
+  private readonly events: Handle[] = [];
+  private readonly pinnedFree = new Map<number, PinnedBuffer[]>();
+  private workspace: Block | null = null;
+  private capturing: { pinned: PinnedBuffer[] } | null = null;
+  private disposed = false;
+  private readonly launchFn: (...args: any[]) => number;
+  private readonly blockingSync: boolean;
+  readonly native: NativeMemory;
+
+  static async create(options: CudaBackendOptions = {}): Promise<CudaBackend> {
+    let rt: CudaRuntime;
+    try {
+      rt = await loadRuntime(options);
+    } catch (err) {
+      throw new BackendError(`CUDA not available: ${(err as Error).message.split('\n')[0]}`);
+    }
+    return new CudaBackend(rt, options);
+  }
+
+  constructor(
+    readonly rt: CudaRuntime,
+    options: CudaBackendOptions = {},
+  ) {
+    const d = rt.driver;
+    const envDev = process.env.RING_LINEAR_CUDA_DEVICE;
+    const ordinal = options.device ?? (envDev ? Number(envDev) : 0);
+    if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= rt.deviceCount) {
+      throw new BackendError(`CUDA not available: device ${ordinal} requested, the driver reports ${rt.deviceCount} device(s)`);
+    }
+    this.device = d.deviceInfo(ordinal);
+    this.ctx = d.retainPrimaryContext(d.device(ordinal));
+    d.setCurrent(this.ctx);
+    this.stream = d.createStream();
+    this.arch = archFor(this.device.computeCapability);
+    this.tf32 = options.tf32 ?? false;
+    this.workspaceBytes = options.workspaceBytes ?? 32 * 1024 * 1024;
+    this.blockingSync = options.blockingSync ?? false;
+    this.allocator = new CachingAllocator(
+      { alloc: (n) => d.memAlloc(n), free: (p) => d.memFree(p) },
+      { waitFor: (consumer, producer) => this.streamWait(consumer, producer) },
+    );
+    const koffi = rt.koffi;
+    this.native = {
+      alloc: (bytes) => {
+        const ptr = koffi.alloc('uint8_t', bytes) as bigint;
+        return { ptr, view: koffi.view(ptr, bytes) };
+      },
+      free: (ptr) => koffi.free(ptr),
+    };
+    this.diskCache = new CubinDiskCache(options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir);
+    this.modules = new ModuleManager(d, rt.nvrtc, this.diskCache, this.native, this, this.arch, rt.includeDir, findKernelDir(options.kernelDir));
+    this.launchFn = d.fn.cuLaunchKernel;
+    this.capabilities = {
+      device: `${this.device.name} (${this.arch}, ${Math.round(this.device.totalMemory / 2 ** 30)} GiB, CUDA driver ${formatCudaVersion(this.device.driverVersion)})`,
+      nativeDTypes: ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8', 'bool'],
+      syncRead: false,
+      features: [this.arch, 'cublasLt', 'cuda-graphs', `nvrtc-${rt.nvrtc.version.join('.')}`, ...(this.tf32 ? ['tf32'] : [])],
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Buffers
+
+  allocate(byteLength: number): CudaBuffer {
+    this.alive('allocate');
+    if (!Number.isInteger(byteLength) || byteLength < 0) throw new BackendError(`cuda: allocate expected a non-negative integer byte length, got ${byteLength}`);
+    return new CudaBuffer(byteLength, this.allocator.allocate(byteLength, this.stream));
+  }
+
+  /** Scratch device memory for one op; release it right after enqueueing its last use. */
+  temp(byteLength: number): Block {
+    return this.allocator.allocate(byteLength, this.stream);
+  }
+
+  releaseTemp(b: Block): void {
+    this.allocator.release(b, this.stream);
+  }
+
+  write(buffer: BackendBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    const b = this.own(buffer, 'write');
+    const n = data.byteLength;
+    if (byteOffset < 0 || byteOffset + n > b.byteLength) {
+      throw new BackendError(`cuda: write of ${n} bytes at offset ${byteOffset} overflows a ${b.byteLength}-byte buffer`);
+    }
+    if (n === 0) return;
+    const src = new Uint8Array(data.buffer, data.byteOffset, n);
+    if (this.capturing) {
+      // A captured copy must come from memory that outlives the graph: pin a private copy.
+      const p = this.pinnedAlloc(n);
+      new Uint8Array(p.view, 0, n).set(src);
+      this.capturing.pinned.push(p);
+      this.rt.driver.copyHtoDAsync(b.ptr + byteOffset, p.ptr, n, this.stream);
+      return;
+    }
+    // From pageable memory the driver stages the bytes before returning, so `data` may change after.
+    this.rt.driver.copyHtoDAsync(b.ptr + byteOffset, src, n, this.stream);
+  }
+
+  async read(buffer: BackendBuffer, byteOffset = 0, byteLength?: number): Promise<Uint8Array> {
+    const b = this.own(buffer, 'read');
+    const n = byteLength ?? b.byteLength - byteOffset;
+    if (byteOffset < 0 || n < 0 || byteOffset + n > b.byteLength) {
+      throw new BackendError(`cuda: read of ${n} bytes at offset ${byteOffset} from a ${b.byteLength}-byte buffer`);
+    }
+    if (this.capturing) throw new BackendError('cuda: cannot read data back while a CUDA graph is being captured');
+    if (n === 0) return new Uint8Array(0);
+    const staging = this.takePinned(n);
+    const ev = this.takeEvent();
+    try {
+      this.rt.driver.copyDtoHAsync(staging.ptr, b.ptr + byteOffset, n, this.stream);
+      this.rt.driver.recordEvent(ev, this.stream);
+      await this.waitEvent(ev);
+      return new Uint8Array(staging.view, 0, n).slice();
+    } finally {
+      this.givePinned(staging);
+      this.events.push(ev);
+    }
+  }
+
+  copy(src: BackendBuffer, srcOffset: number, dst: BackendBuffer, dstOffset: number, byteLength: number): void {
+    const s = this.own(src, 'copy');
+    const d = this.own(dst, 'copy');
+    if (srcOffset + byteLength > s.byteLength || dstOffset + byteLength > d.byteLength) {
+      throw new BackendError(`cuda: copy of ${byteLength} bytes out of range (source ${s.byteLength} bytes at ${srcOffset}, destination ${d.byteLength} at ${dstOffset})`);
+    }
+    if (byteLength > 0) this.rt.driver.copyDtoDAsync(d.ptr + dstOffset, s.ptr + srcOffset, byteLength, this.stream);
+  }
+
+  free(buffer: BackendBuffer): void {
+    const b = this.own(buffer, 'free');
+    b.freed = true;
+    if (this.disposed) return;
+    this.allocator.release(b.block, this.stream);
+  }
+
+  flush(): void {
+    // Launches are submitted as they are made; nothing is batched on the host.
+  }
+
+  async synchronize(): Promise<void> {
+    this.alive('synchronize');
+    const ev = this.takeEvent();
+    try {
+      this.rt.driver.recordEvent(ev, this.stream);
+      await this.waitEvent(ev);
+    } finally {
+      this.events.push(ev);
+    }
+  }
+
+  /** Blocks the thread until the stream is idle (benchmarks, dispose). */
+  synchronizeBlocking(): void {
+    this.rt.driver.streamSynchronize(this.stream);
+  }
+
+  memoryStats(): BackendMemoryStats {
+    const s = this.allocator.stats();
+    return { buffers: s.buffers, bytesInUse: s.bytesInUse, bytesCached: s.bytesCached };
+  }
+
+  /** Allocator statistics in full (cache hits, device allocations, peak). */
+  allocatorStats(): AllocatorStats {
+    return this.allocator.stats();
+  }
+
+  /** Returns cached device memory to the driver (after the stream has drained). */
+  emptyCache(): void {
+    this.synchronizeBlocking();
+    this.allocator.emptyCache();
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    const d = this.rt.driver;
+    d.streamSynchronize(this.stream);
+    this.disposed = true;
+    if (this.workspace) this.allocator.release(this.workspace, this.stream);
+    this.allocator.emptyCache();
+    this.modules.dispose();
+    for (const e of this.events) d.destroyEvent(e);
+    for (const list of this.pinnedFree.values()) for (const p of list) d.hostFree(p.ptr);
+    d.destroyStream(this.stream);
+    d.releasePrimaryContext(d.device(this.device.ordinal));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Kernels
+
+  /** A kernel of a module (compiled or loaded on first use). */
+  kernel(spec: ModuleSpec, name: string): Kernel {
+    return this.modules.kernel(spec, name);
+  }
+
+  launch(k: Kernel, grid: readonly [number, number, number], block: readonly [number, number, number], sharedBytes: number): void {
+    const r = this.launchFn(k.handle, grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes, this.stream, k.pack.params, null);
+    if (r !== CU_SUCCESS) throw this.rt.driver.error('cuLaunchKernel', r, `kernel ${k.name}, grid [${grid.join(', ')}], block [${block.join(', ')}]`);
+  }
+
+  /** Compiles and loads every kernel module (in parallel); returns how many were compiled (not cached). */
+  precompile(parallel = 8): Promise<number> {
+    return this.modules.precompile(allModuleSpecs(), parallel);
+  }
+
+  /** cuBLASLt workspace (allocated on first use). */
+  gemmWorkspace(): Block {
+    return (this.workspace ??= this.allocator.allocate(this.workspaceBytes, this.stream));
+  }
+
+  /** Fills `count` elements of width 1, 2 or 4 bytes with a raw bit pattern. */
+  memset(ptr: number, pattern: number, width: 1 | 2 | 4, count: number): void {
+    if (count > 0) this.rt.driver.memset(ptr, pattern, width, count, this.stream);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // CUDA graphs
+
+  /**
+   * Captures the GPU work `fn` enqueues into a CUDA graph, for fixed-shape loops (decode steps):
+   * `graph.launch()` replays it with one call. Tensors made inside `fn` keep the memory they had
+   * during capture (a private pool), so a replay writes the same outputs again; inputs are read
+   * from the buffers they had. `fn` runs once, during capture, and must not read data back.
+   */
+  captureGraph<T>(fn: () => T): { graph: CudaGraph; result: T } {
+    this.alive('captureGraph');
+    if (this.capturing) throw new BackendError('cuda: graph captures cannot be nested');
+    const d = this.rt.driver;
+    // Everything needed outside the capture must exist before it starts.
+    this.gemmWorkspace();
+    const pool = this.allocator.beginPrivatePool();
+    const pinned: PinnedBuffer[] = [];
+    this.capturing = { pinned };
+    d.beginCapture(this.stream);
+    let result: T;
+    let graph: Handle;
+    try {
+      result = fn();
+    } catch (err) {
+      this.capturing = null;
+      this.allocator.endPrivatePool();
+      try {
+        d.destroyGraph(d.endCapture(this.stream), null);
+      } catch {
+        /* capture already invalid */
+      }
+      this.allocator.releasePrivatePool(pool);
+      for (const p of pinned) d.hostFree(p.ptr);
+      throw err;
+    } finally {
+      this.capturing = null;
+      this.allocator.endPrivatePool();
+    }
+    graph = d.endCapture(this.stream);
+    const exec = d.instantiateGraph(graph);
+    return { graph: new CudaGraph(this, graph, exec, pool, pinned), result };
+  }
+
+  get isCapturing(): boolean {
+    return this.capturing !== null;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals
+
+  private streamWait(consumer: bigint, producer: bigint): void {
+    const ev = this.takeEvent();
+    this.rt.driver.recordEvent(ev, producer);
+    this.rt.driver.streamWaitEvent(consumer, ev);
+    this.events.push(ev);
+  }
+
+  private takeEvent(): Handle {
+    return this.events.pop() ?? this.rt.driver.createEvent(false);
+  }
+
+  private waitEvent(ev: Handle): Promise<void> {
+    const d = this.rt.driver;
+    if (this.blockingSync) {
+      d.eventSynchronize(ev);
+      return Promise.resolve();
+    }
+    if (d.queryEvent(ev)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let polls = 0;
+      const poll = () => {
+        try {
+          if (d.queryEvent(ev)) {
+            resolve();
+            return;
+          }
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        polls++;
+        // Spin through the event loop briefly (short kernels), then back off to 1 ms timers.
+        if (polls < 200) setImmediate(poll);
+        else setTimeout(poll, 1);
+      };
+      setImmediate(poll);
+    });
+  }
+
+  private pinnedAlloc(n: number): PinnedBuffer {
+    const size = sizeClass(Math.max(n, 4096));
+    const h = this.rt.driver.hostAlloc(size);
+    return { ptr: h.ptr, view: h.view, size };
+  }
+
+  private takePinned(n: number): PinnedBuffer {
+    const size = sizeClass(Math.max(n, 4096));
+    return this.pinnedFree.get(size)?.pop() ?? this.pinnedAlloc(n);
+  }
+
+  private givePinned(p: PinnedBuffer): void {
+    let list = this.pinnedFree.get(p.size);
+    if (!list) this.pinnedFree.set(p.size, (list = []));
+    list.push(p);
+  }
+
+  private own(buffer: BackendBuffer, what: string): CudaBuffer {
+    if (!(buffer instanceof CudaBuffer)) throw new BackendError(`cuda: ${what} got a buffer from another backend`);
+    if (buffer.freed) throw new BackendError(`cuda: ${what} of a freed buffer`);
+    this.alive(what);
+    return buffer;
+  }
+
+  private alive(what: string): void {
+    if (this.disposed) throw new BackendError(`cuda: ${what} after the backend was disposed`);
+  }
+}

@@ -1,0 +1,373 @@
+/**
+ * The kernel table: which CUDA modules exist, what each contains and each kernel's parameter
+ * list. Elementwise ops are generated from the expression tables below (one functor per op, float
+ * and int forms); the memory access patterns live in the hand-written headers in ../../kernels.
+ *
+ * A module groups one op family for one dtype ("binary.bf16", "reduce.f32", ...), so the first
+ * use of a dtype compiles one module, not one per op. `allModuleSpecs()` lists every module: CI
+ * compiles each with nvcc, and `precompile()` builds them all in parallel on a GPU machine.
+ */
+import { getOpDef, type DType } from '@ring-linear/core';
+import { parseSignature, type ArgKind } from '../runtime/args.js';
+
+export const DTYPE_TAG: Record<DType, string> = {
+  f32: 'F32', f16: 'F16', bf16: 'BF16', f8e4m3: 'E4M3', f8e5m2: 'E5M2', i32: 'I32', u8: 'U8', bool: 'BOOL',
+};
+export const DTYPE_SUFFIX: Record<DType, string> = {
+  f32: 'f32', f16: 'f16', bf16: 'bf16', f8e4m3: 'e4m3', f8e5m2: 'e5m2', i32: 'i32', u8: 'u8', bool: 'bool',
+};
+export const ALL_DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8', 'bool'];
+export const FLOATS: readonly DType[] = ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2'];
+const isFloat = (d: DType) => FLOATS.includes(d);
+
+/** Storage width type for raw data movement kernels. */
+export const WIDTHS = { 1: 'u8', 2: 'u16', 4: 'u32', 8: 'u64' } as const;
+export type Width = keyof typeof WIDTHS;
+
+export interface ModuleSpec {
+  /** Unique module key, e.g. "binary.bf16". */
+  readonly key: string;
+  /** Headers of ../../kernels this module includes (first line of the source). */
+  readonly includes: readonly string[];
+  /** Generated source, without the #include lines. */
+  readonly body: string;
+  /** Kernel name -> parameter kinds. */
+  readonly kernels: Readonly<Record<string, readonly ArgKind[]>>;
+}
+
+/** Every header the modules may include; NVRTC gets them in memory. */
+export const HEADER_FILES = ['common.cuh', 'elementwise.cuh', 'reduce.cuh', 'nn.cuh', 'creation.cuh', 'indexing.cuh'] as const;
+
+export function moduleSource(spec: ModuleSpec): string {
+  return `${spec.includes.map((h) => `#include "${h}"`).join('\n')}\n\n${spec.body}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expression tables (x, or a and b, are the compute values: float for float dtypes, int otherwise)
+
+export const UNARY_EXPR: Record<string, { f?: string; i?: string }> = {
+  neg: { f: '-x', i: '(int)(0u - (u32)x)' },
+  abs: { f: 'fabsf(x)', i: 'x < 0 ? (int)(0u - (u32)x) : x' },
+  sign: { f: 'x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)', i: '(x > 0) - (x < 0)' },
+  square: { f: 'x * x', i: '(int)((u32)x * (u32)x)' },
+  relu: { f: 'x > 0.0f ? x : (x != x ? x : 0.0f)', i: 'x > 0 ? x : 0' },
+  exp: { f: 'expf(x)' },
+  log: { f: 'logf(x)' },
+  sqrt: { f: 'sqrtf(x)' },
+  rsqrt: { f: '1.0f / sqrtf(x)' },
+  reciprocal: { f: '1.0f / x' },
+  sigmoid: { f: '1.0f / (1.0f + expf(-x))' },
+  silu: { f: 'x / (1.0f + expf(-x))' },
+  tanh: { f: 'tanhf(x)' },
+  sin: { f: 'sinf(x)' },
+  cos: { f: 'cosf(x)' },
+  floor: { f: 'floorf(x)' },
+  ceil: { f: 'ceilf(x)' },
+  round: { f: 'rintf(x)' },
+  logicalNot: { i: 'x == 0' },
+};
+
+/** Binary ops; `cmp` ones produce bool. JavaScript semantics where C differs (pow, NaN in max/min). */
+export const BINARY_EXPR: Record<string, { f?: string; i?: string; cmp?: boolean }> = {
+  add: { f: 'a + b', i: '(int)((u32)a + (u32)b)' },
+  sub: { f: 'a - b', i: '(int)((u32)a - (u32)b)' },
+  mul: { f: 'a * b', i: '(int)((u32)a * (u32)b)' },
+  // Integer division truncates; x/0 = 0; INT_MIN / -1 wraps (core's i32 semantics).
+  div: { f: 'a / b', i: 'b == 0 ? 0 : (b == -1 ? (int)(0u - (u32)a) : a / b)' },
+  pow: { f: 'rl_pow(a, b)' },
+  maximum: { f: '(a != a || b != b) ? __int_as_float(0x7fc00000) : (a > b ? a : b)', i: 'a > b ? a : b' },
+  minimum: { f: '(a != a || b != b) ? __int_as_float(0x7fc00000) : (a < b ? a : b)', i: 'a < b ? a : b' },
+  equal: { f: 'a == b', i: 'a == b', cmp: true },
+  notEqual: { f: 'a != b', i: 'a != b', cmp: true },
+  less: { f: 'a < b', i: 'a < b', cmp: true },
+  lessEqual: { f: 'a <= b', i: 'a <= b', cmp: true },
+  greater: { f: 'a > b', i: 'a > b', cmp: true },
+  greaterEqual: { f: 'a >= b', i: 'a >= b', cmp: true },
+  logicalAnd: { i: '(a != 0) && (b != 0)', cmp: true },
+  logicalOr: { i: '(a != 0) || (b != 0)', cmp: true },
+  logicalXor: { i: '(a != 0) != (b != 0)', cmp: true },
+};
+
+// Math.pow semantics: pow(x, NaN) = NaN and pow(+-1, +-inf) = NaN (C's powf gives 1 for both).
+const POW_HELPER = `RL_DEV float rl_pow(float a, float b) {
+  if (b != b) return b;
+  if (fabsf(a) == 1.0f && fabsf(b) == __int_as_float(0x7f800000)) return __int_as_float(0x7fc00000);
+  return powf(a, b);
+}
+`;
+
+/** The dtypes an op accepts for input `i`, from its definition in core (all dtypes when unconstrained). */
+export function opDTypes(op: string, input = 0): readonly DType[] {
+  const def = getOpDef(op);
+  if (!def) return [];
+  return def.inputs[input]?.dtypes ?? def.variadic?.dtypes ?? ALL_DTYPES;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel entry generation
+
+type Param = readonly [ctype: string, name: string];
+
+function kindOf(ctype: string): ArgKind {
+  if (ctype.includes('*')) return 'ptr';
+  switch (ctype) {
+    case 'i64': return 'i64';
+    case 'int': return 'i32';
+    case 'u32': return 'u32';
+    case 'float': return 'f32';
+    case 'double': return 'f64';
+    case 'Strides': return parseSignature('struct360:8')[0]!;
+    default: throw new Error(`no argument kind for C type ${ctype}`);
+  }
+}
+
+class ModuleBuilder {
+  readonly parts: string[] = [];
+  readonly kernels: Record<string, readonly ArgKind[]> = {};
+  constructor(
+    readonly key: string,
+    readonly includes: readonly string[],
+  ) {}
+  raw(code: string): void {
+    this.parts.push(code);
+  }
+  entry(name: string, params: readonly Param[], body: string, bounds = 256): void {
+    if (this.kernels[name]) throw new Error(`duplicate kernel ${name}`);
+    this.kernels[name] = params.map(([t]) => kindOf(t));
+    const sig = params.map(([t, n]) => (t === 'Strides' ? `const Strides ${n}` : `${t} ${n}`)).join(', ');
+    this.parts.push(`extern "C" __global__ void __launch_bounds__(${bounds}) ${name}(${sig}) { ${body} }`);
+  }
+  build(): ModuleSpec {
+    return { key: this.key, includes: this.includes, body: this.parts.join('\n') + '\n', kernels: this.kernels };
+  }
+}
+
+const S = (d: DType) => `${DTYPE_TAG[d]}::S`;
+const sfx = (d: DType) => DTYPE_SUFFIX[d];
+
+// ---------------------------------------------------------------------------------------------
+// Families
+
+export function unaryKernelName(op: string, dt: DType): string {
+  return `unary_${op}_${sfx(dt)}`;
+}
+
+export function unaryModule(dt: DType): ModuleSpec {
+  const m = new ModuleBuilder(`unary.${sfx(dt)}`, ['elementwise.cuh']);
+  const T = DTYPE_TAG[dt];
+  for (const [op, e] of Object.entries(UNARY_EXPR)) {
+    if (!opDTypes(op).includes(dt)) continue;
+    const expr = isFloat(dt) ? e.f : e.i;
+    if (!expr) continue;
+    const c = isFloat(dt) ? 'float' : 'int';
+    m.raw(`struct U_${op} { static RL_DEV ${c} f(${c} x) { return ${expr}; } };`);
+    m.entry(unaryKernelName(op, dt), [[`const ${S(dt)}*`, 'x'], [`${S(dt)}*`, 'y'], ['i64', 'n']], `unary_contig<${T}, U_${op}>(x, y, n);`);
+  }
+  if (opDTypes('clip').includes(dt)) {
+    m.entry(`clip_${sfx(dt)}`, [[`const ${S(dt)}*`, 'x'], [`${S(dt)}*`, 'y'], ['i64', 'n'], ['double', 'lo'], ['double', 'hi']], `clip_contig<${T}>(x, y, n, lo, hi);`);
+  }
+  return m.build();
+}
+
+export type BinaryVariant = 'contig' | 'sa' | 'sb' | 'bc';
+export function binaryKernelName(op: string, dt: DType, v: BinaryVariant): string {
+  return `binary_${op}_${sfx(dt)}_${v}`;
+}
+
+export function binaryModule(dt: DType): ModuleSpec {
+  const m = new ModuleBuilder(`binary.${sfx(dt)}`, ['elementwise.cuh']);
+  const T = DTYPE_TAG[dt];
+  if (isFloat(dt)) m.raw(POW_HELPER);
+  for (const [op, e] of Object.entries(BINARY_EXPR)) {
+    if (!opDTypes(op).includes(dt)) continue;
+    const expr = isFloat(dt) ? e.f : e.i;
+    if (!expr) continue;
+    const c = isFloat(dt) ? 'float' : 'int';
+    const rt = e.cmp ? 'int' : c;
+    const TO = e.cmp ? 'BOOL' : T;
+    m.raw(`struct B_${op} { static RL_DEV ${rt} f(${c} a, ${c} b) { return ${expr}; } };`);
+    const io: Param[] = [[`const ${S(dt)}*`, 'a'], [`const ${S(dt)}*`, 'b'], [`${TO}::S*`, 'y'], ['i64', 'n']];
+    m.entry(binaryKernelName(op, dt, 'contig'), io, `binary_contig<${T}, ${TO}, B_${op}>(a, b, y, n);`);
+    m.entry(binaryKernelName(op, dt, 'sa'), io, `binary_scalar<${T}, ${TO}, B_${op}, true>(a, b, y, n);`);
+    m.entry(binaryKernelName(op, dt, 'sb'), io, `binary_scalar<${T}, ${TO}, B_${op}, false>(a, b, y, n);`);
+    m.entry(binaryKernelName(op, dt, 'bc'), [...io, ['Strides', 'p']], `binary_bcast<${T}, ${TO}, B_${op}>(a, b, y, n, p);`);
+  }
+  return m.build();
+}
+
+export function castKernelName(from: DType, to: DType): string {
+  return `cast_${sfx(from)}_${sfx(to)}`;
+}
+
+export function castModule(from: DType): ModuleSpec {
+  const m = new ModuleBuilder(`cast.${sfx(from)}`, ['elementwise.cuh']);
+  for (const to of ALL_DTYPES) {
+    m.entry(castKernelName(from, to), [[`const ${S(from)}*`, 'x'], [`${S(to)}*`, 'y'], ['i64', 'n'], ['int', 'sat']],
+      `cast_contig<${DTYPE_TAG[from]}, ${DTYPE_TAG[to]}>(x, y, n, sat);`);
+  }
+  return m.build();
+}
+
+/** Data movement (dtype-free, by element width) and small utilities. */
+export function miscModule(): ModuleSpec {
+  const m = new ModuleBuilder('misc', ['elementwise.cuh', 'indexing.cuh', 'creation.cuh', 'nn.cuh']);
+  for (const w of [1, 2, 4, 8] as const) {
+    const W = WIDTHS[w];
+    m.entry(`strided_copy_w${w}`, [[`const ${W}*`, 'src'], [`${W}*`, 'dst'], ['i64', 'n'], ['Strides', 'p']], `strided_copy<${W}>(src, dst, n, p);`);
+    m.entry(`where_w${w}`, [['const u8*', 'c'], [`const ${W}*`, 'a'], [`const ${W}*`, 'b'], [`${W}*`, 'y'], ['i64', 'n'], ['Strides', 'p']],
+      `where_bcast<${W}>(c, a, b, y, n, p);`);
+    m.entry(`gather_w${w}`, [[`const ${W}*`, 'x'], ['const int*', 'idx'], [`${W}*`, 'y'], ['i64', 'outer'], ['i64', 'n'], ['i64', 'J'], ['i64', 'inner']],
+      `gather_axis<${W}>(x, idx, y, outer, n, J, inner);`);
+    m.entry(`take_along_w${w}`, [[`const ${W}*`, 'x'], ['const int*', 'idx'], [`${W}*`, 'y'], ['i64', 'outer'], ['i64', 'n'], ['i64', 'J'], ['i64', 'inner']],
+      `take_along_axis<${W}>(x, idx, y, outer, n, J, inner);`);
+    if (w !== 8) {
+      m.entry(`one_hot_w${w}`, [['const int*', 'idx'], [`${W}*`, 'y'], ['i64', 'J'], ['i64', 'depth'], ['u32', 'one']],
+        `one_hot<${W}>(idx, y, J, depth, (${W})one);`);
+    }
+  }
+  m.entry('causal_mask', [['u8*', 'y'], ['i64', 'rows'], ['i64', 'cols'], ['i64', 'offset']], 'causal_mask_fill(y, rows, cols, offset);');
+  m.entry('cross_entropy_total', [['const float*', 'loss'], ['const float*', 'counted'], ['float*', 'y'], ['i64', 'rows'], ['int', 'mode']],
+    'cross_entropy_total_body(loss, counted, y, rows, mode);', 1024);
+  return m.build();
+}
+
+export const REDUCE_OPS = ['sum', 'mean', 'max', 'min', 'logsumexp', 'argmax', 'argmin'] as const;
+export type ReduceOp = (typeof REDUCE_OPS)[number];
+
+function accumulator(op: ReduceOp, dt: DType): string {
+  const T = DTYPE_TAG[dt];
+  switch (op) {
+    case 'sum': return isFloat(dt) ? `SumAccF<${T}>` : `SumAccI<${T}>`;
+    case 'mean': return `MeanAccF<${T}>`;
+    case 'max': return `ExtremeAcc<${T}, true>`;
+    case 'min': return `ExtremeAcc<${T}, false>`;
+    case 'logsumexp': return `LseAcc<${T}>`;
+    case 'argmax': return `ArgAcc<${T}, true>`;
+    case 'argmin': return `ArgAcc<${T}, false>`;
+  }
+}
+
+/** Bytes of an accumulator state (for partial buffers). */
+export function accumulatorBytes(op: ReduceOp, dt: DType): number {
+  if (op === 'logsumexp' || op === 'argmax' || op === 'argmin') return 8;
+  if (op === 'sum' && !isFloat(dt)) return 8;
+  return 4;
+}
+
+export function reduceKernelName(op: ReduceOp, dt: DType, v: 'warp' | 'block' | 'final'): string {
+  return `reduce_${op}_${sfx(dt)}_${v}`;
+}
+
+export function reduceModule(dt: DType): ModuleSpec {
+  const m = new ModuleBuilder(`reduce.${sfx(dt)}`, ['reduce.cuh']);
+  const T = DTYPE_TAG[dt];
+  for (const op of REDUCE_OPS) {
+    if (!opDTypes(op).includes(dt)) continue;
+    const A = accumulator(op, dt);
+    m.raw(`typedef ${A} ACC_${op};`);
+    const out = `ACC_${op}::OutS*`;
+    m.entry(reduceKernelName(op, dt, 'warp'), [[`const ${S(dt)}*`, 'x'], [out, 'y'], ['i64', 'rows'], ['i64', 'R']],
+      `reduce_warp<${T}, ACC_${op}>(x, y, rows, R);`);
+    m.entry(reduceKernelName(op, dt, 'block'),
+      [[`const ${S(dt)}*`, 'x'], [out, 'y'], [`ACC_${op}::A*`, 'partial'], ['i64', 'outer'], ['i64', 'R'], ['i64', 'inner'], ['i64', 'chunk']],
+      `reduce_block<${T}, ACC_${op}>(x, y, partial, outer, R, inner, chunk);`);
+    m.entry(reduceKernelName(op, dt, 'final'), [[`const ACC_${op}::A*`, 'partial'], [out, 'y'], ['i64', 'M'], ['i64', 'P'], ['i64', 'R']],
+      `reduce_final<${T}, ACC_${op}>(partial, y, M, P, R);`);
+  }
+  return m.build();
+}
+
+export function nnModule(dt: DType): ModuleSpec {
+  const m = new ModuleBuilder(`nn.${sfx(dt)}`, ['nn.cuh']);
+  const T = DTYPE_TAG[dt];
+  const s = sfx(dt);
+  for (const [name, log] of [['softmax', false], ['log_softmax', true]] as const) {
+    m.entry(`${name}_rows_${s}`, [[`const ${S(dt)}*`, 'x'], [`${S(dt)}*`, 'y'], ['i64', 'rows'], ['i64', 'len']], `softmax_rows<${T}, ${log}>(x, y, rows, len);`, 1024);
+    m.entry(`${name}_cols_${s}`, [[`const ${S(dt)}*`, 'x'], [`${S(dt)}*`, 'y'], ['i64', 'outer'], ['i64', 'len'], ['i64', 'inner']],
+      `softmax_cols<${T}, ${log}>(x, y, outer, len, inner);`);
+  }
+  for (const w of FLOATS) {
+    m.entry(`rms_norm_${s}_${sfx(w)}`, [[`const ${S(dt)}*`, 'x'], [`const ${S(w)}*`, 'w'], [`${S(dt)}*`, 'y'], ['i64', 'rows'], ['i64', 'd'], ['float', 'eps']],
+      `rms_norm_rows<${T}, ${DTYPE_TAG[w]}>(x, w, y, rows, d, eps);`, 1024);
+  }
+  m.entry(`cross_entropy_rows_${s}`,
+    [[`const ${S(dt)}*`, 'logits'], ['const int*', 'targets'], ['float*', 'loss'], ['float*', 'counted'], ['i64', 'rows'], ['i64', 'vocab'], ['int', 'ignore']],
+    `cross_entropy_rows<${T}>(logits, targets, loss, counted, rows, vocab, ignore);`, 1024);
+  return m.build();
+}
+
+export function creationModule(dt: DType): ModuleSpec {
+  const m = new ModuleBuilder(`creation.${sfx(dt)}`, ['creation.cuh']);
+  const T = DTYPE_TAG[dt];
+  const s = sfx(dt);
+  const philox: Param[] = [['u32', 'key0'], ['u32', 'key1'], ['u32', 'ctrLo'], ['u32', 'ctrHi']];
+  if (isFloat(dt)) {
+    m.entry(`random_uniform_${s}`, [[`${S(dt)}*`, 'y'], ['i64', 'n'], ...philox, ['float', 'low'], ['float', 'high']],
+      `random_uniform<${T}>(y, n, key0, key1, ctrLo, ctrHi, low, high);`);
+    m.entry(`random_normal_${s}`, [[`${S(dt)}*`, 'y'], ['i64', 'n'], ...philox, ['double', 'mean'], ['double', 'stdev']],
+      `random_normal<${T}>(y, n, key0, key1, ctrLo, ctrHi, mean, stdev);`);
+  }
+  if (isFloat(dt) || dt === 'i32') {
+    m.entry(`arange_${s}`, [[`${S(dt)}*`, 'y'], ['i64', 'n'], ['double', 'start'], ['double', 'step']], `arange_fill<${T}>(y, n, start, step);`);
+  }
+  return m.build();
+}
+
+export function indexModule(dt: DType): ModuleSpec {
+  const m = new ModuleBuilder(`index.${sfx(dt)}`, ['indexing.cuh']);
+  const T = DTYPE_TAG[dt];
+  const s = sfx(dt);
+  if (isFloat(dt) || dt === 'i32') {
+    m.entry(`scatter_init_${s}`, [[`const ${S(dt)}*`, 'x'], [`${T}::C*`, 'acc'], ['i64', 'total']], `scatter_init<${T}>(x, acc, total);`);
+    m.entry(`scatter_add_${s}`,
+      [[`${T}::C*`, 'acc'], ['const int*', 'idx'], [`const ${S(dt)}*`, 'upd'], ['i64', 'outer'], ['i64', 'n'], ['i64', 'J'], ['i64', 'inner'], ['int', 'along']],
+      `scatter_add_cols<${T}>(acc, idx, upd, outer, n, J, inner, along);`);
+    m.entry(`scatter_store_${s}`, [[`const ${T}::C*`, 'acc'], [`${S(dt)}*`, 'y'], ['i64', 'total']], `scatter_store<${T}>(acc, y, total);`);
+    m.entry(`cumsum_${s}`, [[`const ${S(dt)}*`, 'x'], [`${S(dt)}*`, 'y'], ['i64', 'outer'], ['i64', 'n'], ['i64', 'inner'], ['int', 'exclusive'], ['int', 'reverse']],
+      `cumsum_cols<${T}>(x, y, outer, n, inner, exclusive, reverse);`);
+  }
+  if (dt !== 'bool') {
+    for (const [name, largest] of [['topk_largest', true], ['topk_smallest', false]] as const) {
+      m.entry(`${name}_${s}`, [[`const ${S(dt)}*`, 'x'], [`${S(dt)}*`, 'vals'], ['int*', 'inds'], ['i64', 'outer'], ['i64', 'n'], ['i64', 'inner'], ['i64', 'k']],
+        `topk_rank<${T}, ${largest}>(x, vals, inds, outer, n, inner, k);`);
+    }
+  }
+  return m.build();
+}
+
+export type Family = 'unary' | 'binary' | 'cast' | 'reduce' | 'nn' | 'creation' | 'index' | 'misc';
+
+const BUILDERS: Record<Exclude<Family, 'misc'>, { build: (d: DType) => ModuleSpec; dtypes: readonly DType[] }> = {
+  unary: { build: unaryModule, dtypes: ALL_DTYPES },
+  binary: { build: binaryModule, dtypes: ALL_DTYPES },
+  cast: { build: castModule, dtypes: ALL_DTYPES },
+  reduce: { build: reduceModule, dtypes: ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8'] },
+  nn: { build: nnModule, dtypes: FLOATS },
+  creation: { build: creationModule, dtypes: [...FLOATS, 'i32'] },
+  index: { build: indexModule, dtypes: ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8'] },
+};
+
+const specCache = new Map<string, ModuleSpec>();
+
+/** The module of a family for a dtype (built once). */
+export function moduleSpec(family: Family, dt?: DType): ModuleSpec {
+  const key = family === 'misc' ? 'misc' : `${family}.${dt}`;
+  let s = specCache.get(key);
+  if (!s) {
+    s = family === 'misc' ? miscModule() : BUILDERS[family].build(dt!);
+    specCache.set(key, s);
+  }
+  return s;
+}
+
+/** Every module (what CI compiles with nvcc and `precompile` builds). Empty modules are left out. */
+export function allModuleSpecs(): ModuleSpec[] {
+  const out: ModuleSpec[] = [moduleSpec('misc')];
+  for (const [family, b] of Object.entries(BUILDERS) as [Exclude<Family, 'misc'>, (typeof BUILDERS)['unary']][]) {
+    for (const d of b.dtypes) {
+      const s = moduleSpec(family, d);
+      if (Object.keys(s.kernels).length > 0) out.push(s);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,8 @@
+// Importing a file registers its kernels for the 'cuda' backend.
+import './elementwise.js';
+import './reduce.js';
+import './matmul.js';
+import './shape.js';
+import './indexing.js';
+import './nn.js';
+import './creation.js';
