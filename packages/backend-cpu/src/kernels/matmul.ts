@@ -16,13 +16,9 @@ register('matmul', ({ inputs: [a, b], outputs: [y], attrs }) => {
   const batch = sizeOf(batchShape);
   const mapA = batchMap(a!, batchShape);
   const mapB = batchMap(b!, batchShape);
+  // One GEMM per output batch; offsets address the (broadcast) operand matrices in place.
   for (let i = 0; i < batch; i++) {
-    gemmF32(
-      av.subarray(mapA[i]! * M * K, (mapA[i]! + 1) * M * K),
-      bv.subarray(mapB[i]! * K * N, (mapB[i]! + 1) * K * N),
-      yv.subarray(i * M * N, (i + 1) * M * N),
-      M, N, K, transposeA, transposeB,
-    );
+    gemmF32(av, bv, yv, M, N, K, transposeA, transposeB, mapA[i]! * M * K, mapB[i]! * K * N, i * M * N);
   }
   commit(y!, yv);
 });
