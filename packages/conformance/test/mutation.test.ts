@@ -124,7 +124,7 @@ describe('mutation: the suite catches wrong kernels', () => {
 
   beforeAll(async () => {
     installMutant();
-    result = await runConformance({ backend: MUTANT, reference: 'cpu', ops: [...MUTATED, ...HEALTHY], log: null });
+    result = await runConformance({ backend: MUTANT, reference: 'cpu', ops: [...MUTATED, ...HEALTHY], log: null, maxMessages: 1000 });
   });
 
   it('reports the run as failed', () => {
