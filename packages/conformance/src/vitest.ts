@@ -17,7 +17,8 @@ export interface DescribeConformanceOptions extends ConformanceOptions {
 
 export function describeConformance(options: DescribeConformanceOptions): void {
   // One seed for the whole file, fixed at collection time so test names and reruns agree.
-  const seed = options.seed ?? (process.env.RING_LINEAR_SEED !== undefined ? Number(process.env.RING_LINEAR_SEED) : freshSeed());
+  const envSeed = typeof process !== 'undefined' ? process.env?.RING_LINEAR_SEED : undefined; // absent in browsers
+  const seed = options.seed ?? (envSeed !== undefined && envSeed !== '' ? Number(envSeed) >>> 0 : freshSeed());
   const opts: ConformanceOptions = { ...options, seed };
   const name = typeof options.backend === 'string' ? options.backend : (options.name ?? 'backend');
   const plan = planConformance(opts);
