@@ -1,0 +1,227 @@
+/*
+ * A host-memory stand-in for libcuda, libnvrtc and libcublasLt, for testing the FFI layer on a
+ * machine without a GPU. "Device" memory is malloc'd host memory, copies are memcpy, streams and
+ * events complete at once, kernels are not run but their launch (name, grid, block, parameter
+ * pointers) is recorded, NVRTC returns a fake image, and cuBLASLt performs a real f32 column-major
+ * GEMM with the layouts and transposes it was given, so the row-major -> column-major mapping of
+ * the TypeScript side is checked against a CPU result.
+ *
+ * Built by test/mock.test.ts with: cc -shared -fPIC -O1 -o <dir>/libcuda.so.1 mockcuda.c
+ * (the same file is copied as libnvrtc.so.13 and libcublasLt.so.13).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+typedef int CUresult;
+
+/* ---------------------------------------------------------------- driver */
+static int g_allocs = 0;
+static int g_launches = 0;
+static char g_last_kernel[256];
+static unsigned g_last_dims[6];
+static void **g_last_params = 0;
+
+CUresult cuInit(unsigned int flags) { (void)flags; return 0; }
+CUresult cuDriverGetVersion(int *v) { *v = 13000; return 0; }
+CUresult cuGetErrorName(int e, const char **s) { *s = e == 2 ? "CUDA_ERROR_OUT_OF_MEMORY" : "CUDA_ERROR_MOCK"; return 0; }
+CUresult cuGetErrorString(int e, const char **s) { (void)e; *s = "mock error"; return 0; }
+CUresult cuDeviceGetCount(int *c) { *c = 1; return 0; }
+CUresult cuDeviceGet(int *d, int ordinal) { *d = ordinal; return ordinal == 0 ? 0 : 101; }
+CUresult cuDeviceGetName(char *name, int len, int dev) { (void)dev; snprintf(name, len, "Mock GPU"); return 0; }
+CUresult cuDeviceGetAttribute(int *v, int attr, int dev) {
+  (void)dev;
+  switch (attr) {
+    case 75: *v = 9; break;   /* major */
+    case 76: *v = 0; break;   /* minor */
+    case 16: *v = 4; break;   /* SMs */
+    case 97: *v = 232448; break;
+    default: *v = 1;
+  }
+  return 0;
+}
+CUresult cuDeviceTotalMem_v2(size_t *b, int dev) { (void)dev; *b = (size_t)80 << 30; return 0; }
+CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev) { (void)dev; *ctx = (void *)0x1000; return 0; }
+CUresult cuDevicePrimaryCtxRelease_v2(int dev) { (void)dev; return 0; }
+CUresult cuCtxSetCurrent(void *ctx) { (void)ctx; return 0; }
+CUresult cuCtxSynchronize(void) { return 0; }
+CUresult cuMemGetInfo_v2(size_t *f, size_t *t) { *f = (size_t)70 << 30; *t = (size_t)80 << 30; return 0; }
+CUresult cuStreamCreate(void **s, unsigned int flags) { (void)flags; *s = malloc(8); return 0; }
+CUresult cuStreamDestroy_v2(void *s) { free(s); return 0; }
+CUresult cuStreamSynchronize(void *s) { (void)s; return 0; }
+CUresult cuStreamQuery(void *s) { (void)s; return 0; }
+CUresult cuStreamWaitEvent(void *s, void *e, unsigned int f) { (void)s; (void)e; (void)f; return 0; }
+static int g_event_polls = 0;
+CUresult cuEventCreate(void **e, unsigned int flags) { (void)flags; *e = calloc(1, 8); return 0; }
+CUresult cuEventDestroy_v2(void *e) { free(e); return 0; }
+/* An event becomes ready on the second query, to exercise the polling path. */
+CUresult cuEventRecord(void *e, void *s) { (void)s; *(int *)e = 2; return 0; }
+CUresult cuEventQuery(void *e) { g_event_polls++; int *c = (int *)e; if (*c > 0) { (*c)--; return 600; } return 0; }
+CUresult cuEventSynchronize(void *e) { *(int *)e = 0; return 0; }
+CUresult cuEventElapsedTime_v2(float *ms, void *a, void *b) { (void)a; (void)b; *ms = 1.5f; return 0; }
+static size_t g_limit = (size_t)1 << 40;
+static size_t g_live = 0;
+CUresult cuMemAlloc_v2(uint64_t *p, size_t n) {
+  if (g_live + n > g_limit) return 2;
+  void *m = malloc(n + 8);
+  *(size_t *)m = n;
+  g_live += n;
+  g_allocs++;
+  *p = (uint64_t)(uintptr_t)((char *)m + 8);
+  return 0;
+}
+CUresult cuMemFree_v2(uint64_t p) {
+  char *m = (char *)(uintptr_t)p - 8;
+  g_live -= *(size_t *)m;
+  free(m);
+  return 0;
+}
+CUresult cuMemHostAlloc(void **p, size_t n, unsigned int f) { (void)f; *p = malloc(n); return 0; }
+CUresult cuMemFreeHost(void *p) { free(p); return 0; }
+CUresult cuMemcpyHtoDAsync_v2(uint64_t d, const void *s, size_t n, void *st) { (void)st; memcpy((void *)(uintptr_t)d, s, n); return 0; }
+CUresult cuMemcpyDtoHAsync_v2(void *d, uint64_t s, size_t n, void *st) { (void)st; memcpy(d, (void *)(uintptr_t)s, n); return 0; }
+CUresult cuMemcpyDtoDAsync_v2(uint64_t d, uint64_t s, size_t n, void *st) { (void)st; memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n); return 0; }
+CUresult cuMemsetD8Async(uint64_t d, unsigned char v, size_t n, void *st) { (void)st; memset((void *)(uintptr_t)d, v, n); return 0; }
+CUresult cuMemsetD16Async(uint64_t d, unsigned short v, size_t n, void *st) { (void)st; unsigned short *p = (unsigned short *)(uintptr_t)d; for (size_t i = 0; i < n; i++) p[i] = v; return 0; }
+CUresult cuMemsetD32Async(uint64_t d, unsigned int v, size_t n, void *st) { (void)st; unsigned int *p = (unsigned int *)(uintptr_t)d; for (size_t i = 0; i < n; i++) p[i] = v; return 0; }
+CUresult cuModuleLoadData(void **m, const void *image) { *m = strdup((const char *)image); return strncmp((const char *)image, "MOCKCUBIN", 9) == 0 ? 0 : 200; }
+CUresult cuModuleUnload(void *m) { free(m); return 0; }
+CUresult cuModuleGetFunction(void **f, void *m, const char *name) { (void)m; *f = strdup(name); return 0; }
+CUresult cuFuncSetAttribute(void *f, int a, int v) { (void)f; (void)a; (void)v; return 0; }
+CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem, void *st, void **params, void **extra) {
+  (void)smem; (void)st; (void)extra;
+  if (gx == 0 || gy == 0 || gz == 0 || bx * by * bz > 1024 || bx * by * bz == 0) return 1;
+  g_launches++;
+  snprintf(g_last_kernel, sizeof g_last_kernel, "%s", (const char *)f);
+  unsigned d[6] = {gx, gy, gz, bx, by, bz};
+  memcpy(g_last_dims, d, sizeof d);
+  g_last_params = params;
+  return 0;
+}
+CUresult cuStreamBeginCapture_v2(void *s, int mode) { (void)s; (void)mode; return 0; }
+CUresult cuStreamEndCapture(void *s, void **g) { (void)s; *g = malloc(8); return 0; }
+CUresult cuGraphInstantiateWithFlags(void **e, void *g, unsigned long long f) { (void)g; (void)f; *e = malloc(8); return 0; }
+CUresult cuGraphLaunch(void *e, void *s) { (void)e; (void)s; g_launches++; return 0; }
+CUresult cuGraphExecDestroy(void *e) { free(e); return 0; }
+CUresult cuGraphDestroy(void *g) { free(g); return 0; }
+
+/* Test hooks. */
+int mock_launches(void) { return g_launches; }
+int mock_allocs(void) { return g_allocs; }
+int mock_event_polls(void) { return g_event_polls; }
+const char *mock_last_kernel(void) { return g_last_kernel; }
+void mock_last_dims(unsigned *out) { memcpy(out, g_last_dims, sizeof g_last_dims); }
+void *mock_last_params(void) { return (void *)g_last_params; }
+void mock_set_limit(size_t bytes) { g_limit = bytes; }
+size_t mock_live_bytes(void) { return g_live; }
+
+/* ---------------------------------------------------------------- nvrtc */
+typedef struct { char *src; char *log; } Prog;
+int nvrtcVersion(int *a, int *b) { *a = 13; *b = 0; return 0; }
+const char *nvrtcGetErrorString(int r) { return r == 6 ? "NVRTC_ERROR_COMPILATION" : "NVRTC_ERROR"; }
+int nvrtcCreateProgram(void **p, const char *src, const char *name, int nh, const char **h, const char **names) {
+  (void)name; (void)h; (void)names;
+  Prog *q = calloc(1, sizeof *q);
+  q->src = strdup(src);
+  q->log = strdup(nh > 0 ? "" : "no headers");
+  *p = q;
+  return 0;
+}
+int nvrtcDestroyProgram(void **p) { Prog *q = (Prog *)*p; free(q->src); free(q->log); free(q); *p = 0; return 0; }
+int nvrtcCompileProgram(void *p, int n, const char **opts) {
+  Prog *q = (Prog *)p;
+  int arch = 0;
+  for (int i = 0; i < n; i++) if (strncmp(opts[i], "--gpu-architecture=sm_", 22) == 0) arch = 1;
+  if (strstr(q->src, "#error") || !arch) {
+    free(q->log);
+    q->log = strdup("mock.cu(1): error: this program asked to fail");
+    return 6;
+  }
+  return 0;
+}
+int nvrtcGetProgramLogSize(void *p, size_t *n) { *n = strlen(((Prog *)p)->log) + 1; return 0; }
+int nvrtcGetProgramLog(void *p, char *out) { strcpy(out, ((Prog *)p)->log); return 0; }
+int nvrtcGetCUBINSize(void *p, size_t *n) { (void)p; *n = 16; return 0; }
+int nvrtcGetCUBIN(void *p, char *out) { (void)p; memcpy(out, "MOCKCUBIN-image\0", 16); return 0; }
+int nvrtcGetPTXSize(void *p, size_t *n) { (void)p; *n = 16; return 0; }
+int nvrtcGetPTX(void *p, char *out) { (void)p; memcpy(out, "MOCKCUBIN-ptx..\0", 16); return 0; }
+
+/* ---------------------------------------------------------------- cublasLt */
+typedef struct { int compute, scale, transa, transb; } Desc;
+typedef struct { int type; uint64_t rows, cols; int64_t ld; int batch; int64_t stride; } Layout;
+static int g_gemms = 0;
+size_t cublasLtGetVersion(void) { return 130000; }
+int cublasLtCreate(void **h) { *h = malloc(8); return 0; }
+int cublasLtDestroy(void *h) { free(h); return 0; }
+int cublasLtMatmulDescCreate(void **d, int compute, int scale) { Desc *x = calloc(1, sizeof *x); x->compute = compute; x->scale = scale; *d = x; return 0; }
+int cublasLtMatmulDescDestroy(void *d) { free(d); return 0; }
+int cublasLtMatmulDescSetAttribute(void *d, int attr, const void *buf, size_t n) {
+  Desc *x = (Desc *)d;
+  if (n != 4) return 7;
+  if (attr == 3) x->transa = *(const int *)buf;
+  else if (attr == 4) x->transb = *(const int *)buf;
+  else return 7;
+  return 0;
+}
+int cublasLtMatrixLayoutCreate(void **l, int type, uint64_t rows, uint64_t cols, int64_t ld) {
+  Layout *x = calloc(1, sizeof *x);
+  x->type = type; x->rows = rows; x->cols = cols; x->ld = ld; x->batch = 1;
+  *l = x;
+  return (ld < (int64_t)rows) ? 7 : 0;
+}
+int cublasLtMatrixLayoutDestroy(void *l) { free(l); return 0; }
+int cublasLtMatrixLayoutSetAttribute(void *l, int attr, const void *buf, size_t n) {
+  Layout *x = (Layout *)l;
+  if (attr == 5 && n == 4) x->batch = *(const int *)buf;
+  else if (attr == 6 && n == 8) x->stride = *(const int64_t *)buf;
+  else return 7;
+  return 0;
+}
+int cublasLtMatmulPreferenceCreate(void **p) { *p = malloc(8); return 0; }
+int cublasLtMatmulPreferenceDestroy(void *p) { free(p); return 0; }
+int cublasLtMatmulPreferenceSetAttribute(void *p, int attr, const void *buf, size_t n) { (void)p; (void)buf; return (attr == 1 && n == 8) ? 0 : 7; }
+int cublasLtMatmulAlgoGetHeuristic(void *h, void *d, void *a, void *b, void *c, void *dd, void *pref, int req, void *results, int *count) {
+  (void)h; (void)d; (void)a; (void)b; (void)c; (void)dd; (void)pref;
+  if (req < 1) return 7;
+  memset(results, 0, 96);
+  memset(results, 0xAB, 64);            /* algo */
+  *(uint64_t *)((char *)results + 64) = 1024; /* workspace */
+  *(int *)((char *)results + 72) = 0;   /* state: success */
+  *count = 1;
+  return 0;
+}
+/* D = op(A) op(B), column-major f32 only (enough to check layouts and transposes). */
+int cublasLtMatmul(void *h, void *desc, const void *alpha, uint64_t A, void *la, uint64_t B, void *lb, const void *beta,
+                   uint64_t C, void *lc, uint64_t D, void *ld, const void *algo, uint64_t ws, size_t wsBytes, void *stream) {
+  (void)h; (void)C; (void)lc; (void)ws; (void)stream;
+  Desc *x = (Desc *)desc;
+  Layout *a = (Layout *)la, *b = (Layout *)lb, *d = (Layout *)ld;
+  if (a->type != 0 || b->type != 0 || d->type != 0) return 15;
+  if (((const unsigned char *)algo)[0] != 0xAB || wsBytes < 1024) return 7;
+  const float al = *(const float *)alpha, be = *(const float *)beta;
+  const int64_t M = (int64_t)d->rows, N = (int64_t)d->cols;
+  const int64_t K = x->transa ? (int64_t)a->rows : (int64_t)a->cols;
+  const int64_t kb = x->transb ? (int64_t)b->cols : (int64_t)b->rows;
+  const int64_t ma = x->transa ? (int64_t)a->cols : (int64_t)a->rows;
+  const int64_t nb = x->transb ? (int64_t)b->rows : (int64_t)b->cols;
+  if (kb != K || ma != M || nb != N) return 7;
+  for (int bt = 0; bt < d->batch; bt++) {
+    const float *pa = (const float *)(uintptr_t)A + bt * a->stride;
+    const float *pb = (const float *)(uintptr_t)B + bt * b->stride;
+    float *pd = (float *)(uintptr_t)D + bt * d->stride;
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        double s = 0;
+        for (int64_t k = 0; k < K; k++) {
+          const float av = x->transa ? pa[k + i * a->ld] : pa[i + k * a->ld];
+          const float bv = x->transb ? pb[j + k * b->ld] : pb[k + j * b->ld];
+          s += (double)av * bv;
+        }
+        pd[i + j * d->ld] = (float)(al * s + (be != 0 ? be * pd[i + j * d->ld] : 0));
+      }
+  }
+  g_gemms++;
+  return 0;
+}
+int mock_gemms(void) { return g_gemms; }
