@@ -103,6 +103,11 @@ export class WebGpuBackend implements Backend {
   readonly limits: GPUSupportedLimits;
   /** Subgroup builtins usable in kernels. */
   readonly hasSubgroups: boolean;
+  /**
+   * A CPU implementation (SwiftShader): compile and run time there grow steeply with workgroup
+   * size (barriers are emulated), so kernels use smaller workgroups on it (see `workgroupSize`).
+   */
+  readonly isSoftware: boolean;
   readonly accessOptions: AccessOptions;
 
   private readonly ownsDevice: boolean;
@@ -144,6 +149,7 @@ export class WebGpuBackend implements Backend {
     const nativeF16 = wantF16 && device.features.has('shader-f16');
     this.hasSubgroups = wantSubgroups && device.features.has('subgroups');
     this.accessOptions = { nativeF16 };
+    this.isSoftware = /swiftshader|llvmpipe|lavapipe|software|cpu/i.test(info.description);
     const nativeDTypes: DType[] = ['f32', 'i32', 'u8', 'bool'];
     if (nativeF16) nativeDTypes.push('f16');
     this.capabilities = {
@@ -365,6 +371,11 @@ export class WebGpuBackend implements Backend {
     p = { key, pipeline, layout, bindingTypes: built.bindingTypes, uniformBytes: built.uniformBytes };
     this.programs.set(key, p);
     return p;
+  }
+
+  /** The 1-D workgroup size for kernels that would like `preferred` invocations (64 on CPU adapters). */
+  workgroupSize(preferred: number): number {
+    return this.isSoftware ? Math.min(preferred, 64) : preferred;
   }
 
   /** WGSL source a program key would compile to (debugging). */

@@ -63,3 +63,35 @@ export function codes(bytes: Uint8Array, dtype: DType): number[] {
       return Array.from(new Uint8Array(buf));
   }
 }
+
+/** Random host values for a dtype (never all zero): normal floats, small ints, coin flips. */
+export function randomValues(r: () => number, n: number, dtype: DType, opts: { scale?: number; positive?: boolean } = {}): number[] {
+  const out: number[] = [];
+  const scale = opts.scale ?? 1;
+  for (let i = 0; i < n; i++) {
+    if (dtype === 'bool') out.push(r() < 0.5 ? 1 : 0);
+    else if (dtype === 'u8') out.push(Math.floor(r() * 256));
+    else if (dtype === 'i32') out.push(Math.floor((r() - 0.5) * 200));
+    else {
+      // Box-Muller normal
+      const z = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+      out.push(opts.positive ? Math.abs(z * scale) + 0.05 : z * scale);
+    }
+  }
+  if (n > 0 && !out.some((v) => v !== 0)) out[0] = dtype === "bool" || dtype === "u8" ? 1 : 0.5;
+  return out;
+}
+
+/** Float comparison with NaN == NaN and equal infinities; returns the first few mismatches. */
+export function mismatches(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, max = 5): string[] {
+  const bad: string[] = [];
+  if (got.length !== want.length) return [`length ${got.length} vs ${want.length}`];
+  for (let i = 0; i < got.length; i++) {
+    const g = got[i]!;
+    const w = want[i]!;
+    if (Number.isNaN(w) ? Number.isNaN(g) : g === w || Math.abs(g - w) <= atol + rtol * Math.abs(w)) continue;
+    bad.push(`[${i}] got ${g} want ${w}`);
+    if (bad.length >= max) break;
+  }
+  return bad;
+}

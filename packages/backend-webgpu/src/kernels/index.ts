@@ -1,3 +1,4 @@
 // Importing a file registers its kernels.
 import './elementwise.js';
 import './basic.js';
+import './reduce.js';

@@ -28,10 +28,10 @@ export interface BuiltShader {
 }
 
 export function buildShader(spec: ShaderSpec, opts: AccessOptions): BuiltShader {
-  const parts: string[] = [];
-  if (opts.nativeF16) parts.push('enable f16;');
-  if (spec.subgroups) parts.push('enable subgroups;');
-  parts.push(CODECS_WGSL);
+  const enables: string[] = [];
+  if (opts.nativeF16) enables.push('enable f16;');
+  if (spec.subgroups) enables.push('enable subgroups;');
+  const parts: string[] = [CODECS_WGSL];
   const bindingTypes: GPUBufferBindingType[] = [];
   spec.tensors.forEach((t, i) => {
     parts.push(tensorDeclWgsl(i, t, opts));
@@ -54,13 +54,79 @@ export function buildShader(spec: ShaderSpec, opts: AccessOptions): BuiltShader 
   const sg = spec.subgroups
     ? ', @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32'
     : '';
-  parts.push(
+  const main = [
     `@compute @workgroup_size(${ws.join(', ')})`,
     `fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32, ` +
       `@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, ` +
       `@builtin(num_workgroups) nwg: vec3<u32>${sg}) {`,
     spec.body,
     '}',
-  );
-  return { code: parts.join('\n'), bindingTypes, uniformBytes };
+  ].join('\n');
+  return { code: [...enables, pruneUnused(parts.join('\n'), main), main].join('\n'), bindingTypes, uniformBytes };
+}
+
+/** Splits module-scope WGSL into top-level items (functions, structs, variables). */
+function topLevelItems(src: string): string[] {
+  const items: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < src.length; i++) {
+    const ch = src[i];
+    if (ch === '/' && src[i + 1] === '/') {
+      const nl = src.indexOf('\n', i);
+      i = nl < 0 ? src.length : nl;
+      continue;
+    }
+    if (ch === '{') depth++;
+    else if (ch === '}') {
+      depth--;
+      if (depth === 0) {
+        items.push(src.slice(start, i + 1));
+        start = i + 1;
+      }
+    } else if (ch === ';' && depth === 0) {
+      items.push(src.slice(start, i + 1));
+      start = i + 1;
+    }
+  }
+  const rest = src.slice(start).trim();
+  if (rest) items.push(rest);
+  return items.map((t) => t.trim()).filter((t) => t.length > 0 && !/^(\/\/[^\n]*\n?\s*)*$/.test(t));
+}
+
+const DECL_NAME = /^(?:\/\/[^\n]*\n\s*)*(?:@[^\n]*?\s)?(?:fn|struct|var(?:<[^>]*>)?|const|alias)\s+([A-Za-z_][A-Za-z0-9_]*)/;
+
+/**
+ * Drops module-scope items that `main` does not reach (the codec library and helper sets are
+ * shared by every kernel; shader compile time grows with their size).
+ */
+function pruneUnused(module: string, main: string): string {
+  const items = topLevelItems(module).map((text) => {
+    const m = DECL_NAME.exec(text);
+    return { text, name: m ? m[1]! : null, binding: text.includes('@group(') };
+  });
+  const used = new Set<number>();
+  const queue = [main];
+  const wordSets = new Map<string, Set<string>>();
+  const words = (t: string) => {
+    let w = wordSets.get(t);
+    if (!w) wordSets.set(t, (w = new Set(t.match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? [])));
+    return w;
+  };
+  items.forEach((it, i) => {
+    if (it.binding || it.name === null) {
+      used.add(i);
+      queue.push(it.text);
+    }
+  });
+  while (queue.length) {
+    const w = words(queue.pop()!);
+    items.forEach((it, i) => {
+      if (!used.has(i) && it.name !== null && w.has(it.name)) {
+        used.add(i);
+        queue.push(it.text);
+      }
+    });
+  }
+  return items.filter((_, i) => used.has(i)).map((it) => it.text).join('\n');
 }

@@ -1,0 +1,125 @@
+// Elementwise kernels against the CPU backend on random inputs (same storage bytes on both),
+// every accepted dtype, broadcasting shapes including size-1 dims and scalars.
+import { describe, expect, it } from 'vitest';
+import {
+  BINARY_OPS, COMPARISON_OPS, LOGICAL_OPS, UNARY_OPS, getOpDef, runOp1, tensor, type DType, type Tensor,
+} from '@ring-linear/core';
+import { cpu, copyTo, mismatches, newSeed, randomValues, rng, webgpu } from './helpers.js';
+
+const { gpu, reason } = await webgpu();
+
+/** Tolerance per output dtype: ulps of the storage format (GPU transcendental functions are a few f32 ulps off). */
+const TOL: Record<DType, [number, number]> = {
+  f32: [1e-6, 1e-5],
+  f16: [1e-6, 2 ** -10],
+  bf16: [1e-6, 2 ** -7],
+  f8e4m3: [2 ** -9, 2 ** -3],
+  f8e5m2: [2 ** -16, 2 ** -2],
+  i32: [0, 0],
+  u8: [0, 0],
+  bool: [0, 0],
+};
+
+const SHAPES: [number[], number[]][] = [
+  [[7, 5], [7, 5]],
+  [[3, 1, 5], [4, 1]],
+  [[], [6]],
+  [[2, 3], [1]],
+  [[1, 9, 1], [2, 1, 3]],
+  [[1027], [1027]],
+];
+
+async function compare(op: string, inputs: Tensor[], attrs?: Record<string, unknown>, tol?: [number, number]) {
+  const c = await cpu();
+  const want = runOp1(op, inputs, attrs);
+  const gIn = await Promise.all(inputs.map((t) => copyTo(t, gpu!)));
+  const got = runOp1(op, gIn, attrs);
+  expect(got.shape).toEqual(want.shape);
+  expect(got.dtype).toEqual(want.dtype);
+  const [atol, rtol] = tol ?? TOL[want.dtype];
+  const bad = mismatches(await got.data(), await want.data(), atol, rtol);
+  expect(bad, `${op} ${inputs.map((t) => `${t.dtype}[${t.shape}]`).join(' ')} on ${c.name} vs webgpu`).toEqual([]);
+}
+
+function rand(r: () => number, shape: number[], dtype: DType, opts: { positive?: boolean; scale?: number } = {}): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensor(randomValues(r, n, dtype, opts), shape, dtype);
+}
+
+const POSITIVE = new Set(['log', 'sqrt', 'rsqrt', 'pow']);
+
+describe.skipIf(!gpu)(`elementwise kernels vs CPU (${gpu?.capabilities.device ?? reason})`, () => {
+  it('unary ops, every accepted dtype', async () => {
+    const r = rng(newSeed('unary'));
+    for (const op of UNARY_OPS) {
+      for (const dtype of getOpDef(op)!.inputs[0]!.dtypes!) {
+        const x = rand(r, [5, 13], dtype, { positive: POSITIVE.has(op), scale: op === 'exp' ? 3 : 4 });
+        await compare(op, [x]);
+      }
+    }
+  });
+
+  it('unary special values (NaN, +-inf, +-0, negatives) follow the CPU', async () => {
+    const x = tensor([NaN, Infinity, -Infinity, 0, -0, -1, 1e-30, 100, -100, 0.5, 2.5, -2.5, 1e38], [13], 'f32');
+    for (const op of UNARY_OPS) {
+      if (op === 'logicalNot') continue;
+      await compare(op, [x]);
+    }
+  });
+
+  it('binary ops with broadcasting, every accepted dtype', async () => {
+    const r = rng(newSeed('binary'));
+    for (const op of [...BINARY_OPS, ...COMPARISON_OPS, ...LOGICAL_OPS]) {
+      for (const dtype of getOpDef(op)!.inputs[0]!.dtypes!) {
+        for (const [sa, sb] of SHAPES) {
+          const a = rand(r, sa, dtype, { positive: op === 'pow' });
+          const b = rand(r, sb, dtype, { positive: op === 'div' && dtype === 'f8e4m3' });
+          await compare(op, [a, b]);
+        }
+      }
+    }
+  });
+
+  it('binary special values and integer edge cases', async () => {
+    const sp = [NaN, Infinity, -Infinity, 0, -0, 2, -2, 0.5, -3];
+    const a = tensor(sp.flatMap((v) => sp.map(() => v)), [sp.length * sp.length], 'f32');
+    const b = tensor(sp.flatMap(() => sp), [sp.length * sp.length], 'f32');
+    for (const op of [...BINARY_OPS, ...COMPARISON_OPS]) await compare(op, [a, b]);
+    const ia = tensor([2147483647, -2147483648, 7, -7, 7, 0, 100000, -5], [8], 'i32');
+    const ib = tensor([1, -1, 2, 2, 0, 0, 100000, 3], [8], 'i32');
+    for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum']) await compare(op, [ia, ib]);
+    const ua = tensor([250, 3, 7, 0, 255], [5], 'u8');
+    const ub = tensor([10, 5, 0, 1, 255], [5], 'u8');
+    for (const op of ['add', 'sub', 'mul', 'div']) await compare(op, [ua, ub]);
+  });
+
+  it('where, cast (all dtype pairs, both fp8 modes), clip, copy', async () => {
+    const r = rng(newSeed('where/cast'));
+    const DT: DType[] = ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8', 'bool'];
+    for (const dt of DT) {
+      const c = rand(r, [4, 1, 6], 'bool');
+      await compare('where', [c, rand(r, [3, 6], dt), rand(r, [1], dt)]);
+      await compare('copy', [rand(r, [3, 7], dt)]);
+      for (const to of DT) {
+        if (to === dt) continue;
+        const x = rand(r, [37], dt, { scale: 500 });
+        await compare('cast', [x], { dtype: to, saturate: false }, [0, 0]);
+        if (to.startsWith('f8')) await compare('cast', [x], { dtype: to, saturate: true }, [0, 0]);
+      }
+    }
+    for (const dt of ['f32', 'bf16', 'i32', 'u8'] as DType[]) {
+      await compare('clip', [rand(r, [5, 5], dt, { scale: 3 })], { min: -1.5, max: 2.25 });
+      await compare('clip', [rand(r, [9], dt, { scale: 3 })], { min: -Infinity, max: 1e12 });
+    }
+  });
+
+  it('fill and broadcastTo, every dtype', async () => {
+    const r = rng(newSeed('fill'));
+    for (const dt of ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8', 'bool'] as DType[]) {
+      for (const v of [1.7, -3, 1e6, 0.1]) {
+        await compare('fill', [], { shape: [3, 5], dtype: dt, value: v }, [0, 0]);
+      }
+      await compare('broadcastTo', [rand(r, [3, 1, 2], dt)], { shape: [2, 3, 5, 2] }, [0, 0]);
+    }
+  });
+});
