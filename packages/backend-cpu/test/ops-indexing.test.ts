@@ -508,6 +508,8 @@ describe('topk', () => {
         { shape: [3, 6, 2], k: 0, axis: 1, largest: false },
         { shape: [4, 1], k: 1, axis: 1, largest: true },
         { shape: [7, 16], k: 4, axis: -1, largest: true }, // router-like: 7 tokens, 16 experts
+        { shape: [3, 67], k: 5, axis: 1, largest: true }, // k << n: the partial-selection path
+        { shape: [67, 2], k: 3, axis: 0, largest: false },
       ];
       for (const { shape, k, axis, largest } of cases) {
         const x = host(shape, dtype);
@@ -521,6 +523,18 @@ describe('topk', () => {
       }
     });
   }
+  it('small k of a long row (partial selection) with ties and NaN', async () => {
+    const pool = [1, 2, 2, 3, -1, NaN, 0, -0, 5, 5];
+    for (const largest of [true, false]) {
+      const x: Host = { shape: [3, 83], dtype: 'f32', values: Float64Array.from({ length: 3 * 83 }, () => pool[randInt(0, pool.length)]!) };
+      for (const k of [1, 4, 10]) {
+        const [wv, wi] = topkRef(x, k, 1, largest);
+        const { values, indices } = topk(toTensor(x), k, { largest });
+        await expectExact(values, wv);
+        await expectExact(indices, wi);
+      }
+    }
+  });
   it('explicit ties, NaN above everything, -0 ties +0', async () => {
     const t = topk(tensor([1, 3, 3, 2, 3]), 3);
     expect(Array.from(await t.indices.data())).toEqual([1, 2, 4]);

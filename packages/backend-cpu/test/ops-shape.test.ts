@@ -207,6 +207,8 @@ describe('transpose / permute', () => {
     { shape: [4, 0, 3], perm: [2, 1, 0] },
     { shape: [5] },
     { shape: [] },
+    { shape: [40, 33], perm: [1, 0] }, // larger than one 32 x 32 tile of the blocked copy
+    { shape: [2, 37, 70], perm: [2, 0, 1] },
   ];
   for (const dtype of DTYPES) {
     it(`matches the coordinate formula (${dtype})`, async () => {

@@ -4,7 +4,7 @@
  * [-n, n) and wraps when negative; gathers read 0 for invalid ones, scatters skip them.
  * Gathers copy raw codes (exact); scatters and cumsum accumulate floats in float64 and round once.
  */
-import { sizeOf, type StorageArray, type TensorInfo } from '@ring-linear/core';
+import { decodeToF32, encodeF32, sizeOf, type StorageArray, type TensorInfo } from '@ring-linear/core';
 import { commit, outValues, raw, register, storeNumbers, values } from '../util.js';
 
 type Arr = StorageArray & { set(src: ArrayLike<number>, offset?: number): void };
@@ -98,19 +98,53 @@ register('scatterAdd', ({ inputs: [x, idx, upd], outputs: [y], attrs }) => {
   const [outer, n, inner] = around(x!.shape, axis);
   const ir = raw(idx!) as Int32Array;
   const m = ir.length;
+  // Rows nobody writes are copied raw (exact, and cheap for the usual case: a few rows of an
+  // embedding gradient); only destination rows are summed, in float64 (i32: wrapping adds).
+  (raw(y!) as Arr).set(raw(x!) as ArrayLike<number>);
+  // Valid updates grouped by destination, each group in increasing j (a stable counting sort).
+  const dest = new Int32Array(m);
+  const count = new Int32Array(n + 1);
+  for (let j = 0; j < m; j++) {
+    dest[j] = wrap(ir[j]!, n);
+    if (dest[j]! >= 0) count[dest[j]! + 1]!++;
+  }
+  for (let t = 0; t < n; t++) count[t + 1]! += count[t]!;
+  const start = count.slice(0, n);
+  const byDest = new Int32Array(count[n]!);
+  for (let j = 0; j < m; j++) if (dest[j]! >= 0) byDest[start[dest[j]!]!++] = j;
   const uv = values(upd!);
-  scatterInto(y!, x!, (add) => {
+  const isInt = x!.dtype === 'i32';
+  const xv = isInt || x!.dtype === 'f32' ? (raw(x!) as Int32Array | Float32Array) : null;
+  const acc = new Float64Array(inner);
+  for (let t = 0; t < n; t++) {
+    const lo = count[t]!;
+    const hi = count[t + 1]!;
+    if (lo === hi) continue;
     for (let o = 0; o < outer; o++) {
-      for (let j = 0; j < m; j++) {
-        const t = wrap(ir[j]!, n);
-        if (t < 0) continue;
-        const src = (o * m + j) * inner;
-        const dst = (o * n + t) * inner;
-        for (let i = 0; i < inner; i++) add(dst + i, uv[src + i]!);
+      const dst = (o * n + t) * inner;
+      const row = xv ? xv.subarray(dst, dst + inner) : rowValues(x!, dst, inner);
+      for (let i = 0; i < inner; i++) acc[i] = row[i]!;
+      for (let g = lo; g < hi; g++) {
+        const src = (o * m + byDest[g]!) * inner;
+        if (isInt) for (let i = 0; i < inner; i++) acc[i] = (acc[i]! + uv[src + i]!) | 0;
+        else for (let i = 0; i < inner; i++) acc[i] += uv[src + i]!;
       }
+      storeRow(y!, dst, acc);
     }
-  });
+  }
 });
+
+/** Decoded values of `len` elements of a low-precision float tensor from `start`. */
+function rowValues(info: TensorInfo, start: number, len: number): Float32Array {
+  return decodeToF32(info.dtype as 'f16', (raw(info) as Uint16Array).subarray(start, start + len));
+}
+
+/** Writes float64 values (rounded to the dtype; i32 as is) to `acc.length` elements from `start`. */
+function storeRow(info: TensorInfo, start: number, acc: Float64Array): void {
+  const r = raw(info);
+  if (info.dtype === 'f32' || info.dtype === 'i32') (r as Arr).set(acc, start);
+  else encodeF32(info.dtype as 'f16', acc, (r as Uint16Array).subarray(start, start + acc.length));
+}
 
 register('scatterAddAlongAxis', ({ inputs: [x, idx, upd], outputs: [y], attrs }) => {
   const { axis } = attrs as { axis: number };
@@ -147,15 +181,15 @@ register('oneHot', ({ inputs: [idx], outputs: [y], attrs }) => {
 
 register('topk', ({ inputs: [x], outputs: [yv, yi], attrs }) => {
   const { k, axis, largest } = attrs as { k: number; axis: number; largest: boolean };
+  if (k === 0) return;
   const [outer, n, inner] = around(x!.shape, axis);
   const xv = values(x!);
   const xr = raw(x!);
   const vr = raw(yv!);
   const ir = raw(yi!) as Int32Array;
   // Rank: NaN above every number. Order: by rank (descending for largest), then lower index
-  // first, so the result does not depend on the sort's stability. -0 and +0 tie.
+  // first, so the result never depends on a sort's stability. -0 and +0 tie.
   const sign = largest ? 1 : -1;
-  const order = new Int32Array(n);
   const keys = new Float64Array(n);
   const nan = new Uint8Array(n);
   const cmp = (a: number, b: number): number => {
@@ -163,16 +197,41 @@ register('topk', ({ inputs: [x], outputs: [yv, yi], attrs }) => {
     if (!nan[a] && keys[a] !== keys[b]) return sign * (keys[b]! - keys[a]! > 0 ? 1 : -1);
     return a - b;
   };
+  // Small k (sampling's top-50 of a vocabulary, the router's top-8): keep the best k in a sorted
+  // buffer and reject most entries with one comparison against its last. Otherwise sort the row.
+  const partial = k * 8 <= n;
+  const order = partial ? new Int32Array(k) : new Int32Array(n);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       const base = o * n * inner + i;
       for (let j = 0; j < n; j++) {
         const v = xv[base + j * inner]!;
-        order[j] = j;
         nan[j] = v !== v ? 1 : 0;
         keys[j] = v;
       }
-      order.sort(cmp);
+      if (partial) {
+        let count = 0;
+        for (let j = 0; j < n; j++) {
+          if (count === k) {
+            if (cmp(j, order[k - 1]!) > 0) continue;
+            count--; // the last one drops out
+          }
+          // Insert after every entry that comes first (entries equal to j have lower indices).
+          let lo = 0;
+          let hi = count;
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (cmp(order[mid]!, j) < 0) lo = mid + 1;
+            else hi = mid;
+          }
+          order.copyWithin(lo + 1, lo, count);
+          order[lo] = j;
+          count++;
+        }
+      } else {
+        for (let j = 0; j < n; j++) order[j] = j;
+        order.sort(cmp);
+      }
       for (let j = 0; j < k; j++) {
         const src = order[j]!;
         const dst = (o * k + j) * inner + i;

@@ -8,6 +8,9 @@ import { raw, register, storeNumbers } from '../util.js';
 
 type Arr = StorageArray & { set(src: ArrayLike<number>, offset?: number): void };
 
+/** Tile edge of the blocked transpose (32 x 32 elements: 4 KiB of f32 per tile). */
+const TILE = 32;
+
 /**
  * Calls `row(srcOffset, dstOffset)` for every row of a copy whose last dim is contiguous in both
  * source and destination: `counts` are the loop extents over the leading dims (rank - 1 of them),
@@ -65,8 +68,26 @@ register('transpose', ({ inputs: [x], outputs: [y], attrs }) => {
     });
     return;
   }
-  forEachRow(outShape.slice(0, last), step.slice(0, last), stridesOf(outShape).slice(0, last), 0, 0, (s, d) => {
-    for (let j = 0; j < lastLen; j++) yr[d + j] = xr[s + j * lastStep]!;
+  // The input's contiguous dim lands on output dim q: copy [Q, L] planes (q x last) in square
+  // tiles, so both the reads (contiguous along q) and the writes (along last) stay in cache.
+  const outStrides = stridesOf(outShape);
+  const q = perm.indexOf(r - 1);
+  const Q = outShape[q]!;
+  const qDst = outStrides[q]!;
+  const others = outShape.map((_, d) => d).filter((d) => d !== q && d !== last);
+  const B = TILE;
+  forEachRow(others.map((d) => outShape[d]!), others.map((d) => step[d]!), others.map((d) => outStrides[d]!), 0, 0, (s, d) => {
+    for (let a = 0; a < Q; a += B) {
+      const aEnd = Math.min(a + B, Q);
+      for (let b = 0; b < lastLen; b += B) {
+        const bEnd = Math.min(b + B, lastLen);
+        for (let ia = a; ia < aEnd; ia++) {
+          const dRow = d + ia * qDst;
+          const sCol = s + ia;
+          for (let ib = b; ib < bEnd; ib++) yr[dRow + ib] = xr[sCol + ib * lastStep]!;
+        }
+      }
+    }
   });
 });
 

@@ -350,6 +350,8 @@ const topkInfo: OpInfo = {
       { shape: [3, 6, 2], k: 0, axis: 1, desc: 'k = 0' },
       { shape: [4, 1], k: 1, axis: 1, desc: 'one entry per row' },
       { shape: [7, 16], k: 4, axis: -1, desc: 'router-like: 7 tokens, 16 experts' },
+      { shape: [3, 67], k: 5, axis: 1, desc: 'k much smaller than n' },
+      { shape: [67, 2], k: 3, axis: 0, largest: false, desc: 'k much smaller than n, smallest, leading axis' },
     ];
     const out: SampleInput[] = cases.map(({ shape, k, axis, largest, desc }) => {
       // f32 gets distinct values (the gradient check needs no ties); the others' small integer
