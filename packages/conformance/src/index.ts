@@ -21,6 +21,7 @@ export {
   type ConformanceResult,
   type CaseResult,
   type CaseStatus,
+  type CheckCounts,
   type PlannedCase,
 } from './runner.js';
 export { formatSummary } from './report.js';

@@ -40,6 +40,9 @@ export function formatSummary(r: SummaryInput): string {
     `${c.passed} passed, ${c.failed} failed, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes ` +
       `(${r.cases.length} cases, ${r.cases.reduce((s, x) => s + x.checks, 0)} checks) in ${(r.ms / 1000).toFixed(1)} s`,
   );
+  const kinds: Record<string, number> = {};
+  for (const x of r.cases) for (const [k, v] of Object.entries(x.checksByKind)) kinds[k] = (kinds[k] ?? 0) + v;
+  lines.push(`checks by kind: ${Object.entries(kinds).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const n of r.notes) lines.push(`note: ${n}`);
   const bad = r.cases.filter((x) => x.status === 'failed' || x.status === 'unexpected-pass');
   if (bad.length) {

@@ -95,6 +95,21 @@ export interface PlannedCase {
 
 export type CaseStatus = 'passed' | 'failed' | 'xfail' | 'unexpected-pass';
 
+/** Checks made in a case, by kind (a kind at 0 was skipped: no oracle, no composite, ...). */
+export interface CheckCounts {
+  reference: number;
+  check: number;
+  referenceBackend: number;
+  tfjs: number;
+  composite: number;
+  grad: number;
+  errors: number;
+}
+
+function noChecks(): CheckCounts {
+  return { reference: 0, check: 0, referenceBackend: 0, tfjs: 0, composite: 0, grad: 0, errors: 0 };
+}
+
 export interface CaseResult {
   readonly id: string;
   readonly op: string;
@@ -104,6 +119,8 @@ export interface CaseResult {
   readonly samples: number;
   /** Comparisons and checks made. */
   readonly checks: number;
+  /** The same, by kind. */
+  readonly checksByKind: Readonly<CheckCounts>;
   /** What failed (with max abs/rel error and the worst index), or the xfail reason. */
   readonly messages: readonly string[];
   readonly xfailReason?: string;
@@ -303,8 +320,7 @@ export class ConformanceSession {
     const seed = deriveSeed(this.seed, c.op, c.dtype);
     const messages: string[] = [];
     let samples = 0;
-    let checks = 0;
-    const counter = { checks: 0 };
+    const counter = noChecks();
     try {
       if (!getOpDef(c.op) && !c.info.call) {
         messages.push(`op '${c.op}' is not defined in core's registry (import the package that defines it)`);
@@ -316,7 +332,7 @@ export class ConformanceSession {
     } catch (err) {
       messages.push(`case aborted: ${errorText(err)}`);
     }
-    checks = counter.checks;
+    const checks = Object.values(counter).reduce((a, b) => a + b, 0);
     const max = this.options.maxMessages ?? 8;
     const shown = messages.length > max ? [...messages.slice(0, max), `... and ${messages.length - max} more`] : messages;
     const failed = messages.length > 0;
@@ -330,6 +346,7 @@ export class ConformanceSession {
       status,
       samples,
       checks,
+      checksByKind: counter,
       messages:
         status === 'unexpected-pass'
           ? [`expected to fail on '${this.backend.name}' (${reason}) but passed: remove the xfail entry`]
@@ -438,7 +455,7 @@ export class ConformanceSession {
     });
   }
 
-  private async runValues(info: OpInfo, dtype: DType, seed: number, messages: string[], counter: { checks: number }): Promise<number> {
+  private async runValues(info: OpInfo, dtype: DType, seed: number, messages: string[], counter: CheckCounts): Promise<number> {
     const rng = createSampleRng(seed);
     const samples = info.samples(rng, dtype);
     if (samples.length === 0) {
@@ -467,19 +484,19 @@ export class ConformanceSession {
     sample: SampleInput,
     gradRng: XoshiroSampleRng,
     fails: string[],
-    counter: { checks: number },
+    counter: CheckCounts,
   ): Promise<void> {
     const attrs = sample.attrs ?? {};
     const got = await this.execute(this.backend, info, sample);
     const mags = info.magnitude?.(sample.inputs, attrs);
 
     if (info.reference) {
-      counter.checks++;
+      counter.reference++;
       const want = info.reference(sample.inputs, attrs).map((r) => roundHost(r));
       this.compareOutputs('vs float64 reference', info, got, want, mags, fails);
     }
     if (info.check) {
-      counter.checks++;
+      counter.check++;
       try {
         info.check(got, sample);
       } catch (err) {
@@ -487,7 +504,7 @@ export class ConformanceSession {
       }
     }
     if (this.ref !== this.backend) {
-      counter.checks++;
+      counter.referenceBackend++;
       const refGot = await this.execute(this.ref, info, sample);
       this.compareOutputs(`vs reference backend '${this.ref.name}'`, info, got, refGot, mags, fails, { factor: 2 });
     }
@@ -495,20 +512,20 @@ export class ConformanceSession {
       const oracle = this.runTfjs(info, sample);
       if (typeof oracle === 'string') fails.push(oracle);
       else if (oracle) {
-        counter.checks++;
+        counter.tfjs++;
         this.compareOutputs('vs tfjs', info, got, oracle, mags, fails, { factor: 2 });
       }
     }
     const composite = this.options.composite !== false && this.hasKernelAndComposite(info, sample);
     if (composite) {
-      counter.checks++;
+      counter.composite++;
       const compGot = await this.execute(this.backend, info, sample, true);
       // The composite rounds every intermediate to the dtype: allow a few steps in low precision.
       const lowp = isLowPrecisionFloat(dtype);
       this.compareOutputs('kernel vs composite', info, got, compGot, mags, fails, lowp ? { factor: 4, rtolOnMagnitude: true } : { factor: 2 });
     }
     if (dtype === 'f32' && info.grad && !sample.noGrad && info.reference && this.options.grad !== false) {
-      counter.checks++;
+      counter.grad++;
       await this.checkGrad(info, sample, gradRng, fails, composite);
     }
   }
@@ -644,7 +661,7 @@ export class ConformanceSession {
     }
   }
 
-  private async runErrors(info: OpInfo, seed: number, messages: string[], counter: { checks: number }): Promise<number> {
+  private async runErrors(info: OpInfo, seed: number, messages: string[], counter: CheckCounts): Promise<number> {
     const cases = info.errors!(createSampleRng(seed));
     if (cases.length === 0) messages.push('the record lists errors() but made no error inputs');
     for (const [idx, e] of cases.entries()) {
@@ -662,7 +679,7 @@ export class ConformanceSession {
         } catch (err) {
           thrown = err ?? new Error('(undefined thrown)');
         }
-        counter.checks++;
+        counter.errors++;
         if (thrown === undefined) {
           messages.push(`${label}: expected ${e.error} matching ${e.message}, but the op returned ${outs.map((o) => `[${o.shape.join(', ')}] ${o.dtype}`).join(', ')}`);
           dispose(outs);

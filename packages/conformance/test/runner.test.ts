@@ -191,6 +191,20 @@ describe('runner checks fail when they should', () => {
     const r = await runConformance({ backend: () => new FactoryBackend(), ops: ['neg', 'fill'], seed: 8, log: null });
     expect(r.backend).toBe('cpu-from-factory');
     expect(r.cases.length).toBeGreaterThan(0);
+    expect(r.cases[0]!.checksByKind.referenceBackend).toBeGreaterThan(0);
     expect(r.cases.filter((c) => c.status !== 'passed').map((c) => c.messages)).toEqual([]);
+  });
+
+  it('a CPU run makes every kind of check: reference, tfjs, gradients, composite, errors', async () => {
+    const r = await runConformance({ backend: 'cpu', ops: ['add', 'logsumexp'], dtypes: ['f32', 'bf16'], seed: 21, log: null });
+    expect(r.tfjs).toBe(true);
+    const byId = new Map(r.cases.map((c) => [c.id, c.checksByKind]));
+    expect(byId.get('add [f32]')).toMatchObject({ referenceBackend: 0, composite: 0 });
+    for (const k of ['reference', 'tfjs', 'grad'] as const) expect(byId.get('add [f32]')![k]).toBeGreaterThan(0);
+    expect(byId.get('add [bf16]')).toMatchObject({ tfjs: 0, grad: 0 });
+    expect(byId.get('logsumexp [f32]')!.composite).toBeGreaterThan(0);
+    expect(byId.get('logsumexp [bf16]')!.composite).toBeGreaterThan(0);
+    expect(byId.get('add [errors]')!.errors).toBeGreaterThan(0);
+    expect(r.summary).toMatch(/checks by kind: reference \d+, check 0, referenceBackend 0, tfjs \d+, composite \d+, grad \d+, errors \d+/);
   });
 });
