@@ -8,3 +8,4 @@ import './indexing.js';
 import './nn.js';
 import './creation.js';
 import './attention/index.js';
+import './moe/index.js';

@@ -1,0 +1,5 @@
+// Kernels of the fused ops that @ring-linear/moe defines, registered by op name (this package does
+// not import the moe package: layering points down).
+import './router.js';
+import './dispatch.js';
+import './grouped_matmul.js';
