@@ -11,6 +11,7 @@
  */
 import type { TensorInfo } from '@ring-linear/core';
 import { commit, outValues, register, values } from '../../util.js';
+import { gemm, transposeInto } from './gemm64.js';
 
 interface LightningAttrs {
   scale: number;
@@ -59,10 +60,18 @@ class Scratch {
   readonly dQ: Float64Array;
   readonly dK: Float64Array;
   readonly dV: Float64Array;
-  /** [C, C] score-like matrices (lower triangle used). */
+  /** [C, C] score-like matrices (lower triangle used) and a transposed copy. */
   readonly A: Float64Array;
   readonly M: Float64Array;
+  readonly T2: Float64Array;
+  /** Transposed operands: [max(D, Dv), C] and [max(D, Dv), max(D, Dv)]. */
+  readonly Xt: Float64Array;
+  readonly St: Float64Array;
   constructor(C: number, D: number, Dv: number) {
+    const W = Math.max(D, Dv);
+    this.T2 = new Float64Array(C * C);
+    this.Xt = new Float64Array(W * C);
+    this.St = new Float64Array(W * W);
     this.Q = new Float64Array(C * D);
     this.K = new Float64Array(C * D);
     this.V = new Float64Array(C * Dv);
@@ -76,33 +85,35 @@ class Scratch {
   }
 }
 
-/** Lower-triangular scaled decayed products: out[i][j] = s lambda^(i-j) (x_i . y_j), j <= i. */
-function decayedScores(X: Float64Array, Y: Float64Array, L: number, W: number, C: number, s: number, pw: Float64Array, out: Float64Array): void {
+/**
+ * out = X Y^T over the chunk's L rows (W columns each), then out[i][j] *= s lambda^(i-j) for j <= i
+ * and 0 above the diagonal: the decay mask of the chunked form (MODEL_SPEC §2).
+ */
+function decayedScores(X: Float64Array, Y: Float64Array, L: number, W: number, C: number, s: number, pw: Float64Array, out: Float64Array, w: Scratch): void {
+  transposeInto(L, W, Y, 0, W, w.Xt, 0, C);
+  gemm(L, L, W, X, 0, W, w.Xt, 0, C, out, 0, C, false);
   for (let i = 0; i < L; i++) {
-    const xi = i * W;
-    for (let j = 0; j <= i; j++) {
-      const yj = j * W;
-      let dot = 0;
-      for (let d = 0; d < W; d++) dot += X[xi + d]! * Y[yj + d]!;
-      out[i * C + j] = s * pw[i - j]! * dot;
-    }
+    const r = i * C;
+    for (let j = 0; j <= i; j++) out[r + j]! *= s * pw[i - j]!;
+    for (let j = i + 1; j < L; j++) out[r + j] = 0;
   }
 }
 
-/** S <- lambda^L S + sum_j lambda^(L-1-j) k_j^T v_j. */
-function advanceState(S: Float64Array, K: Float64Array, V: Float64Array, L: number, D: number, Dv: number, pw: Float64Array): void {
+/** dst[d][j] = src[j][d] * f(j) for L rows of width W: a row-scaled transposed copy ([W, C]). */
+function scaledTranspose(src: Float64Array, L: number, W: number, C: number, f: (j: number) => number, dst: Float64Array): void {
+  for (let j = 0; j < L; j++) {
+    const c = f(j);
+    const r = j * W;
+    for (let d = 0; d < W; d++) dst[d * C + j] = src[r + d]! * c;
+  }
+}
+
+/** S <- lambda^L S + (K * lambda^(L-1-j))^T V. */
+function advanceState(S: Float64Array, K: Float64Array, V: Float64Array, L: number, D: number, Dv: number, pw: Float64Array, w: Scratch, C: number): void {
   const wl = pw[L]!;
   for (let x = 0; x < D * Dv; x++) S[x]! *= wl;
-  for (let j = 0; j < L; j++) {
-    const w = pw[L - 1 - j]!;
-    for (let d = 0; d < D; d++) {
-      const c = w * K[j * D + d]!;
-      if (c === 0) continue;
-      const row = d * Dv;
-      const vj = j * Dv;
-      for (let e = 0; e < Dv; e++) S[row + e]! += c * V[vj + e]!;
-    }
-  }
+  scaledTranspose(K, L, D, C, (j) => pw[L - 1 - j]!, w.Xt);
+  gemm(D, Dv, L, w.Xt, 0, C, V, 0, Dv, S, 0, Dv, true);
 }
 
 interface Geometry {
@@ -132,30 +143,18 @@ function forwardSpan(
     gather(vv, at(g, b, c0, h, Dv), H * Dv, L, Dv, w.V);
     if (out) {
       gather(qv, at(g, b, c0, h, D), H * D, L, D, w.Q);
-      decayedScores(w.Q, w.K, L, D, C, s, pw, w.A);
-      const O = w.O;
+      // intra-chunk: O = ((Q K^T) * Dmask) V
+      decayedScores(w.Q, w.K, L, D, C, s, pw, w.A, w);
+      gemm(L, Dv, L, w.A, 0, C, w.V, 0, Dv, w.O, 0, Dv, false);
+      // inter-chunk: O += (Q * s lambda^(i+1)) S
       for (let i = 0; i < L; i++) {
-        const oi = i * Dv;
-        for (let e = 0; e < Dv; e++) O[oi + e] = 0;
-        // intra-chunk: sum_{j<=i} A[i][j] v_j
-        for (let j = 0; j <= i; j++) {
-          const a = w.A[i * C + j]!;
-          const vj = j * Dv;
-          for (let e = 0; e < Dv; e++) O[oi + e]! += a * w.V[vj + e]!;
-        }
-        // inter-chunk: s lambda^(i+1) q_i S
-        const qs = s * pw[i + 1]!;
-        if (qs === 0) continue;
-        for (let d = 0; d < D; d++) {
-          const c = qs * w.Q[i * D + d]!;
-          if (c === 0) continue;
-          const row = d * Dv;
-          for (let e = 0; e < Dv; e++) O[oi + e]! += c * S[row + e]!;
-        }
+        const c = s * pw[i + 1]!;
+        for (let d = 0; d < D; d++) w.Q[i * D + d]! *= c;
       }
-      scatter(O, L, Dv, out, at(g, b, c0, h, Dv), H * Dv);
+      gemm(L, Dv, D, w.Q, 0, D, S, 0, Dv, w.O, 0, Dv, true);
+      scatter(w.O, L, Dv, out, at(g, b, c0, h, Dv), H * Dv);
     }
-    advanceState(S, w.K, w.V, L, D, Dv, pw);
+    advanceState(S, w.K, w.V, L, D, Dv, pw, w, C);
   }
 }
 
@@ -289,71 +288,42 @@ register('lightningAttentionBackward', ({ inputs: [q, k, v, decay, s0, dOut, dFi
           gather(kv, at(g, b, c0, h, D), H * D, L, D, w.K);
           gather(vv, at(g, b, c0, h, Dv), H * Dv, L, Dv, w.V);
           gather(dov, at(g, b, c0, h, Dv), H * Dv, L, Dv, w.dO);
-          decayedScores(w.dO, w.V, L, Dv, C, s, pw, w.M);
-          decayedScores(w.Q, w.K, L, D, C, s, pw, w.A);
-          const { Q, K, V, dO, dQ, dK, dV, A, M } = w;
-          // dq_i
+          decayedScores(w.dO, w.V, L, Dv, C, s, pw, w.M, w);
+          decayedScores(w.Q, w.K, L, D, C, s, pw, w.A, w);
+          const { Q, K, V, dO, dQ, dK, dV, A, M, T2, St } = w;
+          // dQ = s lambda^(i+1) dO S^T + M K
+          transposeInto(D, Dv, states, So, Dv, St, 0, D);
+          gemm(L, D, Dv, dO, 0, Dv, St, 0, D, dQ, 0, D, false);
           for (let i = 0; i < L; i++) {
-            const qi = i * D;
-            for (let d = 0; d < D; d++) dQ[qi + d] = 0;
-            for (let j = 0; j <= i; j++) {
-              const m = M[i * C + j]!;
-              const kj = j * D;
-              for (let d = 0; d < D; d++) dQ[qi + d]! += m * K[kj + d]!;
-            }
             const c = s * pw[i + 1]!;
-            if (c === 0) continue;
-            const oi = i * Dv;
-            for (let d = 0; d < D; d++) {
-              let acc = 0;
-              const row = So + d * Dv;
-              for (let e = 0; e < Dv; e++) acc += states[row + e]! * dO[oi + e]!;
-              dQ[qi + d]! += c * acc;
-            }
+            for (let d = 0; d < D; d++) dQ[i * D + d]! *= c;
           }
-          // dk_j and dv_j
+          gemm(L, D, L, M, 0, C, K, 0, D, dQ, 0, D, true);
+          // dK = lambda^(L-1-j) V dH^T + M^T Q
+          transposeInto(D, Dv, dH, 0, Dv, St, 0, D);
+          gemm(L, D, Dv, V, 0, Dv, St, 0, D, dK, 0, D, false);
           for (let j = 0; j < L; j++) {
-            const kj = j * D;
-            const vj = j * Dv;
-            for (let d = 0; d < D; d++) dK[kj + d] = 0;
-            for (let e = 0; e < Dv; e++) dV[vj + e] = 0;
-            for (let i = j; i < L; i++) {
-              const m = M[i * C + j]!;
-              const a = A[i * C + j]!;
-              const qi = i * D;
-              const oi = i * Dv;
-              for (let d = 0; d < D; d++) dK[kj + d]! += m * Q[qi + d]!;
-              for (let e = 0; e < Dv; e++) dV[vj + e]! += a * dO[oi + e]!;
-            }
-            const wj = pw[L - 1 - j]!;
-            if (wj === 0) continue;
-            for (let d = 0; d < D; d++) {
-              const row = d * Dv;
-              let acc = 0;
-              for (let e = 0; e < Dv; e++) acc += dH[row + e]! * V[vj + e]!;
-              dK[kj + d]! += wj * acc;
-              const c = wj * K[kj + d]!;
-              if (c === 0) continue;
-              for (let e = 0; e < Dv; e++) dV[vj + e]! += c * dH[row + e]!;
-            }
+            const c = pw[L - 1 - j]!;
+            for (let d = 0; d < D; d++) dK[j * D + d]! *= c;
           }
+          transposeInto(L, L, M, 0, C, T2, 0, C);
+          gemm(L, D, L, T2, 0, C, Q, 0, D, dK, 0, D, true);
+          // dV = lambda^(L-1-j) K dH + A^T dO
+          gemm(L, Dv, D, K, 0, D, dH, 0, Dv, dV, 0, Dv, false);
+          for (let j = 0; j < L; j++) {
+            const c = pw[L - 1 - j]!;
+            for (let e = 0; e < Dv; e++) dV[j * Dv + e]! *= c;
+          }
+          transposeInto(L, L, A, 0, C, T2, 0, C);
+          gemm(L, Dv, L, T2, 0, C, dO, 0, Dv, dV, 0, Dv, true);
           scatter(dQ, L, D, dqv, at(g, b, c0, h, D), H * D);
           scatter(dK, L, D, dkv, at(g, b, c0, h, D), H * D);
           scatter(dV, L, Dv, dvv, at(g, b, c0, h, Dv), H * Dv);
-          // dH for the previous chunk
+          // dH for the previous chunk: lambda^L dH + (Q * s lambda^(i+1))^T dO
           const wl = pw[L]!;
           for (let x = 0; x < DD; x++) dH[x]! *= wl;
-          for (let i = 0; i < L; i++) {
-            const ci = s * pw[i + 1]!;
-            if (ci === 0) continue;
-            const oi = i * Dv;
-            for (let d = 0; d < D; d++) {
-              const c = ci * Q[i * D + d]!;
-              if (c === 0) continue;
-              const row = d * Dv;
-              for (let e = 0; e < Dv; e++) dH[row + e]! += c * dO[oi + e]!;
-            }
-          }
+          scaledTranspose(Q, L, D, C, (i) => s * pw[i + 1]!, w.Xt);
+          gemm(D, Dv, L, w.Xt, 0, C, dO, 0, Dv, dH, 0, Dv, true);
         }
         for (let x = 0; x < DD; x++) ds0v[si + x] = dH[x]!;
       });

@@ -9,6 +9,7 @@
  */
 import type { TensorInfo } from '@ring-linear/core';
 import { commit, outValues, register, values } from '../../util.js';
+import { gemm, transposeInto } from './gemm64.js';
 
 interface SoftmaxAttrs {
   scale: number;
@@ -86,18 +87,21 @@ register('softmaxAttention', ({ inputs: [q, k, v], outputs: [out, lse], attrs })
   const lv = outValues(lse!) as Float32Array;
   const sc = a.scale;
   const K = new Float64Array(Tk * D);
+  const Kt = new Float64Array(D * Tk);
   const V = new Float64Array(Tk * Dv);
   const Qb = new Float64Array(QUERY_BLOCK * D);
+  const S = new Float64Array(QUERY_BLOCK * KEY_TILE);
   const acc = new Float64Array(QUERY_BLOCK * Dv);
   const m = new Float64Array(QUERY_BLOCK);
   const l = new Float64Array(QUERY_BLOCK);
-  const sTile = new Float64Array(KEY_TILE);
   for (let b = 0; b < B; b++) {
     for (let hk = 0; hk < Hkv; hk++) {
       for (const sp of spans(a, Tq)) {
-        // K and V of this kv head and span, dense (row r - sp.k0).
+        // K (and K^T, leading dim Tk) and V of this kv head and span, dense (row r - sp.k0).
+        const nk = sp.k1 - sp.k0;
         gatherHead(kv, b, Tk, Hkv, hk, D, sp.k0, sp.k1, K);
         gatherHead(vv, b, Tk, Hkv, hk, Dv, sp.k0, sp.k1, V);
+        transposeInto(nk, D, K, 0, D, Kt, 0, Tk);
         for (let h = hk * G; h < (hk + 1) * G; h++) {
           for (let qb0 = sp.q0; qb0 < sp.q1; qb0 += QUERY_BLOCK) {
             const nq = Math.min(QUERY_BLOCK, sp.q1 - qb0);
@@ -108,38 +112,39 @@ register('softmaxAttention', ({ inputs: [q, k, v], outputs: [out, lse], attrs })
             acc.fill(0, 0, nq * Dv);
             const blockEnd = keyEnd(sp, qb0 + nq - 1, a.causal);
             for (let t0 = sp.k0; t0 < blockEnd; t0 += KEY_TILE) {
-              const t1 = Math.min(t0 + KEY_TILE, blockEnd);
+              const nt = Math.min(KEY_TILE, blockEnd - t0);
+              // Scores of the tile: S = (scale Q) K^T
+              gemm(nq, nt, D, Qb, 0, D, Kt, t0 - sp.k0, Tk, S, 0, KEY_TILE, false);
+              // Online softmax per row; S becomes the unnormalized probabilities P.
               for (let i = 0; i < nq; i++) {
-                const end = Math.min(t1, keyEnd(sp, qb0 + i, a.causal));
-                if (end <= t0) continue;
-                const qi = i * D;
-                let tileMax = -Infinity;
-                for (let j = t0; j < end; j++) {
-                  const kj = (j - sp.k0) * D;
-                  let dot = 0;
-                  for (let d = 0; d < D; d++) dot += Qb[qi + d]! * K[kj + d]!;
-                  sTile[j - t0] = dot;
-                  if (dot > tileMax) tileMax = dot;
+                const r = i * KEY_TILE;
+                const valid = Math.min(nt, keyEnd(sp, qb0 + i, a.causal) - t0);
+                if (valid <= 0) {
+                  for (let j = 0; j < nt; j++) S[r + j] = 0;
+                  continue;
                 }
-                const ai = i * Dv;
+                let tileMax = -Infinity;
+                for (let j = 0; j < valid; j++) if (S[r + j]! > tileMax) tileMax = S[r + j]!;
                 const mOld = m[i]!;
                 if (tileMax > mOld) {
                   // Rescale what was accumulated under the old max.
                   const corr = Math.exp(mOld - tileMax);
                   l[i]! *= corr;
-                  for (let e = 0; e < Dv; e++) acc[ai + e]! *= corr;
+                  for (let e = 0; e < Dv; e++) acc[i * Dv + e]! *= corr;
                   m[i] = tileMax;
                 }
                 const mi = m[i]!;
                 let li = l[i]!;
-                for (let j = t0; j < end; j++) {
-                  const p = Math.exp(sTile[j - t0]! - mi);
+                for (let j = 0; j < valid; j++) {
+                  const p = Math.exp(S[r + j]! - mi);
+                  S[r + j] = p;
                   li += p;
-                  const vj = (j - sp.k0) * Dv;
-                  for (let e = 0; e < Dv; e++) acc[ai + e]! += p * V[vj + e]!;
                 }
+                for (let j = valid; j < nt; j++) S[r + j] = 0;
                 l[i] = li;
               }
+              // acc += P V_tile
+              gemm(nq, Dv, nt, S, 0, KEY_TILE, V, (t0 - sp.k0) * Dv, Dv, acc, 0, Dv, true);
             }
             for (let i = 0; i < nq; i++) {
               const o = ((b * Tq + qb0 + i) * H + h) * Dv;
@@ -159,7 +164,7 @@ register('softmaxAttention', ({ inputs: [q, k, v], outputs: [out, lse], attrs })
 /**
  * Backward: with P = exp(s - lse), dP = dO V^T, delta_i = dO_i . O_i,
  *   dS = P (dP - delta + dLse);  dQ = scale dS K;  dK = scale dS^T Q;  dV = P^T dO
- * accumulated over the query heads sharing each kv head.
+ * accumulated over the query heads sharing each kv head, one (query block, key tile) at a time.
  */
 register('softmaxAttentionBackward', ({ inputs: [q, k, v, out, lse, dOut, dLse], outputs: [dq, dk, dv], attrs }) => {
   const a = attrs as SoftmaxAttrs;
@@ -179,13 +184,18 @@ register('softmaxAttentionBackward', ({ inputs: [q, k, v, out, lse, dOut, dLse],
   dvv.fill(0);
   const sc = a.scale;
   const K = new Float64Array(Tk * D);
+  const Kt = new Float64Array(D * Tk);
   const V = new Float64Array(Tk * Dv);
+  const Vt = new Float64Array(Dv * Tk);
   const dK = new Float64Array(Tk * D);
   const dV = new Float64Array(Tk * Dv);
   const Qb = new Float64Array(QUERY_BLOCK * D);
   const dOb = new Float64Array(QUERY_BLOCK * Dv);
   const Ob = new Float64Array(QUERY_BLOCK * Dv);
   const dQb = new Float64Array(QUERY_BLOCK * D);
+  const P = new Float64Array(QUERY_BLOCK * KEY_TILE);
+  const dS = new Float64Array(QUERY_BLOCK * KEY_TILE);
+  const Tr = new Float64Array(KEY_TILE * QUERY_BLOCK);
   const delta = new Float64Array(QUERY_BLOCK);
   for (let b = 0; b < B; b++) {
     for (let hk = 0; hk < Hkv; hk++) {
@@ -193,6 +203,8 @@ register('softmaxAttentionBackward', ({ inputs: [q, k, v, out, lse, dOut, dLse],
         const nk = sp.k1 - sp.k0;
         gatherHead(kv, b, Tk, Hkv, hk, D, sp.k0, sp.k1, K);
         gatherHead(vv, b, Tk, Hkv, hk, Dv, sp.k0, sp.k1, V);
+        transposeInto(nk, D, K, 0, D, Kt, 0, Tk);
+        transposeInto(nk, Dv, V, 0, Dv, Vt, 0, Tk);
         dK.fill(0, 0, nk * D);
         dV.fill(0, 0, nk * Dv);
         for (let h = hk * G; h < (hk + 1) * G; h++) {
@@ -209,30 +221,32 @@ register('softmaxAttentionBackward', ({ inputs: [q, k, v, out, lse, dOut, dLse],
             }
             const blockEnd = keyEnd(sp, qb0 + nq - 1, a.causal);
             for (let t0 = sp.k0; t0 < blockEnd; t0 += KEY_TILE) {
-              const t1 = Math.min(t0 + KEY_TILE, blockEnd);
+              const nt = Math.min(KEY_TILE, blockEnd - t0);
+              const kr = t0 - sp.k0;
+              gemm(nq, nt, D, Qb, 0, D, Kt, kr, Tk, P, 0, KEY_TILE, false);
+              gemm(nq, nt, Dv, dOb, 0, Dv, Vt, kr, Tk, dS, 0, KEY_TILE, false);
               for (let i = 0; i < nq; i++) {
-                const end = Math.min(t1, keyEnd(sp, qb0 + i, a.causal));
+                const r = i * KEY_TILE;
+                const valid = Math.max(0, Math.min(nt, keyEnd(sp, qb0 + i, a.causal) - t0));
                 const li = (b * H + h) * Tq + qb0 + i;
                 const lseI = lv[li]!;
                 const shift = dlv[li]! - delta[i]!;
-                const qi = i * D;
-                const oi = i * Dv;
-                for (let j = t0; j < end; j++) {
-                  const kj = (j - sp.k0) * D;
-                  const vj = (j - sp.k0) * Dv;
-                  let dot = 0;
-                  for (let d = 0; d < D; d++) dot += Qb[qi + d]! * K[kj + d]!;
-                  const p = Math.exp(sc * dot - lseI);
-                  let dp = 0;
-                  for (let e = 0; e < Dv; e++) dp += dOb[oi + e]! * V[vj + e]!;
-                  const ds = p * (dp + shift) * sc;
-                  for (let d = 0; d < D; d++) {
-                    dQb[qi + d]! += ds * K[kj + d]!;
-                    dK[kj + d]! += ds * Qb[qi + d]!;
-                  }
-                  for (let e = 0; e < Dv; e++) dV[vj + e]! += p * dOb[oi + e]!;
+                for (let j = 0; j < valid; j++) {
+                  const p = Math.exp(sc * P[r + j]! - lseI);
+                  P[r + j] = p;
+                  dS[r + j] = p * (dS[r + j]! + shift) * sc;
+                }
+                for (let j = valid; j < nt; j++) {
+                  P[r + j] = 0;
+                  dS[r + j] = 0;
                 }
               }
+              // dQ += dS K_tile;  dK_tile += dS^T Q;  dV_tile += P^T dO
+              gemm(nq, D, nt, dS, 0, KEY_TILE, K, kr * D, D, dQb, 0, D, true);
+              transposeInto(nq, nt, dS, 0, KEY_TILE, Tr, 0, QUERY_BLOCK);
+              gemm(nt, D, nq, Tr, 0, QUERY_BLOCK, Qb, 0, D, dK, kr * D, D, true);
+              transposeInto(nq, nt, P, 0, KEY_TILE, Tr, 0, QUERY_BLOCK);
+              gemm(nt, Dv, nq, Tr, 0, QUERY_BLOCK, dOb, 0, Dv, dV, kr * Dv, Dv, true);
             }
             for (let i = 0; i < nq; i++) {
               const o = ((b * Tq + qb0 + i) * H + h) * D;
