@@ -2,3 +2,4 @@
 import './elementwise.js';
 import './basic.js';
 import './reduce.js';
+import './matmul.js';

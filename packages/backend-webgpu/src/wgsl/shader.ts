@@ -17,6 +17,11 @@ export interface ShaderSpec {
   readonly helpers?: string;
   /** Uses subgroup builtins (adds `enable subgroups;` and the sg_* parameters of main). */
   readonly subgroups?: boolean;
+  /**
+   * Bindings the helpers declare themselves (numbered after `tensors`, before the uniform
+   * block), e.g. vec4 views of f32 tensors.
+   */
+  readonly extraBindings?: readonly GPUBufferBindingType[];
 }
 
 export interface BuiltShader {
@@ -37,12 +42,13 @@ export function buildShader(spec: ShaderSpec, opts: AccessOptions): BuiltShader 
     parts.push(tensorDeclWgsl(i, t, opts));
     bindingTypes.push(t.access === 'read' ? 'read-only-storage' : 'storage');
   });
+  for (const t of spec.extraBindings ?? []) bindingTypes.push(t);
   let uniformBytes = 0;
   if (spec.uniformWords > 0) {
     const vecs = Math.ceil(spec.uniformWords / 4);
     uniformBytes = vecs * 16;
     parts.push(
-      `@group(0) @binding(${spec.tensors.length}) var<uniform> U: array<vec4<u32>, ${vecs}>;`,
+      `@group(0) @binding(${bindingTypes.length}) var<uniform> U: array<vec4<u32>, ${vecs}>;`,
       'fn u(i: u32) -> u32 { return U[i >> 2u][i & 3u]; }',
       'fn uf(i: u32) -> f32 { return bitcast<f32>(u(i)); }',
       'fn ui(i: u32) -> i32 { return bitcast<i32>(u(i)); }',
