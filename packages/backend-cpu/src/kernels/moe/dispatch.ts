@@ -47,8 +47,11 @@ register('moePermute', ({ inputs: [x, r2s], outputs: [y] }) => {
   const slots = raw(r2s!) as Int32Array;
   for (let r = 0; r < rows; r++) {
     const j = slots[r]!;
-    if (j >= 0 && j < rows) dst.set(src.subarray(Math.floor(j / k) * h, Math.floor(j / k) * h + h), r * h);
-    else dst.fill(0, r * h, r * h + h);
+    const o = r * h;
+    if (j >= 0 && j < rows) {
+      const from = Math.floor(j / k) * h;
+      for (let c = 0; c < h; c++) dst[o + c] = src[from + c]!;
+    } else dst.fill(0, o, o + h);
   }
 });
 

@@ -30,17 +30,22 @@ function ranksBefore(va: number, ia: number, vb: number, ib: number): boolean {
 }
 
 /**
- * Writes the `k` best of vals[0..n) (ranksBefore order) into outIdx, best first. Insertion into a
- * sorted prefix: O(n k), small for router sizes (k <= 8 or so).
+ * Writes the `k` best of vals[base .. base+n) (ranksBefore order, positions relative to base) into
+ * outIdx, best first. Insertion into a sorted prefix: O(n k), small for router sizes (k <= 8).
  */
-function selectTop(vals: Float64Array, n: number, k: number, outIdx: Int32Array): void {
+function selectTop(vals: Float64Array, base: number, n: number, k: number, outIdx: Int32Array): void {
   let filled = 0;
   for (let i = 0; i < n; i++) {
-    const v = vals[i]!;
-    if (filled === k && !ranksBefore(v, i, vals[outIdx[k - 1]!]!, outIdx[k - 1]!)) continue;
+    const v = vals[base + i]!;
+    if (filled === k) {
+      const last = outIdx[k - 1]!;
+      if (!ranksBefore(v, i, vals[base + last]!, last)) continue;
+    }
     let pos = filled < k ? filled++ : k - 1;
-    while (pos > 0 && ranksBefore(v, i, vals[outIdx[pos - 1]!]!, outIdx[pos - 1]!)) {
-      outIdx[pos] = outIdx[pos - 1]!;
+    while (pos > 0) {
+      const prev = outIdx[pos - 1]!;
+      if (!ranksBefore(v, i, vals[base + prev]!, prev)) break;
+      outIdx[pos] = prev;
       pos--;
     }
     outIdx[pos] = i;
@@ -98,17 +103,17 @@ register('moeRouter', ({ inputs: [x, gw, bias], outputs: [wOut, iOut, sOut], att
     if (limitGroups) {
       const take = Math.min(2, groupSize);
       for (let g = 0; g < a.nGroup; g++) {
-        const sub = b.subarray(g * groupSize, (g + 1) * groupSize);
-        selectTop(sub, groupSize, take, top2);
-        groupScore[g] = take === 2 ? Math.fround(sub[top2[0]!]! + sub[top2[1]!]!) : sub[top2[0]!]!;
+        const base = g * groupSize;
+        selectTop(b, base, groupSize, take, top2);
+        groupScore[g] = take === 2 ? Math.fround(b[base + top2[0]!]! + b[base + top2[1]!]!) : b[base + top2[0]!]!;
       }
-      selectTop(groupScore, a.nGroup, a.topkGroup, keptGroups);
+      selectTop(groupScore, 0, a.nGroup, a.topkGroup, keptGroups);
       keep.fill(0);
       for (let i = 0; i < a.topkGroup; i++) keep[keptGroups[i]!] = 1;
       // The reference's choice: entries of dropped groups become 0.0 (not -inf), MODEL_SPEC §4.
       for (let g = 0; g < a.nGroup; g++) if (!keep[g]) b.fill(0, g * groupSize, (g + 1) * groupSize);
     }
-    selectTop(b, e, k, chosen);
+    selectTop(b, 0, e, k, chosen);
     let total = 0;
     for (let i = 0; i < k; i++) total += s[chosen[i]!]!;
     const scale = a.normTopkProb ? a.routedScalingFactor / (total + 1e-20) : a.routedScalingFactor;
