@@ -102,6 +102,20 @@ export function getBackend(): Backend {
   );
 }
 
+/**
+ * Runs `fn` with `backend` as the current backend (creation ops inside it run there), restoring the
+ * previous one afterwards. Gradients use this so zeros/ones land on the loss's backend.
+ */
+export function withBackend<T>(backend: Backend, fn: () => T): T {
+  const prev = ENGINE.current;
+  ENGINE.current = backend;
+  try {
+    return fn();
+  } finally {
+    ENGINE.current = prev;
+  }
+}
+
 /** An initialized backend by name (throws if it was never initialized). */
 export function findBackend(name: string): Backend {
   const e = ENGINE.backends.get(name);

@@ -14,6 +14,7 @@ export {
   setBackend,
   ready,
   getBackend,
+  withBackend,
   findBackend,
   disposeBackend,
   memory,

@@ -171,3 +171,16 @@ describe('scopes and memory', () => {
     expect(Array.from(await gb!.data())).toEqual([5 + 2 * 2 * 0.5, 7 + 2 * 2 * -1, 9 + 2 * 2 * 2]);
   });
 });
+
+describe('gradients on a non-current backend', () => {
+  it('create their zeros/ones on the loss backend', async () => {
+    const other = await initBackend('async-test');
+    const w = tensor([1, -2, 3], [3], 'f32', other);
+    // 'async-test' has no kernels registered under its own name, so copy the CPU ones we need.
+    const { registerKernel, getKernel: gk } = await import('../src/op.js');
+    for (const op of ['mul', 'sum', 'fill', 'broadcastTo', 'add']) registerKernel({ ...gk(op, 'cpu')!, backend: 'async-test' });
+    const { grads } = valueAndGrad(() => sum(mul(w, w)), [w]);
+    expect(grads[0]!.backend).toBe('async-test');
+    expect(Array.from(await grads[0]!.data())).toEqual([2, -4, 6]);
+  });
+});

@@ -9,7 +9,7 @@
  */
 import { ENGINE } from '../engine_state.js';
 import { GradientError, describeShape } from '../errors.js';
-import { internalRef, noGrad, runOp1, tidy } from '../engine.js';
+import { internalRef, noGrad, runOp1, tidy, withBackend } from '../engine.js';
 import { shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { Tape } from './tape.js';
@@ -39,7 +39,7 @@ export function valueAndGrad(f: () => Tensor, xs: readonly Tensor[], options: Gr
         ENGINE.tapes.splice(ENGINE.tapes.indexOf(tape), 1);
       }
       if (!(y instanceof Tensor)) throw new GradientError(`valueAndGrad: the function must return a Tensor, got ${typeof y}`);
-      const grads = noGrad(() => backward(tape, y, xs, options.dy));
+      const grads = withBackend(y.live('valueAndGrad').backend, () => noGrad(() => backward(tape, y, xs, options.dy)));
       return { value: y, grads };
     });
   } finally {
