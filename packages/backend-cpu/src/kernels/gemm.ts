@@ -19,27 +19,13 @@
  * Why these shapes (measured on x86-64, V8 11/Node 20): V8 keeps doubles in 16 XMM registers (one is
  * its scratch), so a 4x4 tile (16 accumulators) spills; 3x3, 2x3 and 2x4 tiles do not, and measured
  * ~15-20% faster than 4x4 (4x8, 8x4, 6x4 were slower still). Each
- * typed-array load costs a bounds check, so the packing buffers are module-level constants of a
- * fixed size: TurboFan then folds their base address and length into the code (no map checks or
- * length reloads in the inner loop), which measured ~25% faster than passing them as arguments.
+ * typed-array load costs a bounds check, so the packing buffers are constants of fixed size (see
+ * createBlockedGemm): TurboFan then folds their base address and length into the code (no map
+ * checks or length reloads in the inner loop), which measured ~25% faster than passing them as
+ * arguments.
  * `| 0` on index arithmetic lets V8 drop overflow checks. Packing into Float64Array (not f32)
  * saves an f32->f64 conversion per load in the inner loop.
  */
-
-/** Micro-tile rows and columns (register block); the micro-kernel and packers are written for 3. */
-const MR = 3;
-const NR = 3;
-/** K block: one A micro-panel plus one B micro-panel (KC x 3 doubles = 6 KiB each) stay in L1. */
-const KC = 256;
-/** M block: the packed A block (MC x KC doubles = 192 KiB) stays in L2. */
-const MC = 96;
-/** N block: the packed B panel (KC x NC doubles = 1.5 MiB) is streamed from L2/L3. */
-const NC = 768;
-
-const PACK_A = new Float64Array(MC * KC);
-const PACK_B = new Float64Array(KC * NC);
-/** Scratch for edge tiles (rows or columns past M or N). */
-const EDGE_TILE = new Float32Array(MR * NR);
 
 /**
  * C = op(A) op(B) for row-major f32 matrices. op(A) is [M, K] (A stored [K, M] when transposeA),
@@ -67,169 +53,204 @@ export function gemmF32(
     vecMat(b, bOffset, a, aOffset, c, cOffset, M, K, !transposeA);
     return;
   }
-  c.fill(0, cOffset, cOffset + M * N);
-  for (let jc = 0; jc < N; jc += NC) {
-    const nc = Math.min(NC, N - jc);
-    for (let pc = 0; pc < K; pc += KC) {
-      const kc = Math.min(KC, K - pc);
-      if (transposeB) packBTransposed(b, bOffset, K, pc, kc, jc, nc);
-      else packB(b, bOffset, N, pc, kc, jc, nc);
-      for (let ic = 0; ic < M; ic += MC) {
-        const mc = Math.min(MC, M - ic);
-        if (transposeA) packATransposed(a, aOffset, M, ic, mc, pc, kc);
-        else packA(a, aOffset, K, ic, mc, pc, kc);
-        macroKernel(c, cOffset + ic * N + jc, N, mc, nc, kc);
-      }
-    }
-  }
+  blockedGemm(a, b, c, M, N, K, transposeA, transposeB, aOffset, bOffset, cOffset);
 }
 
-/** Runs the micro-kernel over every MR x NR tile of the packed mc x nc block. */
-function macroKernel(c: Float32Array, cBase: number, ldc: number, mc: number, nc: number, kc: number): void {
-  const panelA = kc * MR;
-  const panelB = kc * NR;
-  for (let j = 0, bo = 0; j < nc; j += NR, bo += panelB) {
-    const nr = Math.min(NR, nc - j);
-    for (let i = 0, ao = 0; i < mc; i += MR, ao += panelA) {
-      const mr = Math.min(MR, mc - i);
-      const co = cBase + i * ldc + j;
-      if (mr === MR && nr === NR) {
-        microKernel(ao, bo, kc, c, co, ldc);
-      } else {
-        EDGE_TILE.fill(0);
-        microKernel(ao, bo, kc, EDGE_TILE, 0, NR);
-        for (let ii = 0; ii < mr; ii++) {
-          for (let jj = 0; jj < nr; jj++) c[co + ii * ldc + jj] += EDGE_TILE[ii * NR + jj]!;
+/**
+ * Builds the blocked GEMM. Everything the inner loops touch (block sizes, packing buffers) is a
+ * `const` of this closure rather than of the module: bundlers (esbuild, hence tsup) rewrite
+ * top-level `const` into `var`, which TurboFan no longer treats as a constant, and that measured
+ * ~2x slower. Closure constants of a function created once are folded in every build.
+ */
+function createBlockedGemm() {
+  /** Micro-tile rows and columns (register block); the micro-kernel and packers are written for 3. */
+  const MR = 3;
+  const NR = 3;
+  /** K block: one A micro-panel plus one B micro-panel (KC x 3 doubles = 6 KiB each) stay in L1. */
+  const KC = 256;
+  /** M block: the packed A block (MC x KC doubles = 192 KiB) stays in L2. */
+  const MC = 96;
+  /** N block: the packed B panel (KC x NC doubles = 1.5 MiB) is streamed from L2/L3. */
+  const NC = 768;
+
+  const PACK_A = new Float64Array(MC * KC);
+  const PACK_B = new Float64Array(KC * NC);
+  /** Scratch for edge tiles (rows or columns past M or N). */
+  const EDGE_TILE = new Float32Array(MR * NR);
+
+  function blocked(
+    a: Float32Array, b: Float32Array, c: Float32Array,
+    M: number, N: number, K: number, transposeA: boolean, transposeB: boolean,
+    aOffset: number, bOffset: number, cOffset: number,
+  ): void {
+    c.fill(0, cOffset, cOffset + M * N);
+    for (let jc = 0; jc < N; jc += NC) {
+      const nc = Math.min(NC, N - jc);
+      for (let pc = 0; pc < K; pc += KC) {
+        const kc = Math.min(KC, K - pc);
+        if (transposeB) packBTransposed(b, bOffset, K, pc, kc, jc, nc);
+        else packB(b, bOffset, N, pc, kc, jc, nc);
+        for (let ic = 0; ic < M; ic += MC) {
+          const mc = Math.min(MC, M - ic);
+          if (transposeA) packATransposed(a, aOffset, M, ic, mc, pc, kc);
+          else packA(a, aOffset, K, ic, mc, pc, kc);
+          macroKernel(c, cOffset + ic * N + jc, N, mc, nc, kc);
         }
       }
     }
   }
-}
 
-/**
- * C[co.., 3x3 with row stride ldc] += PACK_A micro-panel (at ao) · PACK_B micro-panel (at bo),
- * both k-major: PACK_A[ao + 3k + i], PACK_B[bo + 3k + j]. 9 accumulators + 3 A values + 1 B value
- * fit V8's XMM register file without spills.
- */
-function microKernel(ao: number, bo: number, kc: number, c: Float32Array, co: number, ldc: number): void {
-  const pa = PACK_A;
-  const pb = PACK_B;
-  let c00 = 0, c01 = 0, c02 = 0;
-  let c10 = 0, c11 = 0, c12 = 0;
-  let c20 = 0, c21 = 0, c22 = 0;
-  const aEnd = (ao + kc * MR) | 0;
-  while (ao < aEnd) {
-    const a0 = pa[ao]!, a1 = pa[(ao + 1) | 0]!, a2 = pa[(ao + 2) | 0]!;
-    let bk = pb[bo]!;
-    c00 += a0 * bk; c10 += a1 * bk; c20 += a2 * bk;
-    bk = pb[(bo + 1) | 0]!;
-    c01 += a0 * bk; c11 += a1 * bk; c21 += a2 * bk;
-    bk = pb[(bo + 2) | 0]!;
-    c02 += a0 * bk; c12 += a1 * bk; c22 += a2 * bk;
-    ao = (ao + MR) | 0;
-    bo = (bo + NR) | 0;
-  }
-  c[co] += c00; c[co + 1] += c01; c[co + 2] += c02;
-  co += ldc;
-  c[co] += c10; c[co + 1] += c11; c[co + 2] += c12;
-  co += ldc;
-  c[co] += c20; c[co + 1] += c21; c[co + 2] += c22;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Packing. PACK_A holds ceil(mc/MR) micro-panels, panel p at p*kc*MR with element (k, i) at
-// k*MR + i; PACK_B holds ceil(nc/NR) micro-panels, panel q at q*kc*NR with (k, j) at k*NR + j.
-// Rows/columns past the matrix are zero.
-
-/** A stored [M, K]: op(A)[i, k] = a[i*K + k]. */
-function packA(a: Float32Array, off: number, K: number, ic: number, mc: number, pc: number, kc: number): void {
-  const pa = PACK_A;
-  let o = 0;
-  for (let i0 = 0; i0 < mc; i0 += MR) {
-    const rows = Math.min(MR, mc - i0);
-    const r0 = off + (ic + i0) * K + pc;
-    if (rows === MR) {
-      const r1 = r0 + K, r2 = r1 + K;
-      for (let k = 0; k < kc; k++) {
-        pa[o] = a[r0 + k]!; pa[o + 1] = a[r1 + k]!; pa[o + 2] = a[r2 + k]!;
-        o += MR;
-      }
-    } else {
-      for (let k = 0; k < kc; k++) {
-        for (let i = 0; i < MR; i++) pa[o + i] = i < rows ? a[r0 + i * K + k]! : 0;
-        o += MR;
+  /** Runs the micro-kernel over every MR x NR tile of the packed mc x nc block. */
+  function macroKernel(c: Float32Array, cBase: number, ldc: number, mc: number, nc: number, kc: number): void {
+    const panelA = kc * MR;
+    const panelB = kc * NR;
+    for (let j = 0, bo = 0; j < nc; j += NR, bo += panelB) {
+      const nr = Math.min(NR, nc - j);
+      for (let i = 0, ao = 0; i < mc; i += MR, ao += panelA) {
+        const mr = Math.min(MR, mc - i);
+        const co = cBase + i * ldc + j;
+        if (mr === MR && nr === NR) {
+          microKernel(ao, bo, kc, c, co, ldc);
+        } else {
+          EDGE_TILE.fill(0);
+          microKernel(ao, bo, kc, EDGE_TILE, 0, NR);
+          for (let ii = 0; ii < mr; ii++) {
+            for (let jj = 0; jj < nr; jj++) c[co + ii * ldc + jj] += EDGE_TILE[ii * NR + jj]!;
+          }
+        }
       }
     }
   }
-}
 
-/** A stored [K, M]: op(A)[i, k] = a[k*M + i]; MR consecutive values of a row form one k-step. */
-function packATransposed(a: Float32Array, off: number, M: number, ic: number, mc: number, pc: number, kc: number): void {
-  const pa = PACK_A;
-  let o = 0;
-  for (let i0 = 0; i0 < mc; i0 += MR) {
-    const rows = Math.min(MR, mc - i0);
-    let src = off + pc * M + ic + i0;
-    if (rows === MR) {
-      for (let k = 0; k < kc; k++) {
-        pa[o] = a[src]!; pa[o + 1] = a[src + 1]!; pa[o + 2] = a[src + 2]!;
-        o += MR;
-        src += M;
-      }
-    } else {
-      for (let k = 0; k < kc; k++) {
-        for (let i = 0; i < MR; i++) pa[o + i] = i < rows ? a[src + i]! : 0;
-        o += MR;
-        src += M;
+  /**
+   * C[co.., 3x3 with row stride ldc] += PACK_A micro-panel (at ao) · PACK_B micro-panel (at bo),
+   * both k-major: PACK_A[ao + 3k + i], PACK_B[bo + 3k + j]. 9 accumulators + 3 A values + 1 B value
+   * fit V8's XMM register file without spills.
+   */
+  function microKernel(ao: number, bo: number, kc: number, c: Float32Array, co: number, ldc: number): void {
+    const pa = PACK_A;
+    const pb = PACK_B;
+    let c00 = 0, c01 = 0, c02 = 0;
+    let c10 = 0, c11 = 0, c12 = 0;
+    let c20 = 0, c21 = 0, c22 = 0;
+    const aEnd = (ao + kc * MR) | 0;
+    while (ao < aEnd) {
+      const a0 = pa[ao]!, a1 = pa[(ao + 1) | 0]!, a2 = pa[(ao + 2) | 0]!;
+      let bk = pb[bo]!;
+      c00 += a0 * bk; c10 += a1 * bk; c20 += a2 * bk;
+      bk = pb[(bo + 1) | 0]!;
+      c01 += a0 * bk; c11 += a1 * bk; c21 += a2 * bk;
+      bk = pb[(bo + 2) | 0]!;
+      c02 += a0 * bk; c12 += a1 * bk; c22 += a2 * bk;
+      ao = (ao + MR) | 0;
+      bo = (bo + NR) | 0;
+    }
+    c[co] += c00; c[co + 1] += c01; c[co + 2] += c02;
+    co += ldc;
+    c[co] += c10; c[co + 1] += c11; c[co + 2] += c12;
+    co += ldc;
+    c[co] += c20; c[co + 1] += c21; c[co + 2] += c22;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Packing. PACK_A holds ceil(mc/MR) micro-panels, panel p at p*kc*MR with element (k, i) at
+  // k*MR + i; PACK_B holds ceil(nc/NR) micro-panels, panel q at q*kc*NR with (k, j) at k*NR + j.
+  // Rows/columns past the matrix are zero.
+
+  /** A stored [M, K]: op(A)[i, k] = a[i*K + k]. */
+  function packA(a: Float32Array, off: number, K: number, ic: number, mc: number, pc: number, kc: number): void {
+    const pa = PACK_A;
+    let o = 0;
+    for (let i0 = 0; i0 < mc; i0 += MR) {
+      const rows = Math.min(MR, mc - i0);
+      const r0 = off + (ic + i0) * K + pc;
+      if (rows === MR) {
+        const r1 = r0 + K, r2 = r1 + K;
+        for (let k = 0; k < kc; k++) {
+          pa[o] = a[r0 + k]!; pa[o + 1] = a[r1 + k]!; pa[o + 2] = a[r2 + k]!;
+          o += MR;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let i = 0; i < MR; i++) pa[o + i] = i < rows ? a[r0 + i * K + k]! : 0;
+          o += MR;
+        }
       }
     }
   }
-}
 
-/** B stored [K, N]: op(B)[k, j] = b[k*N + j]. */
-function packB(b: Float32Array, off: number, N: number, pc: number, kc: number, jc: number, nc: number): void {
-  const pb = PACK_B;
-  let o = 0;
-  for (let j0 = 0; j0 < nc; j0 += NR) {
-    const cols = Math.min(NR, nc - j0);
-    let src = off + pc * N + jc + j0;
-    if (cols === NR) {
-      for (let k = 0; k < kc; k++) {
-        pb[o] = b[src]!; pb[o + 1] = b[src + 1]!; pb[o + 2] = b[src + 2]!;
-        o += NR;
-        src += N;
-      }
-    } else {
-      for (let k = 0; k < kc; k++) {
-        for (let j = 0; j < NR; j++) pb[o + j] = j < cols ? b[src + j]! : 0;
-        o += NR;
-        src += N;
+  /** A stored [K, M]: op(A)[i, k] = a[k*M + i]; MR consecutive values of a row form one k-step. */
+  function packATransposed(a: Float32Array, off: number, M: number, ic: number, mc: number, pc: number, kc: number): void {
+    const pa = PACK_A;
+    let o = 0;
+    for (let i0 = 0; i0 < mc; i0 += MR) {
+      const rows = Math.min(MR, mc - i0);
+      let src = off + pc * M + ic + i0;
+      if (rows === MR) {
+        for (let k = 0; k < kc; k++) {
+          pa[o] = a[src]!; pa[o + 1] = a[src + 1]!; pa[o + 2] = a[src + 2]!;
+          o += MR;
+          src += M;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let i = 0; i < MR; i++) pa[o + i] = i < rows ? a[src + i]! : 0;
+          o += MR;
+          src += M;
+        }
       }
     }
   }
-}
 
-/** B stored [N, K]: op(B)[k, j] = b[j*K + k]. */
-function packBTransposed(b: Float32Array, off: number, K: number, pc: number, kc: number, jc: number, nc: number): void {
-  const pb = PACK_B;
-  let o = 0;
-  for (let j0 = 0; j0 < nc; j0 += NR) {
-    const cols = Math.min(NR, nc - j0);
-    const r0 = off + (jc + j0) * K + pc;
-    if (cols === NR) {
-      const r1 = r0 + K, r2 = r1 + K;
-      for (let k = 0; k < kc; k++) {
-        pb[o] = b[r0 + k]!; pb[o + 1] = b[r1 + k]!; pb[o + 2] = b[r2 + k]!;
-        o += NR;
-      }
-    } else {
-      for (let k = 0; k < kc; k++) {
-        for (let j = 0; j < NR; j++) pb[o + j] = j < cols ? b[r0 + j * K + k]! : 0;
-        o += NR;
+  /** B stored [K, N]: op(B)[k, j] = b[k*N + j]. */
+  function packB(b: Float32Array, off: number, N: number, pc: number, kc: number, jc: number, nc: number): void {
+    const pb = PACK_B;
+    let o = 0;
+    for (let j0 = 0; j0 < nc; j0 += NR) {
+      const cols = Math.min(NR, nc - j0);
+      let src = off + pc * N + jc + j0;
+      if (cols === NR) {
+        for (let k = 0; k < kc; k++) {
+          pb[o] = b[src]!; pb[o + 1] = b[src + 1]!; pb[o + 2] = b[src + 2]!;
+          o += NR;
+          src += N;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let j = 0; j < NR; j++) pb[o + j] = j < cols ? b[src + j]! : 0;
+          o += NR;
+          src += N;
+        }
       }
     }
   }
+
+  /** B stored [N, K]: op(B)[k, j] = b[j*K + k]. */
+  function packBTransposed(b: Float32Array, off: number, K: number, pc: number, kc: number, jc: number, nc: number): void {
+    const pb = PACK_B;
+    let o = 0;
+    for (let j0 = 0; j0 < nc; j0 += NR) {
+      const cols = Math.min(NR, nc - j0);
+      const r0 = off + (jc + j0) * K + pc;
+      if (cols === NR) {
+        const r1 = r0 + K, r2 = r1 + K;
+        for (let k = 0; k < kc; k++) {
+          pb[o] = b[r0 + k]!; pb[o + 1] = b[r1 + k]!; pb[o + 2] = b[r2 + k]!;
+          o += NR;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let j = 0; j < NR; j++) pb[o + j] = j < cols ? b[r0 + j * K + k]! : 0;
+          o += NR;
+        }
+      }
+    }
+  }
+
+  return blocked;
 }
+
+const blockedGemm = createBlockedGemm();
 
 // ---------------------------------------------------------------------------------------------
 // Vector x matrix (M = 1, and N = 1 by symmetry): nothing to reuse, so no packing; each element of
