@@ -160,13 +160,13 @@ export class KVCache {
     while (cap < needed) cap *= 2;
     const backend = findBackend(k.backend);
     const make = (like: Tensor) => keep(allocTensor(backend, [like.shape[0]!, cap, like.shape[2]!, like.shape[3]!], like.dtype));
-    const K = make(k);
-    const V = make(v);
+    let K = make(k);
+    let V = make(v);
     if (this.#k && this.#length > 0) {
       const valid = (x: Tensor) => tidy(() => sliceAxis(x, 1, 0, this.#length));
       const [oldK, oldV] = [valid(this.#k), valid(this.#v!)];
-      writeRows(K, oldK, 0);
-      writeRows(V, oldV, 0);
+      K = writeRows(K, oldK, 0);
+      V = writeRows(V, oldV, 0);
       oldK.dispose();
       oldV.dispose();
     }

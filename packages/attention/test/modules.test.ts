@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import '@ring-linear/backend-cpu';
-import { ModuleError, memory, mul, sum, tidy, valueAndGrad, type Module } from '@ring-linear/core';
+import { ModuleError, memory, mul, sum, tidy, valueAndGrad, type Module, type Tensor } from '@ring-linear/core';
 import {
   KVCache,
   LinearAttention,
@@ -379,7 +379,71 @@ describe('SoftmaxAttention module', () => {
   });
 });
 
+describe('bf16 layers', () => {
+  it('LinearAttention and SoftmaxAttention in bf16 follow the f32 layers within bf16 rounding; the state stays f32', () => {
+    const rng = rngFor('bf16 modules');
+    const lin = new LinearAttention(LIN);
+    const gqa = new SoftmaxAttention(SM);
+    randomize(lin, rng);
+    randomize(gqa, rng);
+    const x = rng.array(2 * 9 * 12);
+    tidy(() => {
+      const want = read(gqa.forward(lin.forward(t(x, [2, 9, 12]))));
+      lin.to('bf16');
+      gqa.to('bf16');
+      expect(lin.decay.dtype).toBe('f32');
+      const state = lin.createState(2);
+      const cache = gqa.createCache(4);
+      const xb = t(x, [2, 9, 12], 'bf16');
+      const y = gqa.forward(lin.forward(xb, { state }), { cache });
+      expect(y.dtype).toBe('bf16');
+      expect(state.state.dtype).toBe('f32');
+      expect(cache.keys.dtype).toBe('bf16');
+      // Each of a dozen bf16 roundings in a row adds up to 2^-8 relative error.
+      expectClose(read(y), want, 0.08, 'bf16 layers vs f32 layers');
+      state.dispose();
+      cache.dispose();
+    });
+    lin.dispose();
+    gqa.dispose();
+  });
+});
+
 describe('KVCache', () => {
+  it('a backend without device-to-device copy gets the rebuilt-buffer path, same contents', async () => {
+    const rng = rngFor('kv cache no copy');
+    const { getBackend } = await import('@ring-linear/core');
+    const backend = getBackend() as { copy?: unknown };
+    const withCopy = new KVCache({ initialCapacity: 2 });
+    const without = new KVCache({ initialCapacity: 2 });
+    tidy(() => {
+      for (let i = 0; i < 5; i++) {
+        const k = t(rng.array(2 * 2 * 1 * 3), [2, 2, 1, 3]);
+        const v = t(rng.array(2 * 2 * 1 * 2), [2, 2, 1, 2]);
+        withCopy.append(k, v);
+        Object.defineProperty(backend, 'copy', { value: undefined, configurable: true, writable: true });
+        try {
+          without.append(k, v);
+        } finally {
+          delete backend.copy;
+        }
+      }
+      expect(typeof backend.copy).toBe('function');
+      expect(without.length).toBe(10);
+      expect(without.capacity).toBe(withCopy.capacity);
+      const valid = (c: KVCache, x: Tensor) => {
+        const all = read(x);
+        const row = x.shape[2]! * x.shape[3]!;
+        return [0, 1].flatMap((b) => [...all.subarray(b * c.capacity * row, (b * c.capacity + c.length) * row)]);
+      };
+      expect(valid(without, without.keys)).toEqual(valid(withCopy, withCopy.keys));
+      expect(valid(without, without.values)).toEqual(valid(withCopy, withCopy.values));
+    });
+    withCopy.dispose();
+    without.dispose();
+  });
+
+
   it('appends in place, keeps earlier rows, rejects mismatched shapes; tensor count stays at two buffers', () => {
     const rng = rngFor('kv cache');
     const cache = new KVCache({ initialCapacity: 2 });
