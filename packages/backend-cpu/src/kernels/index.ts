@@ -9,3 +9,4 @@ import './nn.js';
 import './creation.js';
 import './attention/index.js';
 import './moe/index.js';
+import './fp8/index.js';
