@@ -2,7 +2,7 @@
  * Test helpers: the WebGPU backend (or a printed reason why it is unavailable, so suites skip
  * instead of passing), seeded random data, and CPU-vs-WebGPU comparison.
  */
-import { BackendError, fromBytes, initBackend, type Backend, type DType, type Tensor } from '@ring-linear/core';
+import { BackendError, fromBytes, initBackend, setBackend, type Backend, type DType, type Tensor } from '@ring-linear/core';
 import '@ring-linear/backend-cpu';
 import '../src/index.js';
 import type { WebGpuBackend } from '../src/backend.js';
@@ -12,7 +12,11 @@ let cached: Promise<{ gpu: WebGpuBackend | null; reason: string }> | null = null
 /** The initialized 'webgpu' backend, or null with the reason (printed once per file). */
 export async function webgpu(): Promise<{ gpu: WebGpuBackend | null; reason: string }> {
   cached ??= initBackend('webgpu').then(
-    (b) => ({ gpu: b as WebGpuBackend, reason: '' }),
+    async (b) => {
+      // Tensors made without a backend go to the CPU (references run there).
+      await setBackend('cpu');
+      return { gpu: b as WebGpuBackend, reason: '' };
+    },
     (err: unknown) => {
       const reason = err instanceof BackendError ? err.message : String(err);
       console.warn(`[backend-webgpu tests] SKIPPED: no WebGPU adapter: ${reason}`);

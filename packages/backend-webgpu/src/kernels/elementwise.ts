@@ -31,8 +31,8 @@ const UNARY: Record<string, Partial<Record<Kind, string>>> = {
   sigmoid: { f32: 'ew_sigmoid(v0)' },
   silu: { f32: 'v0 * ew_sigmoid(v0)' },
   tanh: { f32: 'ew_tanh(v0)' },
-  sin: { f32: 'sin(v0)' },
-  cos: { f32: 'cos(v0)' },
+  sin: { f32: 'ew_sin(v0)' },
+  cos: { f32: 'ew_cos(v0)' },
   floor: { f32: 'floor(v0)' },
   ceil: { f32: 'ceil(v0)' },
   round: { f32: 'round(v0)' },
@@ -130,6 +130,28 @@ fn ew_tanh(x: f32) -> f32 {
   let t = exp(-2.0 * abs(x));
   return sign(x) * (1.0 - t) / (1.0 + t);
 }
+// sin and cos (Cephes sinf/cosf: reduction by pi/4 in three parts, minimax polynomials on
+// [-pi/4, pi/4]); about 1 ulp for |x| < 8192, where WGSL's builtins only promise 2^-11 absolute
+// error on [-pi, pi]. Accuracy degrades for huge |x| (no Payne-Hanek reduction).
+fn ew_sin_poly(x: f32, z: f32) -> f32 { return ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1) * z * x + x; }
+fn ew_cos_poly(z: f32) -> f32 { return ((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2) * z * z - 0.5 * z + 1.0; }
+fn ew_trig(x0: f32, cosine: bool) -> f32 {
+  if (rl_isnan(x0) || rl_isinf(x0)) { return rl_nan(); }
+  var sgn = 1.0;
+  var x = abs(x0);
+  if (!cosine && x0 < 0.0) { sgn = -1.0; }
+  var y = floor(x * 1.27323954473516);
+  if (fract(y * 0.5) != 0.0) { y = y + 1.0; }
+  var j = u32(y - 8.0 * floor(y * 0.125));
+  if (j > 3u) { sgn = -sgn; j = j - 4u; }
+  if (cosine && j > 1u) { sgn = -sgn; }
+  let r = ((x - y * 0.78515625) - y * 2.4187564849853515625e-4) - y * 3.77489497744594108e-8;
+  let z = r * r;
+  let useCos = (j == 1u || j == 2u) != cosine;
+  return sgn * select(ew_sin_poly(r, z), ew_cos_poly(z), useCos);
+}
+fn ew_sin(x: f32) -> f32 { return ew_trig(x, false); }
+fn ew_cos(x: f32) -> f32 { return ew_trig(x, true); }
 fn ew_is_odd_int(b: f32) -> bool {
   if (abs(b) >= 16777216.0) { return false; }
   return floor(b) == b && (i32(b) & 1) == 1;

@@ -3,3 +3,4 @@ import './elementwise.js';
 import './basic.js';
 import './reduce.js';
 import './matmul.js';
+import './shape.js';
