@@ -206,6 +206,7 @@ register('lightningAttentionStep', ({ inputs: [q, k, v, decay, s0], outputs: [ou
   const ov = outValues(out!) as Float32Array;
   const sv = outValues(sf!) as Float32Array;
   const S = new Float64Array(D * Dv);
+  const o = new Float64Array(Dv);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const lambda = Math.exp(-av[h]!);
@@ -220,12 +221,15 @@ register('lightningAttentionStep', ({ inputs: [q, k, v, decay, s0], outputs: [ou
           const row = d * Dv;
           for (let e = 0; e < Dv; e++) S[row + e] = lambda * S[row + e]! + kd * vv[vb + e]!;
         }
+        // o = s q S, accumulated row by row of S (contiguous reads).
         const qb = at(g, b, t, h, D);
-        for (let e = 0; e < Dv; e++) {
-          let acc = 0;
-          for (let d = 0; d < D; d++) acc += qv[qb + d]! * S[d * Dv + e]!;
-          ov[vb + e] = scale * acc;
+        o.fill(0);
+        for (let d = 0; d < D; d++) {
+          const c = qv[qb + d]!;
+          const row = d * Dv;
+          for (let e = 0; e < Dv; e++) o[e]! += c * S[row + e]!;
         }
+        for (let e = 0; e < Dv; e++) ov[vb + e] = scale * o[e]!;
       }
       for (let x = 0; x < D * Dv; x++) sv[si + x] = S[x]!;
     }
