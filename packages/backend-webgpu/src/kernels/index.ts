@@ -4,3 +4,4 @@ import './basic.js';
 import './reduce.js';
 import './matmul.js';
 import './shape.js';
+import './indexing.js';
