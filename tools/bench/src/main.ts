@@ -10,7 +10,11 @@ import { environment } from './device.js';
 import { parseCli, USAGE } from './cli.js';
 import { SUITES } from './suites/index.js';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const SCRIPT = fileURLToPath(import.meta.url);
+/** Run from tools/bench/src/main.ts (npm run bench) or from a bundle (npm run bundle, for machines without node_modules). */
+const FROM_SOURCE = SCRIPT.endsWith(path.join('tools', 'bench', 'src', 'main.ts'));
+/** Default JSON directory: runs/bench at the repository root, or under the working directory for a bundle. */
+const RUNS_DIR = path.join(FROM_SOURCE ? path.resolve(path.dirname(SCRIPT), '../../..') : process.cwd(), 'runs', 'bench');
 
 async function main(): Promise<number> {
   let cli;
@@ -31,6 +35,7 @@ async function main(): Promise<number> {
   }
   const opts: RunOptions = { repeat: cli.repeat, minRepeat: cli.minRepeat, warmup: cli.warmup, budgetMs: cli.budgetMs };
   const startedAt = new Date();
+  const env = environment(); // commit as of the start: other work may commit while a long run goes on
   const results: BenchResult[] = [];
   const devices: Record<string, { name: string; note?: string }> = {};
   const failures: Array<{ name: string; error: string }> = [];
@@ -66,18 +71,19 @@ async function main(): Promise<number> {
   }
 
   const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
-  const command = `npm run bench -- ${process.argv.slice(2).map(quote).join(' ')}`.trim();
+  const args = process.argv.slice(2).map(quote).join(' ');
+  const command = (FROM_SOURCE ? `npm run bench -- ${args}` : `node ${path.basename(SCRIPT)} ${args}`).trim();
   const report = {
     date: startedAt.toISOString(),
     command,
     options: opts,
     filter: cli.filterText,
-    environment: environment(),
+    environment: env,
     devices,
     results,
     failures,
   };
-  const out = cli.json ? path.resolve(process.env.INIT_CWD ?? process.cwd(), cli.json) : path.join(REPO_ROOT, 'runs', 'bench', `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  const out = cli.json ? path.resolve(process.env.INIT_CWD ?? process.cwd(), cli.json) : path.join(RUNS_DIR, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nJSON: ${out}`);
