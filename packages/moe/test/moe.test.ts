@@ -19,10 +19,8 @@ import {
   valueAndGrad,
   withKernelsDisabled,
 } from '@ring-linear/core';
-import { DenseMLP, MoE, moeConfigFromHf, type MoEConfig } from '../src/index.js';
+import { DenseMLP, MOE_OPS, MoE, moeConfigFromHf, type MoEConfig } from '../src/index.js';
 import { SEED, expectClose, expectSameBits, read, refMoE, refSwiGLU, rngFor, t, type RefExpert, type RefMoEParams, type Rng } from './helpers.js';
-
-const MOE_OPS = ['moeRouter', 'moeDispatchPlan', 'moePermute', 'moeCombine', 'groupedMatmul', 'groupedMatmulAtB'];
 
 /** A module with N(0, scale^2) weights and a small random expert bias, from the test rng. */
 function makeMoE(rng: Rng, config: MoEConfig, scale = 0.4): MoE {
