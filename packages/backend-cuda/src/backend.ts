@@ -290,9 +290,12 @@ export class CudaBackend implements Backend, KernelLauncher {
     if (r !== CU_SUCCESS) throw this.rt.driver.error('cuLaunchKernel', r, `kernel ${k.name}, grid [${grid.join(', ')}], block [${block.join(', ')}]`);
   }
 
-  /** Compiles and loads every kernel module (in parallel); returns how many were compiled (not cached). */
-  precompile(parallel = 8): Promise<number> {
-    return this.modules.precompile(allModuleSpecs(), parallel);
+  /**
+   * Compiles and loads every kernel module (NVRTC on worker threads, `parallel` at a time);
+   * returns how many were compiled (not cached). `onError` collects failures instead of throwing.
+   */
+  precompile(parallel = 8, onError?: (module: string, err: Error) => void): Promise<number> {
+    return this.modules.precompile(allModuleSpecs(), parallel, onError);
   }
 
   /** cuBLASLt workspace (allocated on first use). */

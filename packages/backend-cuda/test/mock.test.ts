@@ -5,6 +5,7 @@
  * that need no kernel (copies, fills, matmul through the mock cuBLASLt) are checked by value.
  */
 import { existsSync, readdirSync } from 'node:fs';
+import type { DType } from '@ring-linear/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildMockCuda, type MockLibs } from './mock/build.js';
 
@@ -83,7 +84,7 @@ describe.skipIf(!!skip)('CUDA backend on the mock driver', () => {
   });
 
   it('fills with the raw codes a cast gives (memset of 1, 2 and 4 bytes)', async () => {
-    const cases: [core.DType, number, number][] = [['bf16', 2.5, 2.5], ['f16', -3.25, -3.25], ['f32', 0.1, Math.fround(0.1)], ['i32', -7.9, -7], ['u8', 300, 44], ['bool', 2, 1], ['f8e4m3', 500, NaN]];
+    const cases: [DType, number, number][] = [['bf16', 2.5, 2.5], ['f16', -3.25, -3.25], ['f32', 0.1, Math.fround(0.1)], ['i32', -7.9, -7], ['u8', 300, 44], ['bool', 2, 1], ['f8e4m3', 500, NaN]];
     for (const [dtype, value, want] of cases) {
       const t = core.full([3, 5], value, dtype);
       expect(t.backend).toBe('cuda');

@@ -154,26 +154,32 @@ export class ModuleManager {
 
   /**
    * Compiles (in parallel where the compiler can) and loads every given module that is neither
-   * loaded nor cached yet. Returns how many were compiled.
+   * loaded nor cached yet. Returns how many were compiled. With `onError`, a module that fails is
+   * reported there and the others still build; without it the first failure rejects.
    */
-  async precompile(specs: readonly ModuleSpec[], parallel = 8): Promise<number> {
+  async precompile(specs: readonly ModuleSpec[], parallel = 8, onError?: (key: string, err: Error) => void): Promise<number> {
     const todo = specs.filter((s) => !this.loaded.has(s.key));
     let compiled = 0;
     let next = 0;
     const worker = async () => {
       while (next < todo.length) {
         const spec = todo[next++]!;
-        const key = this.keyOf(spec);
-        let image = this.cache.get(key);
-        if (!image) {
-          const t0 = performance.now();
-          image = this.compiler.compileAsync ? await this.compiler.compileAsync(this.request(spec)) : this.compiler.compile(this.request(spec));
-          this.compileMs += performance.now() - t0;
-          this.compiles++;
-          compiled++;
-          this.cache.put(key, image);
+        try {
+          const key = this.keyOf(spec);
+          let image = this.cache.get(key);
+          if (!image) {
+            const t0 = performance.now();
+            image = this.compiler.compileAsync ? await this.compiler.compileAsync(this.request(spec)) : this.compiler.compile(this.request(spec));
+            this.compileMs += performance.now() - t0;
+            this.compiles++;
+            compiled++;
+            this.cache.put(key, image);
+          }
+          this.load(spec, image);
+        } catch (err) {
+          if (!onError) throw err;
+          onError(spec.key, err instanceof Error ? err : new Error(String(err)));
         }
-        this.load(spec, image);
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, parallel) }, worker));

@@ -54,59 +54,65 @@ register('matmul', ({ backend: b, inputs: [a, c], outputs: [y], attrs }: Ctx<{ t
     return;
   }
   const temps: Block[] = [];
-  const operand = (t: TensorInfo, mode: MatmulGeometry['aMode'], rows: number, cols: number) => {
-    let p = ptr(t);
-    let dtype = t.dtype;
-    if (mode === 'expand') {
-      // Materialize the broadcast batch so every batch has its own matrix.
-      const shape = [...g.batchShape, rows, cols];
-      const tmp = b.temp(sizeOf(shape) * bytesPerElement(dtype));
-      temps.push(tmp);
-      stridedCopy(b, width(dtype), p, tmp.ptr, shape, broadcastStrides(t.shape, shape), stridesOf(shape));
-      p = tmp.ptr;
-    }
-    if (!GEMM_NATIVE.includes(dtype)) {
-      const count = (mode === 'expand' ? g.batch : sizeOf(t.shape.slice(0, -2))) * rows * cols;
-      const tmp = b.temp(count * 2);
-      temps.push(tmp);
-      castRaw(b, dtype, 'bf16', p, tmp.ptr, count);
-      p = tmp.ptr;
-      dtype = 'bf16';
-    }
-    return { p, dtype, mode: mode === 'expand' ? ('full' as const) : mode };
-  };
-  const A = operand(a!, g.aMode, transposeA ? g.k : g.m, transposeA ? g.m : g.k);
-  const B = operand(c!, g.bMode, transposeB ? g.n : g.k, transposeB ? g.k : g.n);
-  const outNative = GEMM_NATIVE.includes(y!.dtype);
-  let out = ptr(y!);
-  let outTmp: Block | null = null;
-  if (!outNative) {
-    outTmp = b.temp(y!.size * 4);
-    out = outTmp.ptr;
+  try {
+    gemm();
+  } finally {
+    // Stream order makes the scratch reusable as soon as its last use is enqueued.
+    for (const t of temps) b.releaseTemp(t);
   }
-  const batch = g.foldM ? 1 : g.batch;
-  const m = g.foldM ? g.m * g.batch : g.m;
-  const problem: GemmProblem = {
-    dtype: A.dtype as 'f32' | 'f16' | 'bf16',
-    outDType: outNative ? (y!.dtype as 'f32' | 'f16' | 'bf16') : 'f32',
-    transposeA,
-    transposeB,
-    m,
-    n: g.n,
-    k: g.k,
-    batch,
-    strideA: A.mode === 'single' ? 0 : g.m * g.k,
-    strideB: B.mode === 'single' ? 0 : g.k * g.n,
-    strideC: g.m * g.n,
-    tf32: b.tf32,
-  };
-  const ws = b.gemmWorkspace();
-  b.rt.cublasLt.matmul(problem, A.p, B.p, out, ws.ptr, b.workspaceBytes, b.stream);
-  if (outTmp) {
-    castRaw(b, 'f32', y!.dtype, out, ptr(y!), y!.size);
-    temps.push(outTmp);
+
+  function gemm(): void {
+    const operand = (t: TensorInfo, mode: MatmulGeometry['aMode'], rows: number, cols: number) => {
+      let p = ptr(t);
+      let dtype = t.dtype;
+      if (mode === 'expand') {
+        // Materialize the broadcast batch so every batch has its own matrix.
+        const shape = [...g.batchShape, rows, cols];
+        const tmp = b.temp(sizeOf(shape) * bytesPerElement(dtype));
+        temps.push(tmp);
+        stridedCopy(b, width(dtype), p, tmp.ptr, shape, broadcastStrides(t.shape, shape), stridesOf(shape));
+        p = tmp.ptr;
+      }
+      if (!GEMM_NATIVE.includes(dtype)) {
+        const count = (mode === 'expand' ? g.batch : sizeOf(t.shape.slice(0, -2))) * rows * cols;
+        const tmp = b.temp(count * 2);
+        temps.push(tmp);
+        castRaw(b, dtype, 'bf16', p, tmp.ptr, count);
+        p = tmp.ptr;
+        dtype = 'bf16';
+      }
+      return { p, dtype, mode: mode === 'expand' ? ('full' as const) : mode };
+    };
+    const A = operand(a!, g.aMode, transposeA ? g.k : g.m, transposeA ? g.m : g.k);
+    const B = operand(c!, g.bMode, transposeB ? g.n : g.k, transposeB ? g.k : g.n);
+    const outNative = GEMM_NATIVE.includes(y!.dtype);
+    let out = ptr(y!);
+    let outTmp: Block | null = null;
+    if (!outNative) {
+      outTmp = b.temp(y!.size * 4);
+      temps.push(outTmp);
+      out = outTmp.ptr;
+    }
+    const batch = g.foldM ? 1 : g.batch;
+    const m = g.foldM ? g.m * g.batch : g.m;
+    const problem: GemmProblem = {
+      dtype: A.dtype as 'f32' | 'f16' | 'bf16',
+      outDType: outNative ? (y!.dtype as 'f32' | 'f16' | 'bf16') : 'f32',
+      transposeA,
+      transposeB,
+      m,
+      n: g.n,
+      k: g.k,
+      batch,
+      strideA: A.mode === 'single' ? 0 : g.m * g.k,
+      strideB: B.mode === 'single' ? 0 : g.k * g.n,
+      strideC: g.m * g.n,
+      tf32: b.tf32,
+    };
+    const ws = b.gemmWorkspace();
+    b.rt.cublasLt.matmul(problem, A.p, B.p, out, ws.ptr, b.workspaceBytes, b.stream);
+    if (outTmp) castRaw(b, 'f32', y!.dtype, out, ptr(y!), y!.size);
   }
-  for (const t of temps) b.releaseTemp(t);
 });
 
 /** Elementwise dtype conversion between raw device buffers (non-saturating, like cast). */

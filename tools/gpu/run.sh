@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The one command on the GPU machine (built by `node tools/gpu/build.mjs` into .carry/gpu):
+#   bash .carry/gpu/run.sh
+# Steps (STEPS to choose, default all, in this order):
+#   info        CUDA availability, device, libraries
+#   precompile  every kernel module through NVRTC in parallel (cubins cached in /tmp)
+#   conformance the conformance suite against 'cuda' (CONFORMANCE_OPS=a,b to narrow, SEED=N)
+#   torch       PyTorch baselines (torch_bench.py) -> $OUT/torch.json
+#   bench       CUDA benchmarks, with the PyTorch ratios; prints the table last
+# Results: $OUT (the device tool's output folder; default .carry/gpu/out).
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+OUT="${OUT:-$HERE/out}"
+mkdir -p "$OUT"
+STEPS="${STEPS:-info precompile conformance torch bench}"
+NODE=/tmp/ring-linear-node
+if [ ! -x "$NODE" ]; then
+  xz -dc "$HERE/node.xz" > "$NODE.tmp" && chmod +x "$NODE.tmp" && mv "$NODE.tmp" "$NODE"
+fi
+export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export RING_LINEAR_CUDA_KERNELS="$HERE/kernels"
+export RING_LINEAR_CUDA_CACHE="${RING_LINEAR_CUDA_CACHE:-/tmp/ring-linear-cuda-cache}"
+SEED="${SEED:-$(( (RANDOM << 15) | RANDOM ))}"
+status=0
+step() {
+  local name="$1" limit="$2"; shift 2
+  local t0=$SECONDS
+  echo "=== $name (limit ${limit}s)"
+  timeout --signal=KILL "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "=== $name: exit $rc after $((SECONDS - t0)) s"
+  [ "$rc" -ne 0 ] && status=1
+  return 0
+}
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/nvidia-smi.csv" 2>&1
+for s in $STEPS; do
+  case "$s" in
+    info) step info 60 "$NODE" "$HERE/run.mjs" info --out "$OUT" ;;
+    precompile) step precompile 180 "$NODE" "$HERE/run.mjs" precompile --out "$OUT" --parallel "$(nproc)" ;;
+    conformance)
+      if [ -n "${CONFORMANCE_OPS:-}" ]; then
+        step conformance "${CONFORMANCE_LIMIT:-330}" "$NODE" "$HERE/run.mjs" conformance --out "$OUT" --seed "$SEED" --ops "$CONFORMANCE_OPS"
+      else
+        step conformance "${CONFORMANCE_LIMIT:-330}" "$NODE" "$HERE/run.mjs" conformance --out "$OUT" --seed "$SEED"
+      fi ;;
+    torch) step torch 150 sh -c "python3 '$HERE/torch_bench.py' > '$OUT/torch.json'" ;;
+    bench) step bench 180 "$NODE" "$HERE/run.mjs" bench --out "$OUT" --torch "$OUT/torch.json" ;;
+    *) echo "unknown step $s"; status=2 ;;
+  esac
+done
+# Short summary last: conformance totals and the benchmark table.
+echo "=== summary (seed $SEED, results in $OUT)"
+[ -f "$OUT/conformance.txt" ] && grep -E "passed, .* failed" "$OUT/conformance.txt"
+[ -f "$OUT/bench.txt" ] && cat "$OUT/bench.txt"
+exit $status

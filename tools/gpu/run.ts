@@ -1,0 +1,434 @@
+/**
+ * The GPU machine entry (bundled by tools/gpu/build.mjs into .carry/gpu/run.mjs):
+ *
+ *   node run.mjs info                         availability, device, libraries
+ *   node run.mjs precompile --out DIR         compile every kernel module (parallel NVRTC), report failures
+ *   node run.mjs conformance --out DIR [--ops a,b] [--seed N]
+ *                                             the conformance suite against 'cuda', in child processes
+ *                                             per chunk of ops (a kernel that faults poisons only its
+ *                                             chunk, which is then re-run op by op for diagnostics)
+ *   node run.mjs bench --out DIR [--torch FILE]
+ *                                             CUDA benchmarks; with the PyTorch numbers of the same
+ *                                             run (tools/gpu/torch_bench.py) as ratios
+ *
+ * Results go to DIR as JSON and text; the last thing printed is a short table.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as core from '@ring-linear/core';
+import '@ring-linear/backend-cpu';
+import { allModuleSpecs, captureGraph, cudaAvailability, CudaBackend, devicePointer, type CudaAvailability } from '@ring-linear/backend-cuda';
+import { ALL_OP_INFOS, formatSummary, runConformance, type CaseResult, type ConformanceResult } from '@ring-linear/conformance';
+
+type Args = Record<string, string | boolean>;
+
+function parseArgs(argv: string[]): { cmd: string; args: Args } {
+  const [cmd = 'help', ...rest] = argv;
+  const args: Args = {};
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (!a.startsWith('--')) continue;
+    const next = rest[i + 1];
+    if (next !== undefined && !next.startsWith('--')) {
+      args[a.slice(2)] = next;
+      i++;
+    } else args[a.slice(2)] = true;
+  }
+  return { cmd, args };
+}
+
+const log = (s: string) => console.log(s);
+const outDir = (a: Args) => {
+  const d = String(a.out ?? process.env.OUT ?? 'out');
+  mkdirSync(d, { recursive: true });
+  return d;
+};
+
+async function info(): Promise<CudaAvailability> {
+  const a = await cudaAvailability();
+  log(`node ${process.version}; ${a.reason}`);
+  if (a.available) {
+    log(`libraries: ${JSON.stringify(a.libraries)}; NVRTC ${a.nvrtcVersion}; include ${a.includeDir}`);
+    for (const d of a.devices ?? []) log(`device ${d.ordinal}: ${d.name}, sm_${d.computeCapability.join('')}, ${d.multiprocessors} SMs, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB`);
+  }
+  return a;
+}
+
+async function cudaBackend(): Promise<CudaBackend> {
+  await core.initBackend('cpu');
+  const b = await core.setBackend('cuda');
+  if (!(b instanceof CudaBackend)) throw new Error('cuda backend is not a CudaBackend');
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// precompile
+
+async function precompile(a: Args): Promise<number> {
+  const out = outDir(a);
+  const b = await cudaBackend();
+  const t0 = performance.now();
+  const failures: { module: string; error: string }[] = [];
+  const n = await b.precompile(Number(a.parallel ?? 16), (module, err) => failures.push({ module, error: err.message }));
+  const ms = performance.now() - t0;
+  const total = allModuleSpecs().length;
+  log(`precompile: ${total} modules for ${b.arch}, ${n} compiled now (others from the cache at ${b.diskCache.dir}), ${failures.length} failed, ${(ms / 1000).toFixed(1)} s`);
+  for (const f of failures) log(`MODULE FAILED ${f.module}:\n${f.error}`);
+  writeFileSync(join(out, 'precompile.json'), JSON.stringify({ arch: b.arch, modules: total, compiled: n, ms, failures }, null, 1));
+  await core.disposeBackend('cuda');
+  return failures.length ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// conformance
+
+const CUDA_FAULT = /CUDA error|CUDA_ERROR|illegal|misaligned|launch failure/i;
+
+async function conformanceWorker(a: Args): Promise<number> {
+  const ops = String(a.ops).split(',');
+  await cudaBackend();
+  const r = await runConformance({ backend: 'cuda', reference: 'cpu', ops, seed: Number(a.seed), log: null });
+  const { summary: _s, ...rest } = r;
+  writeFileSync(String(a.json), JSON.stringify(rest));
+  return 0;
+}
+
+function runWorker(ops: string[], seed: number, json: string): { cases: CaseResult[]; device: string; notes: string[]; crashed: string | null } {
+  const self = fileURLToPath(import.meta.url);
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [self, 'conformance-worker', '--ops', ops.join(','), '--seed', String(seed), '--json', json], {
+    encoding: 'utf8',
+    timeout: 240_000,
+    maxBuffer: 1 << 26,
+  });
+  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  if (r.status !== 0 || !existsSync(json)) {
+    const why = r.error ? r.error.message : `exit ${r.status} signal ${r.signal}`;
+    return { cases: [], device: '?', notes: [], crashed: `${why} after ${secs} s: ${(r.stderr || r.stdout || '').split('\n').slice(-15).join('\n')}` };
+  }
+  const res = JSON.parse(readFileSync(json, 'utf8')) as Omit<ConformanceResult, 'summary'>;
+  return { cases: [...res.cases], device: res.device, notes: [...res.notes], crashed: null };
+}
+
+async function conformance(a: Args): Promise<number> {
+  const out = outDir(a);
+  const seed = a.seed !== undefined ? Number(a.seed) : Math.floor(Math.random() * 2 ** 31);
+  let ops = [...new Set(ALL_OP_INFOS.map((i) => i.op))];
+  if (typeof a.ops === 'string') {
+    const want = new Set(a.ops.split(','));
+    ops = ops.filter((o) => want.has(o));
+  }
+  log(`conformance: ${ops.length} ops against 'cuda', seed ${seed} (reproduce one op: --ops NAME --seed ${seed})`);
+  const chunkSize = Number(a.chunk ?? 10);
+  const cases: CaseResult[] = [];
+  const notes: string[] = [];
+  let device = '?';
+  const t0 = performance.now();
+  for (let i = 0; i < ops.length; i += chunkSize) {
+    const chunk = ops.slice(i, i + chunkSize);
+    const res = runWorker(chunk, seed, join(out, `conformance-chunk-${i}.json`));
+    const faulted = res.crashed !== null || res.cases.some((c) => c.messages.some((m) => CUDA_FAULT.test(m)));
+    if (faulted && chunk.length > 1) {
+      log(`  chunk ${chunk.join(',')}: ${res.crashed ? `crashed (${res.crashed.split('\n')[0]})` : 'a CUDA fault'}; re-running its ops one by one`);
+      for (const op of chunk) {
+        const one = runWorker([op], seed, join(out, `conformance-op-${op}.json`));
+        if (one.crashed) {
+          notes.push(`${op}: worker crashed: ${one.crashed}`);
+          cases.push({ id: `${op} [crash]`, op, dtype: 'f32', status: 'failed', samples: 0, checks: 0, checksByKind: { reference: 0, check: 0, referenceBackend: 0, tfjs: 0, composite: 0, grad: 0, errors: 0 }, messages: [one.crashed], seed, ms: 0 });
+        } else {
+          cases.push(...one.cases);
+          device = one.device;
+        }
+      }
+    } else if (res.crashed) {
+      notes.push(`${chunk[0]}: worker crashed: ${res.crashed}`);
+      cases.push({ id: `${chunk[0]} [crash]`, op: chunk[0]!, dtype: 'f32', status: 'failed', samples: 0, checks: 0, checksByKind: { reference: 0, check: 0, referenceBackend: 0, tfjs: 0, composite: 0, grad: 0, errors: 0 }, messages: [res.crashed], seed, ms: 0 });
+    } else {
+      cases.push(...res.cases);
+      notes.push(...res.notes);
+      device = res.device;
+    }
+    const done = Math.min(ops.length, i + chunkSize);
+    const failed = cases.filter((c) => c.status === 'failed' || c.status === 'unexpected-pass').length;
+    log(`  ${done}/${ops.length} ops, ${cases.length} cases, ${failed} failing, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  const counts = { passed: 0, failed: 0, xfail: 0, 'unexpected-pass': 0 };
+  for (const c of cases) counts[c.status]++;
+  const merged = { backend: 'cuda', device, reference: 'cpu', seed, tfjs: true, cases, counts, ok: counts.failed === 0 && counts['unexpected-pass'] === 0, ms: performance.now() - t0, notes };
+  const summary = formatSummary(merged);
+  writeFileSync(join(out, 'conformance.json'), JSON.stringify(merged, null, 1));
+  writeFileSync(join(out, 'conformance.txt'), summary + '\n');
+  log(summary);
+  return merged.ok ? 0 : 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bench
+
+interface BenchRow {
+  name: string;
+  what: string;
+  ms: number;
+  msMin: number;
+  /** Bytes moved (memory-bound) or FLOPs (compute-bound) per run. */
+  bytes?: number;
+  flops?: number;
+  gbps?: number;
+  tflops?: number;
+  /** Fraction of the copy bandwidth measured in this run (memory-bound rows). */
+  ofCopy?: number;
+  torchMs?: number;
+  /** torch time / our time (> 1: faster than torch). */
+  vsTorch?: number;
+  check: string;
+}
+
+const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
+
+/** GPU time per run (CUDA events around each run, after warm-up). */
+function timeGpu(b: CudaBackend, fn: () => void, reps: number, warmup = 3): { ms: number; msMin: number } {
+  const d = b.rt.driver;
+  for (let i = 0; i < warmup; i++) core.tidy(fn);
+  b.synchronizeBlocking();
+  const evs = Array.from({ length: reps + 1 }, () => d.createEvent(true));
+  d.recordEvent(evs[0]!, b.stream);
+  for (let i = 0; i < reps; i++) {
+    core.tidy(fn);
+    d.recordEvent(evs[i + 1]!, b.stream);
+  }
+  b.synchronizeBlocking();
+  const t = evs.slice(1).map((e, i) => d.elapsedMs(evs[i]!, e));
+  for (const e of evs) d.destroyEvent(e);
+  return { ms: median(t), msMin: Math.min(...t) };
+}
+
+async function values(t: core.Tensor): Promise<Float32Array> {
+  return (await t.data()) as Float32Array;
+}
+
+function relErr(got: number, want: number): number {
+  return Math.abs(got - want) / Math.max(1e-6, Math.abs(want));
+}
+
+async function bench(a: Args): Promise<number> {
+  const out = outDir(a);
+  const b = await cudaBackend();
+  const gen = new core.Generator(1234);
+  const rows: BenchRow[] = [];
+  const rnd = (shape: number[], dtype: core.DType = 'f32') => core.keep(core.randomNormal(shape, { dtype, generator: gen }));
+  const t0 = performance.now();
+
+  // Copy bandwidth (device to device, 1 GiB): the ceiling for memory-bound kernels.
+  const copyBytes = 2 ** 30;
+  const src = b.allocate(copyBytes);
+  const dst = b.allocate(copyBytes);
+  b.memset(src.ptr, 0x3f800000, 4, copyBytes / 4);
+  const copy = timeGpu(b, () => b.copy(src, 0, dst, 0, copyBytes), 20);
+  const copyGbps = (2 * copyBytes) / (copy.ms * 1e-3) / 1e9;
+  rows.push({ name: 'copy_1GiB', what: 'device-to-device copy, 1 GiB', ...copy, bytes: 2 * copyBytes, gbps: copyGbps, ofCopy: 1, check: 'n/a' });
+  b.free(src);
+  b.free(dst);
+
+  // GEMMs (bf16, f32 accumulation): check sampled entries against float64 dot products.
+  for (const n of [4096, 8192]) {
+    const A = rnd([n, n], 'bf16');
+    const B = rnd([n, n], 'bf16');
+    const C = core.keep(core.matmul(A, B));
+    let worst = 0;
+    for (let s = 0; s < 6; s++) {
+      const i = Math.floor(Math.random() * n);
+      const j = Math.floor(Math.random() * n);
+      const ar = await values(core.slice(A, [i, 0], [1, n]));
+      const bc = await values(core.slice(B, [0, j], [n, 1]));
+      const c = (await values(core.slice(C, [i, j], [1, 1])))[0]!;
+      let want = 0;
+      for (let k = 0; k < n; k++) want += ar[k]! * bc[k]!;
+      worst = Math.max(worst, Math.abs(c - want) / Math.sqrt(n)); // |error| relative to the sum's scale
+    }
+    const tm = timeGpu(b, () => core.matmul(A, B), n === 8192 ? 20 : 30);
+    const flops = 2 * n ** 3;
+    rows.push({ name: `gemm_bf16_${n}`, what: `bf16 matmul ${n}x${n}x${n}`, ...tm, flops, tflops: flops / (tm.ms * 1e-3) / 1e12, check: `max |err|/sqrt(K) ${worst.toExponential(2)} ${worst < 0.02 ? 'ok' : 'BAD'}` });
+    core.dispose([A, B, C]);
+  }
+
+  // Memory-bound elementwise ops and reductions: fraction of the copy bandwidth.
+  const memRow = async (name: string, what: string, bytes: number, fn: () => core.Tensor, check: () => Promise<string>) => {
+    const c = await check();
+    const tm = timeGpu(b, () => void fn(), 20);
+    const gbps = bytes / (tm.ms * 1e-3) / 1e9;
+    rows.push({ name, what, ...tm, bytes, gbps, ofCopy: gbps / copyGbps, check: c });
+  };
+  const sampleCheck = async (x: core.Tensor[], y: core.Tensor, f: (...v: number[]) => number, tol: number) => {
+    const n = y.size;
+    let worst = 0;
+    for (const start of [0, Math.floor(n / 2), n - 4096]) {
+      const xs = await Promise.all(x.map((t) => values(core.slice(core.reshape(t, [n]), [start], [4096]))));
+      const ys = await values(core.slice(core.reshape(y, [n]), [start], [4096]));
+      for (let i = 0; i < 4096; i++) worst = Math.max(worst, relErr(ys[i]!, f(...xs.map((v) => v[i]!))));
+    }
+    y.dispose();
+    return `max rel err ${worst.toExponential(2)} ${worst <= tol ? 'ok' : 'BAD'}`;
+  };
+
+  {
+    const n = 2 ** 27;
+    const x = rnd([n]);
+    const y = rnd([n]);
+    await memRow('add_f32_2^27', 'f32 add, 2^27 elements', 3 * 4 * n, () => core.add(x, y), () => sampleCheck([x, y], core.add(x, y), (p, q) => p + q, 1e-6));
+    await memRow('exp_f32_2^27', 'f32 exp, 2^27 elements', 2 * 4 * n, () => core.exp(x), () => sampleCheck([x], core.exp(x), Math.exp, 1e-6));
+    // Full reduction, checked against a float64 sum of the whole input.
+    await memRow('sum_f32_2^27', 'f32 sum of 2^27 elements to a scalar', 4 * n, () => core.sum(x), async () => {
+      const got = (await values(core.sum(x)))[0]!;
+      const xv = await values(x);
+      let want = 0;
+      for (let i = 0; i < n; i++) want += xv[i]!;
+      const err = Math.abs(got - want) / Math.sqrt(n);
+      return `|err|/sqrt(n) ${err.toExponential(2)} ${err < 1e-3 ? 'ok' : 'BAD'}`;
+    });
+    core.dispose([x, y]);
+  }
+  {
+    const n = 2 ** 28;
+    const x = rnd([n], 'bf16');
+    const y = rnd([n], 'bf16');
+    await memRow('add_bf16_2^28', 'bf16 add, 2^28 elements', 3 * 2 * n, () => core.add(x, y), () => sampleCheck([x, y], core.add(x, y), (p, q) => p + q, 2 ** -8));
+    core.dispose([x, y]);
+  }
+  {
+    const r = 16384;
+    const x = rnd([r, r]);
+    const rowCheck = (axis: number) => async () => {
+      const got = await values(core.sum(x, axis));
+      let worst = 0;
+      for (const k of [0, 77, r - 1]) {
+        const v = await values(axis === 1 ? core.slice(x, [k, 0], [1, r]) : core.slice(x, [0, k], [r, 1]));
+        let want = 0;
+        for (const e of v) want += e;
+        worst = Math.max(worst, Math.abs(got[k]! - want) / Math.sqrt(r));
+      }
+      return `|err|/sqrt(n) ${worst.toExponential(2)} ${worst < 1e-4 ? 'ok' : 'BAD'}`;
+    };
+    await memRow('sum_rows_f32_16384^2', 'f32 sum over the last axis of [16384, 16384]', 4 * r * r, () => core.sum(x, 1), rowCheck(1));
+    await memRow('sum_cols_f32_16384^2', 'f32 sum over the first axis of [16384, 16384]', 4 * r * r, () => core.sum(x, 0), rowCheck(0));
+    core.dispose(x);
+  }
+  for (const [rowsN, cols, dt] of [[8192, 32768, 'bf16'], [4096, 4096, 'f32']] as const) {
+    const x = rnd([rowsN, cols], dt);
+    await memRow(`softmax_${dt}_${rowsN}x${cols}`, `${dt} softmax over the last axis of [${rowsN}, ${cols}]`, 2 * core.bytesPerElement(dt) * rowsN * cols, () => core.softmax(x), async () => {
+      const y = await values(core.slice(core.softmax(x), [3, 0], [1, cols]));
+      const v = await values(core.slice(x, [3, 0], [1, cols]));
+      const m = Math.max(...v);
+      let s = 0;
+      for (const e of v) s += Math.exp(e - m);
+      let worst = 0;
+      for (let i = 0; i < cols; i++) worst = Math.max(worst, Math.abs(y[i]! - Math.exp(v[i]! - m) / s) * cols);
+      return `max |err|*n ${worst.toExponential(2)} ${worst < (dt === 'f32' ? 1e-3 : 2e-2) ? 'ok' : 'BAD'}`;
+    });
+    core.dispose(x);
+  }
+
+  // Launch overhead: a tiny add through the whole engine, a bare kernel launch, and a graph replay.
+  {
+    const x = core.keep(core.tensor(new Float32Array(8).fill(1), [8], 'f32', b));
+    const y = core.keep(core.tensor(new Float32Array(8).fill(2), [8], 'f32', b));
+    const N = 5000;
+    for (let i = 0; i < 200; i++) core.tidy(() => core.add(x, y));
+    b.synchronizeBlocking();
+    let w = performance.now();
+    for (let i = 0; i < N; i++) core.tidy(() => core.add(x, y));
+    b.synchronizeBlocking();
+    const eagerUs = ((performance.now() - w) * 1000) / N;
+    rows.push({ name: 'launch_add_eager', what: 'tiny add through the engine (wall time per op)', ms: eagerUs / 1000, msMin: eagerUs / 1000, check: 'n/a' });
+    const k = b.kernel(allModuleSpecs().find((s) => s.key === 'binary.f32')!, 'binary_add_f32_contig');
+    const out = b.allocate(32);
+    const xp = devicePointer(x);
+    const yp = devicePointer(y);
+    w = performance.now();
+    for (let i = 0; i < N; i++) k.launch([1, 1, 1], [256, 1, 1], [xp, yp, out.ptr, 8]);
+    b.synchronizeBlocking();
+    const rawUs = ((performance.now() - w) * 1000) / N;
+    rows.push({ name: 'launch_kernel_raw', what: 'bare cuLaunchKernel from JS (wall time per launch)', ms: rawUs / 1000, msMin: rawUs / 1000, check: 'n/a' });
+    b.free(out);
+    const OPS = 100;
+    const { graph, result } = captureGraph(() => {
+      let z = x;
+      for (let i = 0; i < OPS; i++) z = core.add(z, y);
+      return z;
+    });
+    graph.launch();
+    const got = await values(result);
+    const g = timeGpu(b, () => graph.launch(), 50, 5);
+    rows.push({ name: 'launch_add_graph', what: `tiny add replayed in a CUDA graph of ${OPS} ops (GPU time per op)`, ms: g.ms / OPS, msMin: g.msMin / OPS, check: got[0] === 1 + 2 * OPS ? 'ok' : `BAD (${got[0]})` });
+    graph.dispose();
+    core.dispose([x, y, result]);
+  }
+
+  // PyTorch numbers from the same run.
+  const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch.json');
+  let torch: { device?: string; torch?: string; benchmarks?: Record<string, { ms: number }> } = {};
+  if (existsSync(torchFile)) {
+    try {
+      torch = JSON.parse(readFileSync(torchFile, 'utf8'));
+    } catch (err) {
+      log(`could not read ${torchFile}: ${(err as Error).message}`);
+    }
+  } else log(`no PyTorch results at ${torchFile}; ratios left out`);
+  for (const r of rows) {
+    const t = torch.benchmarks?.[r.name];
+    if (t && t.ms > 0) {
+      r.torchMs = t.ms;
+      r.vsTorch = t.ms / r.ms;
+    }
+  }
+  const result = { device: b.capabilities.device, torchDevice: torch.device, torchVersion: torch.torch, node: process.version, secs: (performance.now() - t0) / 1000, rows, allocator: b.allocatorStats() };
+  writeFileSync(join(out, 'bench.json'), JSON.stringify(result, null, 1));
+  const table = formatBench(result.device, rows);
+  writeFileSync(join(out, 'bench.txt'), table + '\n');
+  log(table);
+  return rows.some((r) => r.check.includes('BAD')) ? 1 : 0;
+}
+
+function formatBench(device: string, rows: BenchRow[]): string {
+  const f = (x: number | undefined, d = 2) => (x === undefined ? '-' : x.toFixed(d));
+  const lines = [`CUDA benchmarks on ${device} (median of CUDA-event timings after warm-up; vs torch = torch time / ours)`];
+  lines.push(['benchmark'.padEnd(24), 'ms'.padStart(10), 'GB/s'.padStart(8), 'TFLOP/s'.padStart(8), 'of copy'.padStart(8), 'torch ms'.padStart(10), 'vs torch'.padStart(9), '  check'].join(''));
+  for (const r of rows) {
+    const us = r.name.startsWith('launch');
+    lines.push([
+      r.name.padEnd(24),
+      (us ? `${f(r.ms * 1000, 2)} us` : f(r.ms, 3)).padStart(10),
+      f(r.gbps, 0).padStart(8),
+      f(r.tflops, 0).padStart(8),
+      (r.ofCopy === undefined ? '-' : `${(100 * r.ofCopy).toFixed(0)}%`).padStart(8),
+      (r.torchMs === undefined ? '-' : us ? `${f(r.torchMs * 1000, 2)} us` : f(r.torchMs, 3)).padStart(10),
+      f(r.vsTorch, 2).padStart(9),
+      `  ${r.check}`,
+    ].join(''));
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const { cmd, args } = parseArgs(process.argv.slice(2));
+const commands: Record<string, (a: Args) => Promise<number>> = {
+  info: async () => ((await info()).available ? 0 : 1),
+  precompile,
+  conformance,
+  'conformance-worker': conformanceWorker,
+  bench,
+};
+const run = commands[cmd];
+if (!run) {
+  log('usage: node run.mjs info | precompile | conformance [--ops a,b] [--seed N] | bench [--torch FILE]   (all take --out DIR)');
+  process.exitCode = 2;
+} else {
+  try {
+    process.exitCode = await run(args);
+  } catch (err) {
+    console.error(`${cmd} failed: ${(err as Error).stack ?? err}`);
+    process.exitCode = 1;
+  }
+}

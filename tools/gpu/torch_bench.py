@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""PyTorch baselines for the CUDA benchmarks of tools/gpu/run.ts, measured on the same card in the
+same run. Same names, shapes and dtypes as the Node side; CUDA-event timing per run after warm-up,
+median of many runs, random (never all-zero) inputs. Prints JSON:
+    {"device": ..., "torch": ..., "benchmarks": {name: {"ms": median, "ms_min": ...}}}
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+
+def time_gpu(fn, reps, warmup=3):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(reps + 1)]
+    events[0].record()
+    for i in range(reps):
+        fn()
+        events[i + 1].record()
+    torch.cuda.synchronize()
+    times = [events[i].elapsed_time(events[i + 1]) for i in range(reps)]
+    return {"ms": statistics.median(times), "ms_min": min(times)}
+
+
+def main():
+    torch.manual_seed(1234)
+    dev = torch.device("cuda")
+    out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "benchmarks": {}}
+    b = out["benchmarks"]
+
+    n = 2**30 // 4
+    src = torch.ones(n, device=dev)
+    dst = torch.empty_like(src)
+    b["copy_1GiB"] = time_gpu(lambda: dst.copy_(src), 20)
+    del src, dst
+
+    for n in (4096, 8192):
+        a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+        c = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+        b[f"gemm_bf16_{n}"] = time_gpu(lambda: torch.matmul(a, c), 20 if n == 8192 else 30)
+        del a, c
+
+    n = 2**27
+    x = torch.randn(n, device=dev)
+    y = torch.randn(n, device=dev)
+    b["add_f32_2^27"] = time_gpu(lambda: torch.add(x, y), 20)
+    b["exp_f32_2^27"] = time_gpu(lambda: torch.exp(x), 20)
+    b["sum_f32_2^27"] = time_gpu(lambda: torch.sum(x), 20)
+    del x, y
+
+    n = 2**28
+    x = torch.randn(n, device=dev, dtype=torch.bfloat16)
+    y = torch.randn(n, device=dev, dtype=torch.bfloat16)
+    b["add_bf16_2^28"] = time_gpu(lambda: torch.add(x, y), 20)
+    del x, y
+
+    r = 16384
+    x = torch.randn(r, r, device=dev)
+    b["sum_rows_f32_16384^2"] = time_gpu(lambda: torch.sum(x, 1), 20)
+    b["sum_cols_f32_16384^2"] = time_gpu(lambda: torch.sum(x, 0), 20)
+    del x
+
+    for rows, cols, dt, name in ((8192, 32768, torch.bfloat16, "bf16"), (4096, 4096, torch.float32, "f32")):
+        x = torch.randn(rows, cols, device=dev, dtype=dt)
+        b[f"softmax_{name}_{rows}x{cols}"] = time_gpu(lambda: torch.softmax(x, -1), 20)
+        del x
+
+    # Launch overhead: eager tiny adds (wall time per op), and a CUDA graph of 100 adds.
+    x = torch.ones(8, device=dev)
+    y = torch.full((8,), 2.0, device=dev)
+    for _ in range(200):
+        torch.add(x, y)
+    torch.cuda.synchronize()
+    N = 5000
+    t = time.perf_counter()
+    for _ in range(N):
+        torch.add(x, y)
+    torch.cuda.synchronize()
+    per = (time.perf_counter() - t) / N * 1e3
+    b["launch_add_eager"] = {"ms": per, "ms_min": per}
+
+    ops = 100
+    static_x = x.clone()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        z = static_x
+        for _ in range(ops):
+            z = torch.add(z, y)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        z = static_x
+        for _ in range(ops):
+            z = torch.add(z, y)
+    g.replay()
+    torch.cuda.synchronize()
+    assert float(z[0]) == 1 + 2 * ops, float(z[0])
+    r = time_gpu(g.replay, 50, 5)
+    b["launch_add_graph"] = {"ms": r["ms"] / ops, "ms_min": r["ms_min"] / ops}
+
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
