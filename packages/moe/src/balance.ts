@@ -12,6 +12,7 @@
  */
 import {
   AttrError,
+  DTypeError,
   Parameter,
   ShapeError,
   add,
@@ -78,7 +79,7 @@ export function sequenceAuxLoss(scores: Tensor, indices: Tensor, options: Sequen
       `sequenceAuxLoss: expected scores [B, T, E] and indices [B, T, K] (or [T, E] and [T, K]), got ${describeShape(scores.shape)} and ${describeShape(indices.shape)}`,
     );
   }
-  if (indices.dtype !== 'i32') throw new ShapeError(`sequenceAuxLoss: 'indices' must have dtype i32, got ${indices.dtype}`);
+  if (indices.dtype !== 'i32') throw new DTypeError(`sequenceAuxLoss: 'indices' must have dtype i32, got ${indices.dtype}`);
   const [, t, e] = s3.shape as [number, number, number];
   const k = i3.shape[2]!;
   if (options.numExperts !== undefined && options.numExperts !== e) {

@@ -16,11 +16,11 @@
  *   route -> dispatch plan (stable sort of the N*K slots by expert) -> permute rows [N*K, hidden]
  *   -> grouped gate/up GEMMs -> silu(g) * u -> grouped down GEMM -> combine over k = 0..K-1
  *   -> + shared experts(x)
- * Dropless: every token reaches its K experts, so the routed path holds N*K rows of hidden
- * (permuted input and expert output) and 3 * N*K rows of intermediate (gate, up, and their SwiGLU
- * product) at once; the backward keeps them for the gradient. Bytes:
- *   N * K * (2 * hidden + 3 * moe_intermediate) * bytesPerElement   (+ N * E * 4 of f32 scores)
- * and no capacity factor can drop tokens.
+ * Dropless: every token reaches its K experts, and no capacity factor can drop one. What the
+ * backward keeps of the routed path: two N*K-row buffers of hidden (the permuted input, the expert
+ * outputs) and four of intermediate (gate, up, silu(gate), their product):
+ *   N * K * (2 * hidden + 4 * moe_intermediate) * bytesPerElement   (+ N * E * 4 of f32 scores)
+ * whatever the distribution of tokens over experts; the backward adds transients of the same order.
  */
 import {
   AttrError,
