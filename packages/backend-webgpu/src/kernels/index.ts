@@ -5,3 +5,5 @@ import './reduce.js';
 import './matmul.js';
 import './shape.js';
 import './indexing.js';
+import './nn.js';
+import './creation.js';
