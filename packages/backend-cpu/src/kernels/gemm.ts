@@ -17,8 +17,8 @@
  * sees ceil(K/KC) f32 roundings — at least as accurate as plain f32 accumulation.
  *
  * Why these shapes (measured on x86-64, V8 11/Node 20): V8 keeps doubles in 16 XMM registers (one is
- * its scratch), so a 4x4 tile (16 accumulators) spills; 3x3, 2x3 and 2x4 tiles do not, and measured
- * ~15-20% faster than 4x4 (4x8, 8x4, 6x4 were slower still). Each
+ * its scratch), so a 4x4 tile (16 accumulators) spills heavily; 3x3, 2x3 and 2x4 tiles spill little
+ * and measured ~15-20% faster than 4x4 (4x8, 8x4, 6x4 were no better than 4x4; docs/benchmarks.md). Each
  * typed-array load costs a bounds check, so the packing buffers are constants of fixed size (see
  * createBlockedGemm): TurboFan then folds their base address and length into the code (no map
  * checks or length reloads in the inner loop), which measured ~25% faster than passing them as
@@ -124,8 +124,8 @@ function createBlockedGemm() {
 
   /**
    * C[co.., 3x3 with row stride ldc] += PACK_A micro-panel (at ao) · PACK_B micro-panel (at bo),
-   * both k-major: PACK_A[ao + 3k + i], PACK_B[bo + 3k + j]. 9 accumulators + 3 A values + 1 B value
-   * fit V8's XMM register file without spills.
+   * both k-major: PACK_A[ao + 3k + i], PACK_B[bo + 3k + j]. 9 accumulators + 3 A + 3 B values:
+   * V8 spills only a few accumulators to the stack (a 4x4 tile spills about half of its 16).
    */
   function microKernel(ao: number, bo: number, kc: number, c: Float32Array, co: number, ldc: number): void {
     const pa = PACK_A;
