@@ -55,14 +55,21 @@ register('matmul', ({ backend: b, inputs: [a, c], outputs: [y], attrs }: Ctx<{ t
   }
   const temps: Block[] = [];
   try {
-    gemm();
+    try {
+      gemm(false);
+    } catch (err) {
+      // A zero batch stride (broadcast operand) that cuBLASLt turns down: copy it out and retry.
+      if (g.batch === 1 || (g.aMode !== 'single' && g.bMode !== 'single') || !/cuBLASLt/.test((err as Error).message)) throw err;
+      gemm(true);
+    }
   } finally {
     // Stream order makes the scratch reusable as soon as its last use is enqueued.
     for (const t of temps) b.releaseTemp(t);
   }
 
-  function gemm(): void {
-    const operand = (t: TensorInfo, mode: MatmulGeometry['aMode'], rows: number, cols: number) => {
+  function gemm(expandSingles: boolean): void {
+    const operand = (t: TensorInfo, mode0: MatmulGeometry['aMode'], rows: number, cols: number) => {
+      const mode = expandSingles && mode0 === 'single' ? 'expand' : mode0;
       let p = ptr(t);
       let dtype = t.dtype;
       if (mode === 'expand') {
@@ -93,8 +100,9 @@ register('matmul', ({ backend: b, inputs: [a, c], outputs: [y], attrs }: Ctx<{ t
       temps.push(outTmp);
       out = outTmp.ptr;
     }
-    const batch = g.foldM ? 1 : g.batch;
-    const m = g.foldM ? g.m * g.batch : g.m;
+    const foldM = g.foldM && !expandSingles;
+    const batch = foldM ? 1 : g.batch;
+    const m = foldM ? g.m * g.batch : g.m;
     const problem: GemmProblem = {
       dtype: A.dtype as 'f32' | 'f16' | 'bf16',
       outDType: outNative ? (y!.dtype as 'f32' | 'f16' | 'bf16') : 'f32',

@@ -46,9 +46,12 @@ export function coalesce(shape: readonly number[], strides: readonly (readonly n
   return { shape: dims, strides: st, offsets: offsets ? [...offsets] : strides.map(() => 0) };
 }
 
-/** Whether every offset the kernel computes fits in a signed 32-bit int. */
+/**
+ * Whether every index and offset the kernel computes fits in a signed 32-bit int (with room for
+ * the grid-stride increment: n stays below 2^30).
+ */
 export function fitsInt32(plan: StridedPlan, n: number): boolean {
-  if (n > 0x7fffffff) return false;
+  if (n >= 2 ** 30) return false;
   for (let k = 0; k < plan.strides.length; k++) {
     let lo = plan.offsets[k]!;
     let hi = plan.offsets[k]!;

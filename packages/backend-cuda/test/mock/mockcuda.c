@@ -121,11 +121,19 @@ typedef struct { char *src; char *log; } Prog;
 int nvrtcVersion(int *a, int *b) { *a = 13; *b = 0; return 0; }
 const char *nvrtcGetErrorString(int r) { return r == 6 ? "NVRTC_ERROR_COMPILATION" : "NVRTC_ERROR"; }
 int nvrtcCreateProgram(void **p, const char *src, const char *name, int nh, const char **h, const char **names) {
-  (void)name; (void)h; (void)names;
+  (void)name;
   Prog *q = calloc(1, sizeof *q);
   q->src = strdup(src);
-  q->log = strdup(nh > 0 ? "" : "no headers");
+  q->log = strdup("");
   *p = q;
+  /* Every #include "X" of the source must be one of the in-memory headers, with contents. */
+  for (const char *at = strstr(src, "#include \""); at; at = strstr(at + 1, "#include \"")) {
+    const char *b = at + 10, *e = strchr(b, '"');
+    int found = 0;
+    for (int i = 0; i < nh; i++)
+      if (e && (size_t)(e - b) == strlen(names[i]) && strncmp(b, names[i], e - b) == 0 && h[i] && strlen(h[i]) > 100) found = 1;
+    if (!found) return 5; /* NVRTC_ERROR_INVALID_INPUT */
+  }
   return 0;
 }
 int nvrtcDestroyProgram(void **p) { Prog *q = (Prog *)*p; free(q->src); free(q->log); free(q); *p = 0; return 0; }
