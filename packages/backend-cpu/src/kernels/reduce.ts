@@ -65,9 +65,45 @@ function reduceKernel(
   };
 }
 
+/** Leading-axes case: reducing axes 0..k-1 keeps a contiguous trailing block (column sums). */
+function leading(shape: readonly number[], axes: readonly number[]): number {
+  for (let k = 0; k < axes.length; k++) if (axes[k] !== k) return -1;
+  return shape.slice(axes.length).reduce((p, d) => p * d, 1);
+}
+
+/** sum/mean with inlined loops: these run on every broadcast gradient, so no per-element calls. */
+function additiveKernel(isMean: boolean) {
+  return ({ inputs: [x], outputs: [y], attrs }: { inputs: readonly TensorInfo[]; outputs: readonly TensorInfo[]; attrs: Attrs }) => {
+    const xv = values(x!);
+    const yv = outValues(y!);
+    const count = attrs.axes.reduce((p, a) => p * x!.shape[a]!, 1);
+    const n = x!.size;
+    const m = y!.size;
+    const acc = new Float64Array(m);
+    const inner = trailing(x!.shape, attrs.axes);
+    const lead = inner > 0 ? -1 : leading(x!.shape, attrs.axes);
+    if (inner > 0) {
+      for (let o = 0; o < m; o++) {
+        let a = 0;
+        const base = o * inner;
+        for (let j = 0; j < inner; j++) a += xv[base + j]!;
+        acc[o] = a;
+      }
+    } else if (lead > 0) {
+      for (let i = 0; i < n; i += lead) for (let j = 0; j < lead; j++) acc[j] += xv[i + j]!;
+    } else {
+      const { map } = reductionMap(x!.shape, attrs.axes);
+      for (let i = 0; i < n; i++) acc[map[i]!] += xv[i]!;
+    }
+    if (isMean) for (let o = 0; o < m; o++) yv[o] = acc[o]! / count;
+    else yv.set(acc);
+    commit(y!, yv);
+  };
+}
+
 const id = (a: number) => a;
-register('sum', reduceKernel(0, (a, v) => a + v, id));
-register('mean', reduceKernel(0, (a, v) => a + v, (a, n) => a / n));
+register('sum', additiveKernel(false));
+register('mean', additiveKernel(true));
 register('max', reduceKernel(-Infinity, (a, v) => (v > a || v !== v ? v : a), id));
 register('min', reduceKernel(Infinity, (a, v) => (v < a || v !== v ? v : a), id));
 
