@@ -61,7 +61,26 @@ fn philox_normal(i: u32, k0: u32, k1: u32, clo: u32, chi: u32, mean: f32, sdev: 
   let x = philox_block(i, k0, k1, clo, chi);
   let u1 = f32((x.x >> 8u) + 1u) * 5.9604644775390625e-8;
   let u2 = f32(x.y >> 8u) * 5.9604644775390625e-8;
-  return mean + sdev * (sqrt(-2.0 * log(u1)) * ew_cos(6.283185307179586 * u2));
+  return mean + sdev * (sqrt(-2.0 * ew_log_pos(u1)) * philox_cos2pi(u2));
+}
+// cos(2 pi u) for u in [0, 1): quadrant from 4u (exact), then an angle of at most pi/4 from the
+// exact fraction, so the result keeps its relative accuracy next to the zeros of cos.
+fn philox_cos2pi(u: f32) -> f32 {
+  let q4 = u * 4.0;
+  let q = u32(floor(q4));
+  let r = q4 - floor(q4);
+  let b = min(r, 1.0 - r) * 1.5707963267948966;
+  let z = b * b;
+  let cb = ew_cos_poly(z);
+  let sb = ew_sin_poly(b, z);
+  let ca = select(sb, cb, r <= 0.5);
+  let sa = select(cb, sb, r <= 0.5);
+  switch (q) {
+    case 0u: { return ca; }
+    case 1u: { return -sa; }
+    case 2u: { return -ca; }
+    default: { return sa; }
+  }
 }
 `;
 
