@@ -12,3 +12,4 @@ export * from './model.js';
 export * from './safetensors.js';
 export * from './io.js';
 export * from './checkpoint.js';
+export * from './tokenizer.js';
