@@ -94,7 +94,7 @@ export class CudaBackend implements Backend, KernelLauncher {
   private readonly ctx: Handle;
   private readonly events: Handle[] = [];
   private readonly pinnedFree = new Map<number, PinnedBuffer[]>();
-  private workspace: Block | null = null;
+  private workspace: number | null = null;
   private capturing: { pinned: PinnedBuffer[] } | null = null;
   private disposed = false;
   private readonly launchFn: (...args: any[]) => number;
@@ -268,7 +268,7 @@ export class CudaBackend implements Backend, KernelLauncher {
     const d = this.rt.driver;
     d.streamSynchronize(this.stream);
     this.disposed = true;
-    if (this.workspace) this.allocator.release(this.workspace, this.stream);
+    if (this.workspace !== null) d.memFree(this.workspace);
     this.allocator.emptyCache();
     this.modules.dispose();
     for (const e of this.events) d.destroyEvent(e);
@@ -298,9 +298,9 @@ export class CudaBackend implements Backend, KernelLauncher {
     return this.modules.precompile(allModuleSpecs(), parallel, onError);
   }
 
-  /** cuBLASLt workspace (allocated on first use). */
-  gemmWorkspace(): Block {
-    return (this.workspace ??= this.allocator.allocate(this.workspaceBytes, this.stream));
+  /** cuBLASLt workspace address (allocated on first use, outside the allocator's statistics). */
+  gemmWorkspace(): number {
+    return (this.workspace ??= this.rt.driver.memAlloc(this.workspaceBytes));
   }
 
   /** Fills `count` elements of width 1, 2 or 4 bytes with a raw bit pattern. */

@@ -50,7 +50,9 @@ register('where', ({ backend: b, inputs: [c, x, z], outputs: [y] }: Ctx) => {
 
 register('cast', ({ backend: b, inputs: [x], outputs: [y], attrs }: Ctx<{ saturate: boolean }>) => {
   const n = y!.size;
-  if (x!.dtype === y!.dtype) {
+  // Same dtype: a copy, unless saturation can change values (inf -> max in f16, bf16 and E5M2).
+  const satMatters = attrs.saturate && (x!.dtype === 'f16' || x!.dtype === 'bf16' || x!.dtype === 'f8e5m2');
+  if (x!.dtype === y!.dtype && !satMatters) {
     b.rt.driver.copyDtoDAsync(ptr(y!), ptr(x!), n * bytesPerElement(x!.dtype), b.stream);
     return;
   }

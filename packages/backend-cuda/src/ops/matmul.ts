@@ -118,7 +118,7 @@ register('matmul', ({ backend: b, inputs: [a, c], outputs: [y], attrs }: Ctx<{ t
       tf32: b.tf32,
     };
     const ws = b.gemmWorkspace();
-    b.rt.cublasLt.matmul(problem, A.p, B.p, out, ws.ptr, b.workspaceBytes, b.stream);
+    b.rt.cublasLt.matmul(problem, A.p, B.p, out, ws, b.workspaceBytes, b.stream);
     if (outTmp) castRaw(b, 'f32', y!.dtype, out, ptr(y!), y!.size);
   }
 });

@@ -199,13 +199,30 @@ int cublasLtMatmulAlgoGetHeuristic(void *h, void *d, void *a, void *b, void *c, 
   *count = 1;
   return 0;
 }
-/* D = op(A) op(B), column-major f32 only (enough to check layouts and transposes). */
+/* Element access for CUDA_R_32F (0), CUDA_R_16F (2) and CUDA_R_16BF (14). */
+static float ld_el(int type, uint64_t base, int64_t i) {
+  if (type == 0) return ((const float *)(uintptr_t)base)[i];
+  if (type == 2) return (float)((const _Float16 *)(uintptr_t)base)[i];
+  uint32_t u = (uint32_t)((const uint16_t *)(uintptr_t)base)[i] << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+static void st_el(int type, uint64_t base, int64_t i, float v) {
+  if (type == 0) { ((float *)(uintptr_t)base)[i] = v; return; }
+  if (type == 2) { ((_Float16 *)(uintptr_t)base)[i] = (_Float16)v; return; }
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  uint16_t h = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)(((u >> 16) & 0x8000u) | 0x7fc0u) : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  ((uint16_t *)(uintptr_t)base)[i] = h;
+}
+/* D = op(A) op(B), column-major (enough to check layouts, transposes and types). */
 int cublasLtMatmul(void *h, void *desc, const void *alpha, uint64_t A, void *la, uint64_t B, void *lb, const void *beta,
                    uint64_t C, void *lc, uint64_t D, void *ld, const void *algo, uint64_t ws, size_t wsBytes, void *stream) {
   (void)h; (void)C; (void)lc; (void)ws; (void)stream;
   Desc *x = (Desc *)desc;
   Layout *a = (Layout *)la, *b = (Layout *)lb, *d = (Layout *)ld;
-  if (a->type != 0 || b->type != 0 || d->type != 0) return 15;
+  if (a->type != b->type || (a->type != 0 && a->type != 2 && a->type != 14) || (d->type != 0 && d->type != a->type)) return 15;
   if (((const unsigned char *)algo)[0] != 0xAB || wsBytes < 1024) return 7;
   const float al = *(const float *)alpha, be = *(const float *)beta;
   const int64_t M = (int64_t)d->rows, N = (int64_t)d->cols;
@@ -215,18 +232,17 @@ int cublasLtMatmul(void *h, void *desc, const void *alpha, uint64_t A, void *la,
   const int64_t nb = x->transb ? (int64_t)b->rows : (int64_t)b->cols;
   if (kb != K || ma != M || nb != N) return 7;
   for (int bt = 0; bt < d->batch; bt++) {
-    const float *pa = (const float *)(uintptr_t)A + bt * a->stride;
-    const float *pb = (const float *)(uintptr_t)B + bt * b->stride;
-    float *pd = (float *)(uintptr_t)D + bt * d->stride;
+    const int64_t oa = bt * a->stride, ob = bt * b->stride, od = bt * d->stride;
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
         double s = 0;
         for (int64_t k = 0; k < K; k++) {
-          const float av = x->transa ? pa[k + i * a->ld] : pa[i + k * a->ld];
-          const float bv = x->transb ? pb[j + k * b->ld] : pb[k + j * b->ld];
+          const float av = ld_el(a->type, A, oa + (x->transa ? k + i * a->ld : i + k * a->ld));
+          const float bv = ld_el(b->type, B, ob + (x->transb ? j + k * b->ld : k + j * b->ld));
           s += (double)av * bv;
         }
-        pd[i + j * d->ld] = (float)(al * s + (be != 0 ? be * pd[i + j * d->ld] : 0));
+        const float prev = be != 0 ? ld_el(d->type, D, od + i + j * d->ld) : 0.0f;
+        st_el(d->type, D, od + i + j * d->ld, (float)(al * s + be * prev));
       }
   }
   g_gemms++;
