@@ -349,7 +349,7 @@ export function parseConfig(input: string | RingLinearConfigInput | RingLinearCo
   if (heads !== null && headDim !== null && groupNorm !== null && (heads * headDim) % groupNorm !== 0) {
     p.push(`group_norm_size (${groupNorm}) does not divide num_attention_heads * head_dim = ${heads * headDim} channels`);
   }
-  if (anyMoe && experts !== null) {
+  if (experts !== null) {
     if (perTok !== null && perTok > experts) p.push(`num_experts_per_tok (${perTok}) is larger than num_experts (${experts})`);
     if (nGroup !== null && experts % nGroup !== 0) p.push(`num_experts (${experts}) is not a multiple of n_group (${nGroup})`);
     if (nGroup !== null && topkGroup !== null && topkGroup > nGroup) p.push(`topk_group (${topkGroup}) is larger than n_group (${nGroup})`);
