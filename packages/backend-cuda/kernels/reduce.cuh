@@ -131,6 +131,7 @@ RL_DEV void reduce_warp(const typename T::S* __restrict__ x, typename ACC::OutS*
   if (row >= rows) return;
   const typename T::S* xr = x + row * R;
   typename ACC::A a = ACC::init();
+#pragma unroll 4
   for (i64 r = threadIdx.x; r < R; r += 32) a = ACC::add(a, T::ld(xr[r]), r);
   a = warp_combine<ACC>(a);
   if (threadIdx.x == 0) y[row] = ACC::out(a, R);
@@ -153,6 +154,7 @@ RL_DEV void reduce_block(const typename T::S* __restrict__ x, typename ACC::OutS
   A a = ACC::init();
   if (col < inner) {
     const typename T::S* base = x + o * R * inner + col;
+#pragma unroll 4
     for (i64 r = r0 + ty; r < r1; r += TY) a = ACC::add(a, T::ld(base[r * inner]), r);
   }
   if (TX == 1) {
