@@ -162,6 +162,8 @@ export interface LoadCheckpointReport {
   /** Non-strict only: model parameters the checkpoint lacks, and checkpoint names the model lacks. */
   readonly missing: readonly string[];
   readonly unexpected: readonly string[];
+  /** Non-strict only: names whose shapes differ (not loaded). */
+  readonly mismatched: readonly { readonly name: string; readonly expected: string; readonly got: string }[];
   /** Checkpoint tensors converted to the parameter dtype (e.g. bf16 -> f32). */
   readonly converted: number;
   readonly bytesRead: number;
@@ -257,7 +259,7 @@ export async function loadCheckpoint(
     }
     const notes = summarizeIgnored(ignored);
     for (const n of notes) options.onNote?.(n);
-    return { loaded: plan.map((p) => p.name), ignored, notes, missing: strict ? [] : missing, unexpected: strict ? [] : unexpected, converted, bytesRead };
+    return { loaded: plan.map((p) => p.name), ignored, notes, missing: strict ? [] : missing, unexpected: strict ? [] : unexpected, mismatched: strict ? [] : mismatched, converted, bytesRead };
   } finally {
     for (const t of temps.values()) t.dispose();
     if (ownIndex) await closeCheckpoint(index);
