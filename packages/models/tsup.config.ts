@@ -8,4 +8,6 @@ export default defineConfig({
   clean: true,
   target: 'es2022',
   platform: 'neutral',
+  // node:fs / node:path are imported dynamically (checkpoint files on Node.js); browsers never load them.
+  external: [/^node:/],
 });

@@ -246,7 +246,7 @@ function asObject(value: unknown): Json {
  * heads that do not divide, group sizes, topk_group > n_group, per-layer lists of the wrong
  * length, token ids outside the vocabulary, ...
  */
-export function parseConfig(input: string | RingLinearConfigInput | RingLinearConfig, source = 'config'): RingLinearConfig {
+export function parseConfig(input: string | object, source = 'config'): RingLinearConfig {
   let json: Json;
   try {
     json = typeof input === 'string' ? parseJsonText(input) : asObject(input);
