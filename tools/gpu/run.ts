@@ -218,21 +218,27 @@ async function bench(a: Args): Promise<number> {
   const gen = new core.Generator(1234);
   const rows: BenchRow[] = [];
   const rnd = (shape: number[], dtype: core.DType = 'f32') => core.keep(core.randomNormal(shape, { dtype, generator: gen }));
+  // --small: tiny sizes, to check the benchmark code itself (e.g. on the mock driver).
+  const small = a.small === true;
+  const E27 = small ? 2 ** 14 : 2 ** 27;
+  const E28 = small ? 2 ** 15 : 2 ** 28;
+  const SQ = small ? 256 : 16384;
+  const p2 = (n: number) => `2^${Math.log2(n)}`;
   const t0 = performance.now();
 
   // Copy bandwidth (device to device, 1 GiB): the ceiling for memory-bound kernels.
-  const copyBytes = 2 ** 30;
+  const copyBytes = small ? 2 ** 20 : 2 ** 30;
   const src = b.allocate(copyBytes);
   const dst = b.allocate(copyBytes);
   b.memset(src.ptr, 0x3f800000, 4, copyBytes / 4);
   const copy = timeGpu(b, () => b.copy(src, 0, dst, 0, copyBytes), 20);
   const copyGbps = (2 * copyBytes) / (copy.ms * 1e-3) / 1e9;
-  rows.push({ name: 'copy_1GiB', what: 'device-to-device copy, 1 GiB', ...copy, bytes: 2 * copyBytes, gbps: copyGbps, ofCopy: 1, check: 'n/a' });
+  rows.push({ name: small ? 'copy_1MiB' : 'copy_1GiB', what: `device-to-device copy, ${copyBytes} bytes`, ...copy, bytes: 2 * copyBytes, gbps: copyGbps, ofCopy: 1, check: 'n/a' });
   b.free(src);
   b.free(dst);
 
   // GEMMs (bf16, f32 accumulation): check sampled entries against float64 dot products.
-  for (const n of [4096, 8192]) {
+  for (const n of small ? [64, 128] : [4096, 8192]) {
     const A = rnd([n, n], 'bf16');
     const B = rnd([n, n], 'bf16');
     const C = core.keep(core.matmul(A, B));
@@ -273,13 +279,13 @@ async function bench(a: Args): Promise<number> {
   };
 
   {
-    const n = 2 ** 27;
+    const n = E27;
     const x = rnd([n]);
     const y = rnd([n]);
-    await memRow('add_f32_2^27', 'f32 add, 2^27 elements', 3 * 4 * n, () => core.add(x, y), () => sampleCheck([x, y], core.add(x, y), (p, q) => p + q, 1e-6));
-    await memRow('exp_f32_2^27', 'f32 exp, 2^27 elements', 2 * 4 * n, () => core.exp(x), () => sampleCheck([x], core.exp(x), Math.exp, 1e-6));
+    await memRow(`add_f32_${p2(n)}`, `f32 add, ${p2(n)} elements`, 3 * 4 * n, () => core.add(x, y), () => sampleCheck([x, y], core.add(x, y), (p, q) => p + q, 1e-6));
+    await memRow(`exp_f32_${p2(n)}`, `f32 exp, ${p2(n)} elements`, 2 * 4 * n, () => core.exp(x), () => sampleCheck([x], core.exp(x), Math.exp, 1e-6));
     // Full reduction, checked against a float64 sum of the whole input.
-    await memRow('sum_f32_2^27', 'f32 sum of 2^27 elements to a scalar', 4 * n, () => core.sum(x), async () => {
+    await memRow(`sum_f32_${p2(n)}`, `f32 sum of ${p2(n)} elements to a scalar`, 4 * n, () => core.sum(x), async () => {
       const got = (await values(core.sum(x)))[0]!;
       const xv = await values(x);
       let want = 0;
@@ -290,14 +296,14 @@ async function bench(a: Args): Promise<number> {
     core.dispose([x, y]);
   }
   {
-    const n = 2 ** 28;
+    const n = E28;
     const x = rnd([n], 'bf16');
     const y = rnd([n], 'bf16');
-    await memRow('add_bf16_2^28', 'bf16 add, 2^28 elements', 3 * 2 * n, () => core.add(x, y), () => sampleCheck([x, y], core.add(x, y), (p, q) => p + q, 2 ** -8));
+    await memRow(`add_bf16_${p2(n)}`, `bf16 add, ${p2(n)} elements`, 3 * 2 * n, () => core.add(x, y), () => sampleCheck([x, y], core.add(x, y), (p, q) => p + q, 2 ** -8));
     core.dispose([x, y]);
   }
   {
-    const r = 16384;
+    const r = SQ;
     const x = rnd([r, r]);
     const rowCheck = (axis: number) => async () => {
       const got = await values(core.sum(x, axis));
@@ -310,11 +316,11 @@ async function bench(a: Args): Promise<number> {
       }
       return `|err|/sqrt(n) ${worst.toExponential(2)} ${worst < 1e-4 ? 'ok' : 'BAD'}`;
     };
-    await memRow('sum_rows_f32_16384^2', 'f32 sum over the last axis of [16384, 16384]', 4 * r * r, () => core.sum(x, 1), rowCheck(1));
-    await memRow('sum_cols_f32_16384^2', 'f32 sum over the first axis of [16384, 16384]', 4 * r * r, () => core.sum(x, 0), rowCheck(0));
+    await memRow(`sum_rows_f32_${r}^2`, `f32 sum over the last axis of [${r}, ${r}]`, 4 * r * r, () => core.sum(x, 1), rowCheck(1));
+    await memRow(`sum_cols_f32_${r}^2`, `f32 sum over the first axis of [${r}, ${r}]`, 4 * r * r, () => core.sum(x, 0), rowCheck(0));
     core.dispose(x);
   }
-  for (const [rowsN, cols, dt] of [[8192, 32768, 'bf16'], [4096, 4096, 'f32']] as const) {
+  for (const [rowsN, cols, dt] of small ? ([[64, 1024, 'bf16'], [32, 512, 'f32']] as const) : ([[8192, 32768, 'bf16'], [4096, 4096, 'f32']] as const)) {
     const x = rnd([rowsN, cols], dt);
     await memRow(`softmax_${dt}_${rowsN}x${cols}`, `${dt} softmax over the last axis of [${rowsN}, ${cols}]`, 2 * core.bytesPerElement(dt) * rowsN * cols, () => core.softmax(x), async () => {
       const y = await values(core.slice(core.softmax(x), [3, 0], [1, cols]));
@@ -333,7 +339,7 @@ async function bench(a: Args): Promise<number> {
   {
     const x = core.keep(core.tensor(new Float32Array(8).fill(1), [8], 'f32', b));
     const y = core.keep(core.tensor(new Float32Array(8).fill(2), [8], 'f32', b));
-    const N = 5000;
+    const N = small ? 200 : 5000;
     for (let i = 0; i < 200; i++) core.tidy(() => core.add(x, y));
     b.synchronizeBlocking();
     let w = performance.now();
