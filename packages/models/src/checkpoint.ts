@@ -7,8 +7,9 @@
  * mis-shaped name in one error), and only then the tensors are read one at a time at their
  * offsets into temporaries on the parameters' backend (converted to the parameter dtype, checked
  * for NaN/Inf). The parameters are assigned only after every read succeeded, so a failure
- * anywhere leaves the model exactly as it was. At no point is a whole file in one JS buffer: the
- * largest host buffer is one tensor.
+ * anywhere leaves the model exactly as it was (loadPretrained, whose model is new and disposed on
+ * failure, assigns as it reads instead: device memory then peaks at the model plus one tensor).
+ * At no point is a whole file in one JS buffer: the largest host buffer is one tensor.
  *
  * Writing is atomic: every file (shards, index, config.json) is written to a temporary file in
  * the same folder, fsynced, and renamed over its final name only when all of them are complete.
@@ -150,6 +151,15 @@ export interface LoadCheckpointOptions {
   readonly checkFinite?: boolean;
   /** Called with one line per skipped name group (mtp layers, slope buffers). Default: none. */
   readonly onNote?: (note: string) => void;
+  /**
+   * true (default): read every tensor into a temporary and assign only when all reads succeeded,
+   * so a failure leaves the model untouched; peak memory is the model plus a second copy of its
+   * weights. false: assign each tensor as soon as it is read (peak: the model plus one tensor);
+   * a failure then leaves the model partly loaded, so use it only for a model that is thrown
+   * away on failure (loadPretrained does). Names, shapes and headers are checked before any read
+   * either way.
+   */
+  readonly transactional?: boolean;
 }
 
 export interface LoadCheckpointReport {
@@ -185,6 +195,7 @@ export async function loadCheckpoint(
 ): Promise<LoadCheckpointReport> {
   const strict = options.strict ?? true;
   const checkFinite = options.checkFinite ?? true;
+  const transactional = options.transactional ?? true;
   const ownIndex = !(typeof folder === 'object' && 'tensors' in folder && 'sources' in folder);
   const index = ownIndex ? await openCheckpoint(folder as string | CheckpointFolder) : (folder as CheckpointIndex);
   const temps = new Map<string, Tensor>();
@@ -248,12 +259,14 @@ export async function loadCheckpoint(
         raw.dispose();
         converted++;
       }
-      temps.set(name, t);
+      if (transactional) temps.set(name, t);
+      else param.assign(t);
     }
 
     // Every read succeeded: assign (zero-copy; each parameter takes its temporary's storage).
     for (const { name, param } of plan) {
-      const t = temps.get(name)!;
+      const t = temps.get(name);
+      if (!t) continue;
       temps.delete(name);
       param.assign(t);
     }
@@ -570,7 +583,9 @@ export async function loadPretrained(folderOrPath: string | CheckpointFolder, op
     const dtype = options.dtype === 'auto' ? dtypeOfConfig(config) : (options.dtype ?? 'f32');
     // No random draws: every weight is about to be overwritten.
     model = init.skipInit(() => new RingLinearForCausalLM(config, { ...options, dtype }));
-    const report = await loadCheckpoint(model, index, options);
+    // The model is new and is disposed if anything fails, so tensors can be assigned as they are
+    // read: peak memory is the model plus one tensor, not two copies of the weights.
+    const report = await loadCheckpoint(model, index, { transactional: false, ...options });
     return { model, config, report };
   } catch (err) {
     model?.dispose();

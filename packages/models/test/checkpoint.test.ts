@@ -173,6 +173,37 @@ describe('checkpoint save and load', () => {
     b.dispose();
   });
 
+  it('device memory while loading: two copies (transactional) vs the model plus one tensor (loadPretrained)', async () => {
+    const a = randomModel(SEED + 11);
+    const dir = newDir();
+    await saveCheckpoint(a, dir);
+    const modelBytes = a.parameters().reduce((s, p) => s + p.byteLength, 0);
+    const largest = Math.max(...a.parameters().map((p) => p.byteLength));
+    const { memory } = await import('@ring-linear/core');
+    const peakDuring = async (load: (f: CheckpointFolder) => Promise<unknown>) => {
+      const base = memory().bytes;
+      let peak = 0;
+      const inner = await nodeFolder(dir);
+      const folder: CheckpointFolder = { ...inner, open: async (f) => {
+        const src = await inner.open(f);
+        return { ...src, read: async (o, n) => ((peak = Math.max(peak, memory().bytes - base)), src.read(o, n)) };
+      } };
+      await load(folder);
+      return peak;
+    };
+    const b = emptyModel();
+    const transactional = await peakDuring((f) => loadCheckpoint(b, f));
+    let loaded: RingLinearForCausalLM | null = null;
+    const streaming = await peakDuring(async (f) => (loaded = (await loadPretrained(f)).model));
+    console.log(`model ${modelBytes} B: extra device bytes while loading, transactional ${transactional}, loadPretrained ${streaming - modelBytes}`);
+    expect(transactional).toBeGreaterThan(0.9 * modelBytes);
+    expect(streaming - modelBytes).toBeLessThanOrEqual(largest);
+    await expectSameBits(await snapshot(a), await snapshot(loaded!));
+    a.dispose();
+    b.dispose();
+    loaded!.dispose();
+  });
+
   it('strict: missing, unexpected and mis-shaped tensors in one error, nothing loaded; mtp and slope tensors ignored with a note', async () => {
     const a = randomModel(SEED + 4);
     const dir = newDir();
@@ -239,6 +270,11 @@ describe('checkpoint save and load', () => {
     fs.writeFileSync(last, nan);
     await expect(loadCheckpoint(b, dir)).rejects.toThrow(/holds 1 non-finite value\(s\) \(NaN\/Inf\); refusing to load it/);
     await expectSameBits(before, await snapshot(b));
+    // loadPretrained (assigning as it reads) disposes its half-loaded model: nothing leaks.
+    const { memory } = await import('@ring-linear/core');
+    const live = memory().tensors;
+    await expect(loadPretrained(dir)).rejects.toThrow(/non-finite/);
+    expect(memory().tensors).toBe(live);
     fs.writeFileSync(last, original);
     // Index inconsistent with the shards.
     const indexPath = path.join(dir, 'model.safetensors.index.json');
