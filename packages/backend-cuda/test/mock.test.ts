@@ -238,3 +238,12 @@ describe.skipIf(!!skip)('CUDA backend on the mock driver', () => {
     expect(() => b.write(t.info().buffer, new Uint8Array(4))).toThrow(/buffer from another backend/);
   });
 });
+
+describe.skipIf(!!skip)('koffi stacks', () => {
+  it('gives native calls (sync and async) a 16 MiB stack: NVRTC needs deep stacks', async () => {
+    const { importKoffi, KOFFI_STACK_BYTES } = await import('../src/runtime/ffi.js');
+    const k = await importKoffi();
+    expect(k.config().sync_stack_size).toBe(KOFFI_STACK_BYTES);
+    expect(k.config().async_stack_size).toBe(KOFFI_STACK_BYTES);
+  });
+});

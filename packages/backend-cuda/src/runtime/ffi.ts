@@ -19,6 +19,9 @@ export type CFunction = ((...args: any[]) => any) & { async: (...args: any[]) =>
 
 let koffiPromise: Promise<Koffi> | null = null;
 
+/** Native stack for FFI calls (koffi's maximum). */
+export const KOFFI_STACK_BYTES = 16 * 1024 * 1024;
+
 /** Imports koffi once. Rejects with a readable reason when it is not installed. */
 export function importKoffi(): Promise<Koffi> {
   koffiPromise ??= (async () => {
@@ -26,7 +29,16 @@ export function importKoffi(): Promise<Koffi> {
     const specifier = ['kof', 'fi'].join('');
     try {
       const m = (await import(/* @vite-ignore */ specifier)) as { default?: Koffi } & Koffi;
-      return (m.default ?? m) as Koffi;
+      const koffi = (m.default ?? m) as Koffi;
+      // koffi runs native code on stacks of its own: 2 MiB for calls on this thread, 128 KiB for
+      // async calls on its workers. NVRTC (a compiler) and cuBLASLt need far more, so give both
+      // the maximum (16 MiB; reserved address space, touched only as deep as a call goes).
+      try {
+        koffi.config({ ...koffi.config(), sync_stack_size: KOFFI_STACK_BYTES, async_stack_size: KOFFI_STACK_BYTES });
+      } catch {
+        /* an older koffi without these settings */
+      }
+      return koffi;
     } catch (err) {
       koffiPromise = null;
       throw new Error(`the 'koffi' package (FFI) could not be loaded: ${(err as Error).message.split('\n')[0]}`);
