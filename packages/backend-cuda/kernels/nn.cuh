@@ -21,10 +21,23 @@ RL_DEV void softmax_rows(const typename T::S* __restrict__ x, typename T::S* __r
   __shared__ LseState sh[32];
   const i64 row = blockIdx.x;
   if (row >= rows) return;
-  const typename T::S* xr = x + row * len;
-  typename T::S* yr = y + row * len;
+  typedef typename T::S S;
+  const int V = 16 / sizeof(S);
+  const S* xr = x + row * len;
+  S* yr = y + row * len;
+  // 16-byte vector access when every row starts aligned (len a multiple of V).
+  const bool vec = len % V == 0;
   LseState a = ACC::init();
-  for (i64 k = threadIdx.x; k < len; k += blockDim.x) a = ACC::add(a, T::ld(xr[k]), k);
+  if (vec) {
+    const Vec<S, V>* xv = reinterpret_cast<const Vec<S, V>*>(xr);
+    for (i64 k = threadIdx.x; k < len / V; k += blockDim.x) {
+      const Vec<S, V> e = xv[k];
+#pragma unroll
+      for (int j = 0; j < V; j++) a = ACC::add(a, T::ld(e.e[j]), k * V + j);
+    }
+  } else {
+    for (i64 k = threadIdx.x; k < len; k += blockDim.x) a = ACC::add(a, T::ld(xr[k]), k);
+  }
   a = warp_combine<ACC>(a);
   const int warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
   if ((threadIdx.x & 31) == 0) sh[warp] = a;
@@ -36,7 +49,19 @@ RL_DEV void softmax_rows(const typename T::S* __restrict__ x, typename T::S* __r
   }
   __syncthreads();
   const LseState st = sh[0];
-  for (i64 k = threadIdx.x; k < len; k += blockDim.x) yr[k] = T::st(softmax_value<T, LOG>(T::ld(xr[k]), st), false);
+  if (vec) {
+    const Vec<S, V>* xv = reinterpret_cast<const Vec<S, V>*>(xr);
+    Vec<S, V>* yv = reinterpret_cast<Vec<S, V>*>(yr);
+    for (i64 k = threadIdx.x; k < len / V; k += blockDim.x) {
+      const Vec<S, V> e = xv[k];
+      Vec<S, V> o;
+#pragma unroll
+      for (int j = 0; j < V; j++) o.e[j] = T::st(softmax_value<T, LOG>(T::ld(e.e[j]), st), false);
+      yv[k] = o;
+    }
+  } else {
+    for (i64 k = threadIdx.x; k < len; k += blockDim.x) yr[k] = T::st(softmax_value<T, LOG>(T::ld(xr[k]), st), false);
+  }
 }
 
 // inner > 1: one thread per (outer, inner) column, walking the axis twice (coalesced across inner).

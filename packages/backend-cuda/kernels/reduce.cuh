@@ -152,8 +152,19 @@ RL_DEV void reduce_block(const typename T::S* __restrict__ x, typename ACC::OutS
   const i64 r0 = (i64)blockIdx.y * chunk;
   const i64 r1 = r0 + chunk < R ? r0 + chunk : R;
   A a = ACC::init();
-  if (col < inner) {
-    const typename T::S* base = x + o * R * inner + col;
+  typedef typename T::S S;
+  const int V = 16 / sizeof(S);
+  if (TX == 1 && R % V == 0 && chunk % V == 0) {
+    // Contiguous rows: 16-byte vector loads (the row start and chunk bounds are multiples of V).
+    const Vec<S, V>* base = reinterpret_cast<const Vec<S, V>*>(x + o * R);
+#pragma unroll 2
+    for (i64 v = r0 / V + ty; v < r1 / V; v += TY) {
+      const Vec<S, V> e = base[v];
+#pragma unroll
+      for (int j = 0; j < V; j++) a = ACC::add(a, T::ld(e.e[j]), v * V + j);
+    }
+  } else if (col < inner) {
+    const S* base = x + o * R * inner + col;
 #pragma unroll 4
     for (i64 r = r0 + ty; r < r1; r += TY) a = ACC::add(a, T::ld(base[r * inner]), r);
   }

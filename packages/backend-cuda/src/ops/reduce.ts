@@ -66,7 +66,8 @@ export function planReduction(outer: number, R: number, inner: number, sms: numb
   const want = Math.ceil((sms * 4) / Math.max(1, blocks));
   const maxChunks = Math.max(1, Math.ceil(R / (ty * 8)));
   let chunks = Math.max(1, Math.min(want, maxChunks, 65535));
-  const chunk = Math.max(1, Math.ceil(R / chunks));
+  // Chunks are multiples of 16 elements so the row kernel can use 16-byte vector loads.
+  const chunk = Math.max(16, Math.ceil(R / chunks / 16) * 16);
   chunks = Math.max(1, Math.ceil(R / chunk));
   return { kind: 'block', tx, ty, colBlocks, chunks, chunk };
 }
