@@ -8,6 +8,9 @@
 #   torch       PyTorch baselines (torch_bench.py) -> $OUT/torch.json
 #   bench       CUDA benchmarks, with the PyTorch ratios; prints the table last
 # Results: $OUT (the device tool's output folder; default .carry/gpu/out).
+# Limits per step: info 60 s, precompile 150, conformance CONFORMANCE_LIMIT (300) + 30, torch 120,
+# bench 150. Node is unpacked to /tmp and cubins cached in /tmp, so a second command on the same
+# (warm) machine skips both: e.g. STEPS="info precompile conformance", then STEPS="torch bench".
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${OUT:-$HERE/out}"
@@ -36,15 +39,16 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 for s in $STEPS; do
   case "$s" in
     info) step info 60 "$NODE" "$HERE/run.mjs" info --out "$OUT" ;;
-    precompile) step precompile 180 "$NODE" "$HERE/run.mjs" precompile --out "$OUT" --parallel "$(nproc)" ;;
+    precompile) step precompile 150 "$NODE" "$HERE/run.mjs" precompile --out "$OUT" --parallel "$(nproc)" ;;
     conformance)
+      budget="${CONFORMANCE_LIMIT:-300}"
       if [ -n "${CONFORMANCE_OPS:-}" ]; then
-        step conformance "${CONFORMANCE_LIMIT:-330}" "$NODE" "$HERE/run.mjs" conformance --out "$OUT" --seed "$SEED" --ops "$CONFORMANCE_OPS"
+        step conformance $((budget + 30)) "$NODE" "$HERE/run.mjs" conformance --out "$OUT" --seed "$SEED" --budget "$budget" --ops "$CONFORMANCE_OPS"
       else
-        step conformance "${CONFORMANCE_LIMIT:-330}" "$NODE" "$HERE/run.mjs" conformance --out "$OUT" --seed "$SEED"
+        step conformance $((budget + 30)) "$NODE" "$HERE/run.mjs" conformance --out "$OUT" --seed "$SEED" --budget "$budget"
       fi ;;
-    torch) step torch 150 sh -c "python3 '$HERE/torch_bench.py' > '$OUT/torch.json'" ;;
-    bench) step bench 180 "$NODE" "$HERE/run.mjs" bench --out "$OUT" --torch "$OUT/torch.json" ;;
+    torch) step torch 120 sh -c "python3 '$HERE/torch_bench.py' > '$OUT/torch.json'" ;;
+    bench) step bench 150 "$NODE" "$HERE/run.mjs" bench --out "$OUT" --torch "$OUT/torch.json" ;;
     *) echo "unknown step $s"; status=2 ;;
   esac
 done

@@ -95,12 +95,13 @@ async function conformanceWorker(a: Args): Promise<number> {
   return 0;
 }
 
-function runWorker(ops: string[], seed: number, json: string): { cases: CaseResult[]; device: string; notes: string[]; crashed: string | null } {
+function runWorker(ops: string[], seed: number, json: string, timeoutMs = 240_000): { cases: CaseResult[]; device: string; notes: string[]; crashed: string | null } {
   const self = fileURLToPath(import.meta.url);
   const t0 = performance.now();
   const r = spawnSync(process.execPath, [self, 'conformance-worker', '--ops', ops.join(','), '--seed', String(seed), '--json', json], {
     encoding: 'utf8',
-    timeout: 240_000,
+    timeout: Math.round(Math.max(10_000, timeoutMs)),
+    killSignal: 'SIGKILL',
     maxBuffer: 1 << 26,
   });
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
@@ -126,14 +127,26 @@ async function conformance(a: Args): Promise<number> {
   const notes: string[] = [];
   let device = '?';
   const t0 = performance.now();
+  // A time budget (seconds) for the whole step: no chunk starts or runs past it.
+  const deadline = t0 + 1000 * Number(a.budget ?? 1e6);
+  const left = () => deadline - performance.now();
   for (let i = 0; i < ops.length; i += chunkSize) {
     const chunk = ops.slice(i, i + chunkSize);
-    const res = runWorker(chunk, seed, join(out, `conformance-chunk-${i}.json`));
+    if (left() < 5000) {
+      notes.push(`time budget spent: not run: ${ops.slice(i).join(', ')}`);
+      log(`  time budget spent; ${ops.length - i} ops not run`);
+      break;
+    }
+    const res = runWorker(chunk, seed, join(out, `conformance-chunk-${i}.json`), left());
     const faulted = res.crashed !== null || res.cases.some((c) => c.messages.some((m) => CUDA_FAULT.test(m)));
     if (faulted && chunk.length > 1) {
       log(`  chunk ${chunk.join(',')}: ${res.crashed ? `crashed (${res.crashed.split('\n')[0]})` : 'a CUDA fault'}; re-running its ops one by one`);
       for (const op of chunk) {
-        const one = runWorker([op], seed, join(out, `conformance-op-${op}.json`));
+        if (left() < 5000) {
+          notes.push(`time budget spent: not run: ${op}`);
+          continue;
+        }
+        const one = runWorker([op], seed, join(out, `conformance-op-${op}.json`), left());
         if (one.crashed) {
           notes.push(`${op}: worker crashed: ${one.crashed}`);
           cases.push({ id: `${op} [crash]`, op, dtype: 'f32', status: 'failed', samples: 0, checks: 0, checksByKind: { reference: 0, check: 0, referenceBackend: 0, tfjs: 0, composite: 0, grad: 0, errors: 0 }, messages: [one.crashed], seed, ms: 0 });
