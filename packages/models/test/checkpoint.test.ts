@@ -142,6 +142,30 @@ describe('checkpoint save and load', () => {
     for (const m of [a, b, d, ref]) m.dispose();
   });
 
+  it('F8_E4M3 / F16 tensors load into f32 parameters as their exactly decoded values', async () => {
+    const { cast, noGrad, tidy } = await import('@ring-linear/core');
+    const a = randomModel(SEED + 12);
+    for (const dtype of ['f8e4m3', 'f16'] as const) {
+      const dir = newDir();
+      await saveCheckpoint(a, dir, { dtype });
+      const src = await nodeFileSource(path.join(dir, 'model.safetensors'));
+      const formats = new Set((await readSafetensorsHeader(src)).entries.map((e) => e.format));
+      await src.close();
+      expect(formats).toEqual(new Set([dtype === 'f16' ? 'F16' : 'F8_E4M3', 'F32'])); // router stays F32
+      const { model: b, report } = await loadPretrained(dir);
+      expect(report.converted).toBeGreaterThan(0);
+      for (const [name, p] of a.namedParameters()) {
+        const q = b.namedParameters().find(([n]) => n === name)![1];
+        const rounded = noGrad(() => tidy(() => cast(cast(p, dtype), 'f32')));
+        const want = /\.mlp\.gate\./.test(name) ? p.dataSync() : rounded.dataSync();
+        rounded.dispose();
+        expect(Buffer.from(q.dataSync().buffer).equals(Buffer.from((want as Float32Array).buffer)), name).toBe(true);
+      }
+      b.dispose();
+    }
+    a.dispose();
+  });
+
   it('loads from memory (ArrayBuffers, fetch Responses, Blobs) through the same parser', async () => {
     const a = randomModel(SEED + 2);
     const dir = newDir();

@@ -11,7 +11,7 @@ import {
   type RingLinearConfig,
 } from '../src/index.js';
 import { maxAbs, maxAbsDiff, randomizeModel, rng, seedFromEnv } from './helpers.js';
-import { referenceForward, referenceLoss, type RoutingStats } from './reference.js';
+import { referenceForward, referenceLoss, refSlopes, type RoutingStats } from './reference.js';
 
 const SEED = seedFromEnv(20251022);
 console.log(`model tests: seed ${SEED} (set RING_LINEAR_SEED to change)`);
@@ -250,6 +250,23 @@ describe('construction and errors', () => {
     expect(Array.from(m.model.norm.weight.dataSync()).every((v) => v === 1)).toBe(true);
     m.dispose();
     expect(memory().tensors).toBe(before);
+  });
+
+  it('decay_convention reaches the linear layers: a_h = slopes(H)[h] * (1 - l\'/(L-1) + 1e-5) with l\' = l-1, max(0,l-1) or l', () => {
+    const H = 4;
+    const L = 4;
+    const slopes = refSlopes(H);
+    for (const [convention, idx] of [['hf', (l: number) => l - 1], ['clamped', (l: number) => Math.max(0, l - 1)], ['serving', (l: number) => l]] as const) {
+      const c = createConfig({ ...configToJson(preset('tiny')), decay_convention: convention });
+      const m = init.skipInit(() => new RingLinearForCausalLM(c));
+      for (const l of [0, 1, 2]) {
+        const att = m.model.layers.at(l).attention as unknown as { decay: Tensor };
+        const got = Array.from(att.decay.dataSync());
+        const want = slopes.map((s) => s * (1 - idx(l) / (L - 1) + 1e-5));
+        expect(maxAbsDiff(got, want)).toBeLessThan(1e-6);
+      }
+      m.dispose();
+    }
   });
 
   it('tied embeddings share one Parameter under two names', () => {
