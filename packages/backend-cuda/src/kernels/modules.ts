@@ -158,7 +158,8 @@ export class ModuleManager {
    * reported there and the others still build; without it the first failure rejects.
    */
   async precompile(specs: readonly ModuleSpec[], parallel = 8, onError?: (key: string, err: Error) => void): Promise<number> {
-    const todo = specs.filter((s) => !this.loaded.has(s.key));
+    // Largest modules first, so the parallel compiles finish together.
+    const todo = specs.filter((s) => !this.loaded.has(s.key)).sort((a, b) => Object.keys(b.kernels).length - Object.keys(a.kernels).length);
     let compiled = 0;
     let next = 0;
     const worker = async () => {

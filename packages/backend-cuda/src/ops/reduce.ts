@@ -62,8 +62,8 @@ export function planReduction(outer: number, R: number, inner: number, sms: numb
   const ty = 256 / tx;
   const colBlocks = Math.ceil(inner / tx);
   const blocks = outer * colBlocks;
-  // Enough blocks to fill the device (4 per SM), each chunk at least 8 rows of lanes.
-  const want = Math.ceil((sms * 4) / Math.max(1, blocks));
+  // Enough blocks to fill the device (8 per SM), each chunk at least 8 rows of lanes.
+  const want = Math.ceil((sms * 8) / Math.max(1, blocks));
   const maxChunks = Math.max(1, Math.ceil(R / (ty * 8)));
   let chunks = Math.max(1, Math.min(want, maxChunks, 65535));
   // Chunks are multiples of 16 elements so the row kernel can use 16-byte vector loads.
