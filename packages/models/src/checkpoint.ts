@@ -16,6 +16,7 @@
  */
 import {
   DTypeError,
+  bytesPerElement,
   cast,
   findBackend,
   fromBytes,
@@ -474,7 +475,7 @@ export async function saveCheckpoint(model: Module, dir: string, options: SaveCh
     }
     const maxShard = options.maxShardSize ?? 5e9;
     if (!(maxShard > 0)) throw new DTypeError(`saveCheckpoint: maxShardSize must be > 0, got ${maxShard}`);
-    const sizeOf = (t: OutTensor) => t.tensor.size * bytesOf(t.dtype);
+    const sizeOf = (t: OutTensor) => t.tensor.size * bytesPerElement(t.dtype);
     const shards: OutTensor[][] = [];
     let current: OutTensor[] = [];
     let currentSize = 0;
@@ -527,10 +528,6 @@ export async function saveCheckpoint(model: Module, dir: string, options: SaveCh
   } finally {
     for (const t of sd.values()) t.dispose();
   }
-}
-
-function bytesOf(dtype: DType): number {
-  return dtype === 'f32' || dtype === 'i32' ? 4 : dtype === 'f16' || dtype === 'bf16' ? 2 : 1;
 }
 
 async function staleCheckpointFiles(dir: string, keep: ReadonlySet<string>, sharded: boolean): Promise<string[]> {

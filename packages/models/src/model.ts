@@ -442,9 +442,8 @@ export class RingLinearForCausalLM extends Module {
       }
     }
     const { hidden, auxLoss } = this.model.forward(inputIds, options);
-    return tidy(() => {
-      const keep: Tensor[] = [hidden];
-      try {
+    try {
+      return tidy(() => {
         let logits: Tensor | null = null;
         let loss: Tensor | null = null;
         if (options.targets) {
@@ -453,13 +452,14 @@ export class RingLinearForCausalLM extends Module {
           if (which === 'all') logits = all;
           else if (which === 'last') logits = this.lastPositions(all, options.cuSeqlens);
         } else {
+          // Only the positions asked for go through the lm_head.
           logits = which === 'all' ? this.logitsOf(hidden) : this.logitsOf(this.lastPositions(hidden, options.cuSeqlens));
         }
         return { logits, loss, auxLoss };
-      } finally {
-        for (const t of keep) t.dispose();
-      }
-    });
+      });
+    } finally {
+      hidden.dispose();
+    }
   }
 
   /** lm_head in f32 (MODEL_SPEC §7): a tied weight in a lower dtype is widened, not the input narrowed. */
@@ -544,11 +544,3 @@ export function nextTokenTargets(
   }
   return tensor(out, [B, T], 'i32');
 }
-
-/** The decoder layers' kinds in a readable form, e.g. "L L L S | L L L S" style strings for logs. */
-export function describeLayerKinds(config: RingLinearConfig): string {
-  const kinds = layerTypesOf(config);
-  const mlps = mlpTypesOf(config);
-  return kinds.map((k, l) => `${l}:${k === 'linear' ? 'linear' : 'softmax'}+${mlps[l]}`).join(' ');
-}
-

@@ -19,7 +19,7 @@
  * and Ring-flash-linear-2.0 104,181,665,536 / 7,444,238,080 / 6,156,586,752 (see
  * formatParamCount for how the report prints them).
  */
-import type { DType } from '@ring-linear/core';
+import { bytesPerElement, type DType } from '@ring-linear/core';
 import { layerTypesOf, mlpTypesOf, sharedExpertSizeOf, type LayerType, type MlpType, type RingLinearConfig } from './config.js';
 
 export type ParameterGroup =
@@ -84,8 +84,6 @@ export interface ParameterCounts {
   /** Every RMSNorm weight, the final norm included (QK-norms and g_norm count as attention). */
   readonly norms: number;
 }
-
-const BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, f8e4m3: 1, f8e5m2: 1, i32: 4, u8: 1, bool: 1 };
 
 /** Every parameter of RingLinearForCausalLM for this config (names, shapes, dtypes), without allocating. */
 export function describeParameters(config: RingLinearConfig, options: DescribeModelOptions = {}): ParameterInfo[] {
@@ -202,7 +200,7 @@ export function describeModel(config: RingLinearConfig, options: DescribeModelOp
     parameters: params,
     layers,
     counts: countFrom(config, params),
-    bytes: params.reduce((a, p) => a + p.size * BYTES[p.dtype], 0),
+    bytes: params.reduce((a, p) => a + p.size * bytesPerElement(p.dtype), 0),
   };
 }
 
