@@ -2,8 +2,11 @@
 // conversions, vector access and index helpers.
 //
 // Compiled by NVRTC at run time (with -default-device) and by nvcc in CI, so every function is
-// marked __device__ explicitly and nothing here includes a C++ standard header.
+// marked __device__ explicitly and nothing here includes a C++ standard header. Every header has
+// include guards besides #pragma once: NVRTC's in-memory headers have no file identity.
 #pragma once
+#ifndef RING_LINEAR_COMMON_CUH
+#define RING_LINEAR_COMMON_CUH
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -227,3 +230,5 @@ template <class T> RL_DEV T warp_max(T v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
+
+#endif  // RING_LINEAR_COMMON_CUH

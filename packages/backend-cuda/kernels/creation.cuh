@@ -4,6 +4,8 @@
 // (Salmon et al., SC'11; Random123): element i uses the 64-bit counter offset + i (c0 = low word,
 // c1 = high word, c2 = c3 = 0) and key (key0, key1). Uniform draws are bit-identical to the CPU.
 #pragma once
+#ifndef RING_LINEAR_CREATION_CUH
+#define RING_LINEAR_CREATION_CUH
 #include "common.cuh"
 
 RL_DEV void philox4x32_10(u32 c0, u32 c1, u32 c2, u32 c3, u32 k0, u32 k1, u32* out) {
@@ -79,3 +81,5 @@ RL_DEV void causal_mask_fill(u8* __restrict__ y, i64 rows, i64 cols, i64 offset)
     y[e] = (u8)(j <= i + offset);
   }
 }
+
+#endif  // RING_LINEAR_CREATION_CUH

@@ -3,6 +3,8 @@
 // memory access: 16-byte vector loads/stores for contiguous operands, stride arithmetic for
 // broadcasting and data movement (32-bit index math when the TypeScript side says offsets fit).
 #pragma once
+#ifndef RING_LINEAR_ELEMENTWISE_CUH
+#define RING_LINEAR_ELEMENTWISE_CUH
 #include "common.cuh"
 
 template <class T, class OP>
@@ -162,3 +164,5 @@ RL_DEV void where_bcast(const u8* __restrict__ c, const W* __restrict__ a, const
     }
   }
 }
+
+#endif  // RING_LINEAR_ELEMENTWISE_CUH

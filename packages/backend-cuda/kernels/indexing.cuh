@@ -2,6 +2,8 @@
 // Index rule (packages/core/src/ops/indexing.ts): an index into an axis of length n is valid in
 // [-n, n) and negative ones wrap; an invalid index reads 0 (gathers) or is skipped (scatters).
 #pragma once
+#ifndef RING_LINEAR_INDEXING_CUH
+#define RING_LINEAR_INDEXING_CUH
 #include "common.cuh"
 
 RL_DEV i64 wrap_index(int v, i64 n) {
@@ -143,3 +145,5 @@ RL_DEV void cumsum_cols(const typename T::S* __restrict__ x, typename T::S* __re
     }
   }
 }
+
+#endif  // RING_LINEAR_INDEXING_CUH

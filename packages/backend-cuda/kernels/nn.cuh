@@ -1,6 +1,8 @@
 // Fused nn kernels: softmax / logSoftmax along an axis, rmsNorm over the last dim, softmax
 // cross-entropy. All compute in f32 whatever the storage dtype (MODEL_SPEC §1, §7) and round once.
 #pragma once
+#ifndef RING_LINEAR_NN_CUH
+#define RING_LINEAR_NN_CUH
 #include "reduce.cuh"
 
 // y = softmax or log-softmax of x along the middle axis of [outer, len, inner].
@@ -169,3 +171,5 @@ RL_DEV void cross_entropy_total_body(const float* __restrict__ loss, const float
     if (threadIdx.x == 0) y[0] = mode == 1 ? a : (c > 0.0f ? a / c : 0.0f);
   }
 }
+
+#endif  // RING_LINEAR_NN_CUH

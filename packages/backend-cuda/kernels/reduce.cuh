@@ -9,6 +9,8 @@
 //                   shuffles then shared memory; R may be split across gridDim.y chunks, whose
 //                   partial states are combined by reduce_final.
 #pragma once
+#ifndef RING_LINEAR_REDUCE_CUH
+#define RING_LINEAR_REDUCE_CUH
 #include "common.cuh"
 
 #define RL_NEG_INF __int_as_float(0xff800000)
@@ -203,3 +205,5 @@ RL_DEV void reduce_final(const typename ACC::A* __restrict__ partial, typename A
     y[j] = ACC::out(a, R);
   }
 }
+
+#endif  // RING_LINEAR_REDUCE_CUH
