@@ -16,7 +16,7 @@
  */
 import { concat, logSoftmax, tidy, type Tensor } from '@ring-linear/core';
 import type { TextTokenizer } from '@ring-linear/models';
-import { GenerationAbortedError, PromptError } from './errors.js';
+import { GenerationAbortedError, PromptError, SamplingOptionsError } from './errors.js';
 import { checkPromptIds, maxTokensFor, resolveGenerateOptions, type ResolvedGenerateOptions } from './options.js';
 import { SequenceRandom, seedFromDefaultGenerator } from './rng.js';
 import { DecodeSession } from './session.js';
@@ -64,13 +64,13 @@ class SequenceState {
     readonly index: number,
     readonly prompt: number[],
     readonly maxTokens: number,
-    seed: number | bigint,
+    random: SequenceRandom,
     readonly opts: ResolvedGenerateOptions,
     readonly eos: ReadonlySet<number>,
     tokenizer: SamplerTokenizer | undefined,
   ) {
     this.history = new TokenHistory(prompt);
-    this.random = new SequenceRandom(seed, index);
+    this.random = random;
     this.detok = tokenizer ? new IncrementalDetokenizer(tokenizer, { skipSpecialTokens: opts.skipSpecialTokens }) : null;
     this.stop = new StopMatcher(opts.stop, { includeStopString: opts.includeStopString });
     this.result = {
@@ -191,8 +191,13 @@ export function startGeneration(model: SamplerModel, tokenizer: SamplerTokenizer
   const maxTokens = ids.map((p, i) => maxTokensFor(p.length, opts.maxTokens, limit, i));
   const eos = new Set<number>(opts.eosTokenIds ?? defaultEos(model, tokenizer, V));
   if (opts.signal?.aborted) throw new GenerationAbortedError([], { cause: opts.signal.reason });
-  const seed = opts.seed ?? seedFromDefaultGenerator();
-  const seqs = ids.map((p, i) => new SequenceState(i, p, maxTokens[i]!, seed, opts, eos, tokenizer));
+  const seeds = opts.seed;
+  if (Array.isArray(seeds) && seeds.length !== ids.length) {
+    throw new SamplingOptionsError([`seed: expected one seed per prompt (${ids.length}), got ${seeds.length}`]);
+  }
+  const shared = Array.isArray(seeds) ? null : ((seeds as number | bigint | undefined) ?? seedFromDefaultGenerator());
+  const random = (i: number) => (shared !== null ? new SequenceRandom(shared, i) : new SequenceRandom((seeds as readonly (number | bigint)[])[i]!, 0));
+  const seqs = ids.map((p, i) => new SequenceState(i, p, maxTokens[i]!, random(i), opts, eos, tokenizer));
   return { events: run(model, seqs, opts), results: seqs.map((s) => s.result) };
 }
 

@@ -44,8 +44,9 @@ function samplingParams(o: SamplingOptions, problems: string[]): SamplingParams 
     if (!isNum(v) || !Number.isFinite(v)) problems.push(`${k} must be a finite number (0: off), got ${show(v)}`);
     else p[k] = v;
   }
-  if (o.seed !== undefined && typeof o.seed !== 'bigint' && !Number.isSafeInteger(o.seed)) {
-    problems.push(`seed must be a safe integer or a bigint, got ${show(o.seed)}`);
+  const okSeed = (v: unknown) => typeof v === 'bigint' || Number.isSafeInteger(v);
+  if (o.seed !== undefined && !(Array.isArray(o.seed) ? o.seed.length > 0 && o.seed.every(okSeed) : okSeed(o.seed))) {
+    problems.push(`seed must be a safe integer or a bigint, or a non-empty array of them (one per prompt), got ${Array.isArray(o.seed) ? `[${o.seed.map(show).join(', ')}]` : show(o.seed)}`);
   }
   return p;
 }
@@ -60,7 +61,7 @@ export function resolveSamplingOptions(o: SamplingOptions = {}): SamplingParams 
 
 export interface ResolvedGenerateOptions {
   readonly sampling: SamplingParams;
-  readonly seed: number | bigint | undefined;
+  readonly seed: number | bigint | readonly (number | bigint)[] | undefined;
   readonly maxTokens: number | undefined;
   readonly stop: readonly string[];
   readonly includeStopString: boolean;

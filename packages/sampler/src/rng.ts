@@ -1,22 +1,24 @@
 /**
  * The uniform draws of sampling, from core's Philox generator (the same function every backend
- * implements). A request has one 64-bit key, its seed; the draw of step t (0-based generated-token
- * index) of sequence i uses the Philox counter (lo = t, hi = i):
+ * implements). A sequence has a 64-bit key (its seed) and a stream number s; the draw of step t
+ * (0-based generated-token index) uses the Philox counter (lo = t, hi = s):
  *
- *   u = (x0 >>> 8) * 2^-24,  x = Philox4x32-10(counter (t, i, 0, 0), key (seed lo, seed hi))
+ *   u = (x0 >>> 8) * 2^-24,  x = Philox4x32-10(counter (t, s, 0, 0), key (seed lo, seed hi))
  *
- * so each sequence's draws depend only on (seed, its index, the step), not on the other prompts of
- * the batch, on when a sequence finished, or on the backend.
+ * With one seed for a batch, sequence i has stream s = i; with a seed per prompt, s = 0. Either
+ * way a sequence's draws depend only on (key, s, step), not on the other prompts of the batch, on
+ * when a sequence finished, or on the backend.
  */
 import { Generator, getDefaultGenerator, philox4x32, philoxUnitUniform } from '@ring-linear/core';
 
 export class SequenceRandom {
   readonly #generator: Generator;
-  readonly sequence: number;
+  /** The stream number (the high word of the counter). */
+  readonly stream: number;
 
-  constructor(seed: number | bigint, sequence: number) {
+  constructor(seed: number | bigint, stream: number) {
     this.#generator = new Generator(seed);
-    this.sequence = sequence;
+    this.stream = stream;
   }
 
   /** The key (seed modulo 2^64). */
@@ -27,7 +29,7 @@ export class SequenceRandom {
   /** The uniform in [0, 1) of generation step `step`. */
   uniform(step: number): number {
     const g = this.#generator;
-    g.setState({ key: g.state().key, offset: [step >>> 0, this.sequence >>> 0] });
+    g.setState({ key: g.state().key, offset: [step >>> 0, this.stream >>> 0] });
     return philoxUnitUniform(g.draw(1), 0);
   }
 }

@@ -44,11 +44,14 @@ export interface SamplingOptions {
   /** OpenAI frequency penalty over the generated tokens: z -= frequencyPenalty * count. Default 0. */
   readonly frequencyPenalty?: number;
   /**
-   * Seed of the Philox stream of the draws (a safe integer or a bigint). Step t of sequence i uses
-   * Philox counter (t, i) under key = seed, so a seed reproduces its tokens on every backend given
-   * equal logits. Default: a seed taken from core's default generator (manualSeed() reproduces it).
+   * Seed of the Philox stream of the draws (a safe integer or a bigint). With one seed, step t of
+   * sequence i uses Philox counter (t, i) under key = seed; with one seed per prompt (an array),
+   * sequence i uses key = seeds[i] and counter (t, 0), so generate(p, { seed: s }) draws exactly
+   * what p draws inside a batch with seeds[i] = s. Either way a seed reproduces its tokens on every
+   * backend given equal logits. Default: a seed taken from core's default generator (manualSeed()
+   * reproduces it).
    */
-  readonly seed?: number | bigint;
+  readonly seed?: number | bigint | readonly (number | bigint)[];
 }
 
 export interface GenerateOptions extends SamplingOptions {
