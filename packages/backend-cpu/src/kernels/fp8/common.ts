@@ -53,6 +53,41 @@ export function encodeQuotients(dtype: Fp8, quotients: Float32Array, codes: Uint
 }
 
 /**
+ * Quantizes rows of length K in 1x128 tiles (or one tile per row: `width` = K), one row at a
+ * time from a caller's row buffer, so a fused kernel keeps its intermediate row in cache instead of
+ * writing a whole f32 tensor first. The arithmetic is the rule's, step for step.
+ */
+export class RowQuantizer {
+  readonly tiles: number;
+  private readonly quot: Float32Array;
+  private readonly maxValue: number;
+
+  constructor(
+    readonly K: number, readonly dtype: Fp8, readonly pow2Scale: boolean,
+    readonly codes: Uint8Array, readonly scales: Float32Array, readonly width = BLOCK,
+  ) {
+    this.tiles = ceilDiv(K, width);
+    this.quot = new Float32Array(K);
+    this.maxValue = fp8Max(dtype);
+  }
+
+  /** Quantizes row `r` whose values are y[off .. off + K). */
+  row(r: number, y: Float32Array, off = 0): void {
+    const { K, width, quot, tiles } = this;
+    for (let t = 0; t < tiles; t++) {
+      const k0 = t * width;
+      const k1 = Math.min(K, k0 + width);
+      let amax = 0;
+      for (let k = k0; k < k1; k++) amax = amaxStep(amax, y[off + k]!);
+      const s = scaleOf(amax, this.maxValue, this.pow2Scale);
+      this.scales[r * tiles + t] = s;
+      for (let k = k0; k < k1; k++) quot[k] = y[off + k]! / s;
+    }
+    encodeF32(this.dtype, quot, this.codes.subarray(r * K, (r + 1) * K), true);
+  }
+}
+
+/**
  * Quantizes x (decoded f32 values of a tensor of `shape`) in `layout`: fills `scales` (the layout's
  * scales shape, flat) and `quot` (fl32(x / scale), then encoded by the caller or here into codes).
  */
@@ -62,8 +97,8 @@ export function quantizeInto(
 ): void {
   const n = x.length;
   const maxValue = fp8Max(dtype);
-  const quot = new Float32Array(n);
   const r = shape.length;
+  const quot = layout === 'tensor' || layout === 'block128x128' ? new Float32Array(n) : new Float32Array(0);
   switch (layout) {
     case 'tensor': {
       let amax = 0;
@@ -77,21 +112,9 @@ export function quantizeInto(
     case 'tile1x128': {
       const K = shape[r - 1]!;
       const rows = K === 0 ? 0 : n / K;
-      const width = layout === 'row' ? K : BLOCK;
-      const T = ceilDiv(K, width);
-      for (let row = 0; row < rows; row++) {
-        const base = row * K;
-        for (let t = 0; t < T; t++) {
-          const k0 = base + t * width;
-          const k1 = Math.min(base + K, k0 + width);
-          let amax = 0;
-          for (let i = k0; i < k1; i++) amax = amaxStep(amax, x[i]!);
-          const s = scaleOf(amax, maxValue, pow2Scale);
-          scales[row * T + t] = s;
-          for (let i = k0; i < k1; i++) quot[i] = x[i]! / s;
-        }
-      }
-      break;
+      const rq = new RowQuantizer(K, dtype, pow2Scale, codes, scales, layout === 'row' ? K : BLOCK);
+      for (let row = 0; row < rows; row++) rq.row(row, x, row * K);
+      return;
     }
     case 'block128x128': {
       const [N, K] = [shape[r - 2]!, shape[r - 1]!];

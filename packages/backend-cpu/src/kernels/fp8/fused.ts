@@ -7,7 +7,7 @@
 import { UNARY_FNS } from '../elementwise.js';
 import { gemmF32 } from '../gemm.js';
 import { raw, register, values } from '../../util.js';
-import { quantizeInto, type Fp8 } from './common.js';
+import { RowQuantizer, quantizeInto, type Fp8 } from './common.js';
 
 const silu = UNARY_FNS.silu!;
 const sigmoid = UNARY_FNS.sigmoid!;
@@ -15,24 +15,25 @@ const f = Math.fround;
 
 type QuantAttrs = { dtype: Fp8; pow2Scale: boolean };
 
-/** RMSNorm as the CPU rmsNorm kernel computes it: float64 per row, eps as f32, one rounding. */
-function rmsNormRows(x: Float32Array, w: Float32Array, d: number, eps: number, out: Float32Array): void {
-  const rows = x.length / d;
-  for (let r = 0; r < rows; r++) {
-    const base = r * d;
-    let ss = 0;
-    for (let j = 0; j < d; j++) ss += x[base + j]! * x[base + j]!;
-    const inv = 1 / Math.sqrt(ss / d + eps);
-    for (let j = 0; j < d; j++) out[base + j] = w[j]! * (x[base + j]! * inv);
-  }
+/** RMSNorm of one row as the CPU rmsNorm kernel computes it: float64, eps as f32, one rounding. */
+function rmsNormRow(x: Float32Array, base: number, w: Float32Array, d: number, eps: number, out: Float32Array, outBase = 0): void {
+  let ss = 0;
+  for (let j = 0; j < d; j++) ss += x[base + j]! * x[base + j]!;
+  const inv = 1 / Math.sqrt(ss / d + eps);
+  for (let j = 0; j < d; j++) out[outBase + j] = w[j]! * (x[base + j]! * inv);
 }
 
 register('fp8RmsNormQuant', ({ inputs: [x, w], outputs: [q, s], attrs }) => {
   const { eps, dtype, pow2Scale } = attrs as QuantAttrs & { eps: number };
   const d = x!.shape[x!.shape.length - 1]!;
-  const y = new Float32Array(x!.size);
-  rmsNormRows(values(x!) as Float32Array, values(w!) as Float32Array, d, Math.fround(eps), y);
-  quantizeInto(y, x!.shape, 'tile1x128', dtype, pow2Scale, raw(q!) as Uint8Array, raw(s!) as Float32Array);
+  const xv = values(x!) as Float32Array;
+  const wv = values(w!) as Float32Array;
+  const rq = new RowQuantizer(d, dtype, pow2Scale, raw(q!) as Uint8Array, raw(s!) as Float32Array);
+  const y = new Float32Array(d);
+  for (let r = 0; r < x!.size / d; r++) {
+    rmsNormRow(xv, r * d, wv, d, Math.fround(eps), y);
+    rq.row(r, y);
+  }
 });
 
 register('fp8SwigluQuant', ({ inputs: [gu], outputs: [q, s], attrs }) => {
@@ -40,15 +41,13 @@ register('fp8SwigluQuant', ({ inputs: [gu], outputs: [q, s], attrs }) => {
   const guv = values(gu!) as Float32Array;
   const I = gu!.shape[gu!.shape.length - 1]! / 2;
   const rows = guv.length / (2 * I);
-  const h = new Float32Array(rows * I);
+  const rq = new RowQuantizer(I, dtype, pow2Scale, raw(q!) as Uint8Array, raw(s!) as Float32Array);
+  const h = new Float32Array(I);
   for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < I; j++) {
-      const g = guv[r * 2 * I + j]!;
-      const u = guv[r * 2 * I + I + j]!;
-      h[r * I + j] = f(silu(g)) * u;
-    }
+    const base = r * 2 * I;
+    for (let j = 0; j < I; j++) h[j] = f(silu(guv[base + j]!)) * guv[base + I + j]!;
+    rq.row(r, h);
   }
-  quantizeInto(h, q!.shape, 'tile1x128', dtype, pow2Scale, raw(q!) as Uint8Array, raw(s!) as Float32Array);
 });
 
 register('fp8SwigluBackwardQuant', ({ inputs: [gu, dh], outputs: [q, s, qT, sT], attrs }) => {
@@ -93,12 +92,15 @@ register('fp8GroupRmsNormGateQuant', ({ inputs: [o, gate, w], outputs: [q, s], a
   const wv = values(w!) as Float32Array;
   const C = o!.shape[o!.shape.length - 1]!;
   const size = C / groups;
-  // Group RMSNorm with unit weight, as the rmsNorm kernel on [..., groups, size].
-  const n = new Float32Array(ov.length);
-  rmsNormRows(ov, new Float32Array(size).fill(1), size, Math.fround(eps), n);
-  const y = new Float32Array(ov.length);
-  for (let i = 0; i < ov.length; i++) y[i] = f(n[i]! * wv[i % C]!) * f(sigmoid(gv[i]!));
-  quantizeInto(y, o!.shape, 'tile1x128', dtype, pow2Scale, raw(q!) as Uint8Array, raw(s!) as Float32Array);
+  const ones = new Float32Array(size).fill(1);
+  const rq = new RowQuantizer(C, dtype, pow2Scale, raw(q!) as Uint8Array, raw(s!) as Float32Array);
+  const y = new Float32Array(C);
+  for (let r = 0; r < ov.length / C; r++) {
+    // Group RMSNorm with unit weight, as the rmsNorm kernel on [..., groups, size].
+    for (let g = 0; g < groups; g++) rmsNormRow(ov, r * C + g * size, ones, size, Math.fround(eps), y, g * size);
+    for (let c = 0; c < C; c++) y[c] = f(y[c]! * wv[c]!) * f(sigmoid(gv[r * C + c]!));
+    rq.row(r, y);
+  }
 });
 
 /** fp32(x) @ fp32(w)^T: the operands decoded once, then the same GEMM as the matmul kernel. */
