@@ -101,16 +101,19 @@ interface Row {
 const perToken = (r: BenchResult | null, T: number) => (r ? (r.medianMs * 1000) / T : null);
 const f = (x: number | null, d = 1) => (x === null ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(d));
 
+/** Median, with the fastest run in parentheses when there were several. */
+const ms = (r: BenchResult | null) => (r === null ? '-' : r.samplesMs.length > 1 ? `${f(r.medianMs)} (${f(r.minMs)})` : f(r.medianMs));
+
 function table(rows: readonly Row[]): string {
   const lines = [
-    '| T | lightning ms | lightning µs/token | lightning GFLOP/s | softmax ms | softmax µs/token | softmax GFLOP/s | softmax / lightning |',
+    '| T | lightning ms (min) | lightning µs/token | lightning GFLOP/s | softmax ms (min) | softmax µs/token | softmax GFLOP/s | softmax / lightning |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     const ratio = r.lightning && r.softmax ? `${(r.softmax.medianMs / r.lightning.medianMs).toFixed(2)}x` : '-';
     lines.push(
-      `| ${r.T} | ${f(r.lightning?.medianMs ?? null)} | ${f(perToken(r.lightning, r.T))} | ${f(r.lightning?.gflops ?? null, 2)} | ` +
-        `${f(r.softmax?.medianMs ?? null)} | ${f(perToken(r.softmax, r.T))} | ${f(r.softmax?.gflops ?? null, 2)} | ${ratio} |`,
+      `| ${r.T} | ${ms(r.lightning)} | ${f(perToken(r.lightning, r.T))} | ${f(r.lightning?.gflops ?? null, 2)} | ` +
+        `${ms(r.softmax)} | ${f(perToken(r.softmax, r.T))} | ${f(r.softmax?.gflops ?? null, 2)} | ${ratio} |`,
     );
   }
   return lines.join('\n');
@@ -201,10 +204,13 @@ async function main(): Promise<void> {
     for (const kind of ['lightning', 'softmax'] as const) {
       if (kind === 'softmax' && T > softmaxMaxT) continue;
       const b = bench(kind, T);
-      // Long runs: one untimed warm-up at the small sizes only (the kernels are hot by then).
+      // One untimed warm-up at the small sizes only (the kernels are hot by then); softmax
+      // attention past 2048 tokens is timed once (minutes per run), lightning attention always
+      // `repeat` times.
       const small = T <= 2048;
       process.stderr.write(`${b.name} ... `);
-      const { ours } = await measure(b, { repeat: small ? repeat : 1, minRepeat: 1, warmup: small ? 1 : 0, budgetMs: 0 });
+      const runs = small || kind === 'lightning' ? repeat : 1;
+      const { ours } = await measure(b, { repeat: runs, minRepeat: runs, warmup: small ? 1 : 0, budgetMs: 0 });
       const r = toResult(b, device, ours, null);
       row[kind] = r;
       process.stderr.write(`${r.medianMs.toFixed(0)} ms (${ours.samplesMs.length} run(s))\n`);
@@ -238,8 +244,9 @@ async function main(): Promise<void> {
       '',
       `- machine: ${device.name}; Node ${process.version}; ${date.slice(0, 10)}; commit ${environment().commit}`,
       `- load average (1 min) ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end: the machine was shared with other jobs, so absolute times are noisy; the growth with T is the point`,
-      `- runs: median of ${repeat} timed runs after one warm-up for T <= 2048, one run above`,
-      ...(skipped.length ? [`- softmax attention is not timed for T = ${skipped.join(', ')}: a single-threaded JavaScript forward there takes minutes (quadratic cost); pass --softmax-max-t to include it`] : []),
+      `- runs: lightning attention median of ${repeat} timed runs at every T (fastest in parentheses); softmax attention ${repeat} runs up to T = 2048, one run above; one untimed warm-up for T <= 2048`,
+      '- times per token are of the median run; the plot shows the same',
+      ...(skipped.length ? [`- softmax attention is not timed for T = ${skipped.join(', ')}: a single-threaded JavaScript forward there takes tens of minutes (quadratic cost); pass --softmax-max-t to include it`] : []),
       `- command: \`${command}\``,
       '',
       tableText,
