@@ -53,7 +53,10 @@ export function runMap(backend: WebGpuBackend, spec: MapSpec): void {
   const rankSlots = Math.max(MAX_RANK, rank);
   const epw = perWord(out.dtype);
   const bits = bitsOf(out.dtype);
-  const key = `map${WG}|${spec.key}|${spec.inputs.map((t) => t.dtype).join(',')}|${out.dtype}|R${rankSlots}|p${params.length}${spec.rawIn ? '|ri' : ''}${spec.rawOut ? '|ro' : ''}`;
+  // Without broadcasting (the common case) a leaner variant: each input is read at the output
+  // index or at 0, fixed in the shader, and no coordinate arithmetic is emitted at all.
+  const layout = broadcast ? 'bcast' : `flat${isConst.map((c) => (c ? '1' : '0')).join('')}`;
+  const key = `map${WG}|${spec.key}|${spec.inputs.map((t) => t.dtype).join(',')}|${out.dtype}|R${rankSlots}|p${params.length}${spec.rawIn ? '|ri' : ''}${spec.rawOut ? '|ro' : ''}|${layout}`;
 
   // Uniform words: n, broadcast flag, rank, const flags per input, params, shape, strides per input.
   const C0 = 3;
@@ -71,11 +74,15 @@ export function runMap(backend: WebGpuBackend, spec: MapSpec): void {
     L.push(`let w = ${LINEAR_ID(WG)};`);
     L.push(`if (w * ${epw}u >= n) { return; }`);
     L.push('var word = 0u;');
-    L.push(`for (var k = 0u; k < ${epw}u; k++) {`);
-    L.push(`  let i = w * ${epw}u + k;`);
-    L.push('  if (i >= n) { break; }');
-    spec.inputs.forEach((_, j) => L.push(`  var o${j} = select(i, 0u, u(${C0 + j}u) != 0u);`));
-    if (nIn > 0) {
+    if (epw === 1) L.push('{ let i = w;');
+    else {
+      L.push(`for (var k = 0u; k < ${epw}u; k++) {`);
+      L.push(`  let i = w * ${epw}u + k;`);
+      L.push('  if (i >= n) { break; }');
+    }
+    if (!broadcast) spec.inputs.forEach((_, j) => L.push(`  let o${j} = ${isConst[j] ? '0u' : 'i'};`));
+    else spec.inputs.forEach((_, j) => L.push(`  var o${j} = select(i, 0u, u(${C0 + j}u) != 0u);`));
+    if (nIn > 0 && broadcast) {
       // Broadcasting: offsets from the output coordinates (a uniform branch: every invocation
       // of a dispatch takes the same side).
       L.push('  if (u(1u) != 0u) {');

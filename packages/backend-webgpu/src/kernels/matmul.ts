@@ -156,7 +156,7 @@ function matmulWgsl(v: Variant, a: TensorInfo, b: TensorInfo, c: TensorInfo, bac
   for (let i = 0; i < TM; i++) {
     const g = Math.floor(i / 4);
     const r = i % 4;
-    for (let j = 0; j < TN4; j++) L.push(`  acc_${i}_${j} = fma(vec4<f32>(av${g}[${r}]), bv${j}, acc_${i}_${j});`);
+    for (let j = 0; j < TN4; j++) L.push(`  acc_${i}_${j} = acc_${i}_${j} + av${g}[${r}] * bv${j};`);
   }
   L.push('}');
   L.push('workgroupBarrier();');

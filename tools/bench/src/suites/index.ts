@@ -7,4 +7,5 @@ import type { Suite } from '../framework.js';
 
 export const SUITES: Record<string, () => Promise<Suite>> = {
   cpu: async () => (await import('./cpu.js')).cpuSuite,
+  webgpu: async () => (await import('./webgpu.js')).webgpuSuite,
 };
