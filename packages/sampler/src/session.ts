@@ -11,7 +11,7 @@
  *   softmax layer  KVCache, post-RoPE k and v [B, capacity, Hkv, D]: written in place, doubling
  *                  when full (O(n) copying over n tokens, not O(n^2))
  */
-import { concat, findBackend, indexSelect, reshape, sliceAxis, tensor, tidy, type Backend, type Tensor } from '@ring-linear/core';
+import { concat, findBackend, indexSelect, reshape, sliceAxis, tensor, tidy, withBackend, type Backend, type Tensor } from '@ring-linear/core';
 import type { RingLinearCache } from '@ring-linear/models';
 import { ContextLengthError, PromptError, SamplerError } from './errors.js';
 import { DEFAULT_PREFILL_CHUNK } from './options.js';
@@ -77,7 +77,7 @@ export class DecodeSession {
     this.#backend = modelBackend(model);
     this.#vocab = model.config.vocab_size;
     this.#limit = model.config.max_position_embeddings;
-    this.#cache = model.createCache(batchSize, { initialCapacity: this.initialKvCapacity });
+    this.#cache = withBackend(this.#backend, () => model.createCache(batchSize, { initialCapacity: this.initialKvCapacity }));
   }
 
   get cache(): RingLinearCache {
@@ -121,11 +121,13 @@ export class DecodeSession {
     const T = to - from;
     const flat = new Int32Array(B * T);
     rows.forEach((r, b) => flat.set(Array.from(r).slice(from, to), b * T));
-    return tidy(() => {
+    // With the model's backend current: tensors that ops make internally (a composite's zeros or
+    // aranges) land beside the weights whatever backend the program made current.
+    return withBackend(this.#backend, () => tidy(() => {
       const ids = tensor(flat, [B, T], 'i32', this.#backend);
       const logits = this.model.forward(ids, { cache: this.cache, logits: which }).logits!;
       return which === 'last' ? reshape(logits, [B, logits.shape[2]!]) : logits;
-    });
+    }));
   }
 
   /**
@@ -169,9 +171,9 @@ export class DecodeSession {
     if (rows.length === B && rows.every((r, i) => r === i)) return;
     const length = old.length;
     const capacity = Math.max(this.initialKvCapacity, ...old.layers.map((c) => (isKV(c) ? c.capacity : 0)));
-    const next = this.model.createCache(rows.length, { initialCapacity: capacity });
+    const next = withBackend(this.#backend, () => this.model.createCache(rows.length, { initialCapacity: capacity }));
     try {
-      tidy(() => {
+      withBackend(this.#backend, () => tidy(() => {
         const idx = tensor(Int32Array.from(rows), [rows.length], 'i32', this.#backend);
         old.layers.forEach((c, l) => {
           const d = next.layers[l]!;
@@ -184,7 +186,7 @@ export class DecodeSession {
             (d as LinearLayer).update(indexSelect((c as LinearLayer).state, 0, idx), (c as LinearLayer).position);
           }
         });
-      });
+      }));
       next.advance(length);
     } catch (err) {
       next.dispose();

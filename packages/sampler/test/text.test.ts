@@ -55,7 +55,7 @@ describe('StopMatcher', () => {
     return out;
   };
 
-  it('finds the earliest stop string however the text is split, and emits exactly the text before it', () => {
+  it('ends at the first piece after which the text holds a stop string, emitting exactly the text before it', () => {
     const alphabet = 'ab c\n';
     for (let trial = 0; trial < 500; trial++) {
       const text = Array.from({ length: 1 + Math.floor(r() * 30) }, () => alphabet[Math.floor(r() * alphabet.length)]).join('');
@@ -64,9 +64,10 @@ describe('StopMatcher', () => {
       );
       const include = r() < 0.3;
       const m = new StopMatcher(stops, { includeStopString: include });
+      const split = pieces(text);
       let emitted = '';
       let stop: string | null = null;
-      for (const p of pieces(text)) {
+      for (const p of split) {
         const res = m.push(p);
         emitted += res.text;
         if (res.stop) {
@@ -75,15 +76,21 @@ describe('StopMatcher', () => {
         }
       }
       if (!stop) emitted += m.flush();
-      // Whole-text answer: earliest position; at a tie, the first stop in the list.
-      let at = -1;
+      // Reference on whole prefixes: after each piece, the text so far is searched; the first piece
+      // after which it holds a stop string ends it, cut at the earliest start (ties: listed first).
       let which: string | null = null;
-      for (const s of stops) {
-        const i = text.indexOf(s);
-        if (i >= 0 && (at < 0 || i < at)) {
-          at = i;
-          which = s;
+      let at = -1;
+      let sofar = '';
+      for (const p of split) {
+        sofar += p;
+        for (const s of stops) {
+          const i = sofar.indexOf(s);
+          if (i >= 0 && (at < 0 || i < at)) {
+            at = i;
+            which = s;
+          }
         }
+        if (which !== null) break;
       }
       expect(stop).toBe(which);
       expect(emitted).toBe(which === null ? text : text.slice(0, at) + (include ? which : ''));
