@@ -17,6 +17,7 @@ import {
   checkInputDTypes,
   getKernel,
   getOpDef,
+  isKernelDisabled,
   validateAttrs,
   type Attrs,
   type OpDef,
@@ -392,7 +393,12 @@ export function runOp(name: string, inputs: readonly Tensor[], rawAttrs?: Attrs)
 }
 
 function runComposite(def: OpDef<any>, inputs: readonly Tensor[], attrs: Attrs, outMetas: TensorMeta[]): Tensor[] {
-  const outs = tidy(() => def.composite!(inputs, attrs));
+  // An op with its own gradient is recorded as itself, whatever computed it, so every backend
+  // differentiates it the same way (fused ops bring their own backward). Without one — or when a
+  // test forces the composite with withKernelsDisabled() to check it — autograd goes through the
+  // composite's ops.
+  const ownGrad = def.grad !== undefined && !isKernelDisabled(def.name);
+  const outs = ownGrad ? noGrad(() => tidy(() => def.composite!(inputs, attrs))) : tidy(() => def.composite!(inputs, attrs));
   outs.forEach((o, i) => {
     const m = outMetas[i]!;
     if (!shapesEqual(o.shape, m.shape) || o.dtype !== m.dtype) {
@@ -401,6 +407,7 @@ function runComposite(def: OpDef<any>, inputs: readonly Tensor[], attrs: Attrs, 
       );
     }
   });
+  if (ownGrad) record(def, inputs, outs, attrs);
   return outs;
 }
 

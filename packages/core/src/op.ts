@@ -123,6 +123,11 @@ const DISABLED: Map<string, number> = (REG.disabled ??= new Map());
  * Runs `fn` (synchronously) with the kernels of `ops` switched off on every backend: those ops
  * run their composite (or fail with MissingKernelError when they have none). For testing.
  */
+/** Whether withKernelsDisabled() currently forces this op onto its composite. */
+export function isKernelDisabled(op: string): boolean {
+  return DISABLED.has(op);
+}
+
 export function withKernelsDisabled<T>(ops: readonly string[], fn: () => T): T {
   for (const op of ops) DISABLED.set(op, (DISABLED.get(op) ?? 0) + 1);
   try {

@@ -184,3 +184,26 @@ describe('gradients on a non-current backend', () => {
     expect(Array.from(await grads[0]!.data())).toEqual([2, -4, 6]);
   });
 });
+
+describe('composite fallback and autograd', () => {
+  it('an op with its own gradient is differentiated by it, even when its composite ran', async () => {
+    const { defineOp, withKernelsDisabled } = await import('../src/op.js');
+    // Deliberately inconsistent: composite computes 2x, the declared gradient says 3, so the test
+    // can tell which one autograd used.
+    defineOp<{}>({
+      name: 'testTwiceWithOwnGrad',
+      inputs: [{ name: 'x' }],
+      infer: ([x]) => [{ shape: x!.shape, dtype: x!.dtype }],
+      grad: ({ dys: [dy] }) => [mul(dy!, 3)],
+      composite: ([x]) => [mul(x!, 2)],
+    });
+    const x = tensor([1, 2, 3]);
+    const f = () => sum(runOp('testTwiceWithOwnGrad', [x])[0]!);
+    const own = valueAndGrad(f, [x]);
+    expect(await own.value.item()).toBe(12);
+    expect(Array.from(await own.grads[0]!.data())).toEqual([3, 3, 3]);
+    // Forcing the composite (as tests checking it do) differentiates through its ops instead.
+    const viaComposite = withKernelsDisabled(['testTwiceWithOwnGrad'], () => valueAndGrad(f, [x]));
+    expect(Array.from(await viaComposite.grads[0]!.data())).toEqual([2, 2, 2]);
+  });
+});

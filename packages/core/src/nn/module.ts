@@ -326,6 +326,18 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
     return this;
   }
 
+  /** Replaces the i-th module (e.g. a Linear by an Fp8Linear); returns the one it replaced. */
+  set(i: number, m: M): M {
+    if (!(m instanceof Module)) throw new ModuleError(`ModuleList.set: expected a Module, got ${m === null ? 'null' : typeof m}`);
+    const idx = i < 0 ? i + this.#items.length : i;
+    if (!Number.isInteger(idx) || idx < 0 || idx >= this.#items.length) {
+      throw new ModuleError(`ModuleList.set(${i}): index out of range for ${this.#items.length} modules`);
+    }
+    const old = this.#items[idx]!;
+    this.#items[idx] = m;
+    return old;
+  }
+
   [Symbol.iterator](): Iterator<M> {
     return this.#items[Symbol.iterator]();
   }
