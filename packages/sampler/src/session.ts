@@ -142,13 +142,14 @@ export class DecodeSession {
     try {
       for (let s = 0; s < T; s += this.prefillChunkSize) {
         const e = Math.min(T, s + this.prefillChunkSize);
-        // Only the last segment's last position matters for 'last'; earlier segments fill the caches.
-        parts.push(this.#forward(rows, s, e, which === 'all' || e === T ? which : 'last'));
+        const part = this.#forward(rows, s, e, which);
+        // 'last': only the final segment's logits are wanted; earlier segments just fill the caches.
+        if (which === 'last') parts.pop()?.dispose();
+        parts.push(part);
       }
-      if (which === 'last') return parts[parts.length - 1]!;
-      return parts.length === 1 ? parts[0]! : concat(parts, 1); // [B, t_i, V] segments along time
+      return parts.length === 1 ? parts.pop()! : concat(parts, 1); // 'all': [B, t_i, V] segments along time
     } finally {
-      for (const p of which === 'last' ? parts.slice(0, -1) : parts.length === 1 ? [] : parts) p.dispose();
+      for (const p of parts) p.dispose();
     }
   }
 
