@@ -24,7 +24,19 @@ interface Cfg {
   BK: number;
 }
 
+/** RING_LINEAR_WEBGPU_MATMUL_CONFIG=WGXxWGYxTMxTNxBK (e.g. 16x16x8x8x8) forces one tiling (tuning). */
+function configOverride(): Cfg | null {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.RING_LINEAR_WEBGPU_MATMUL_CONFIG;
+  const m = v ? /^(\d+)x(\d+)x(\d+)x(\d+)x(\d+)$/.exec(v) : null;
+  if (!m) return null;
+  const [WGX, WGY, TM, TN, BK] = m.slice(1).map(Number) as [number, number, number, number, number];
+  const ok = TM % 4 === 0 && TN % 4 === 0 && BK % 4 === 0 && ((TM * WGY * BK) / 4) % (WGX * WGY) === 0 && ((TN * WGX * BK) / 4) % (WGX * WGY) === 0;
+  return ok ? { WGX, WGY, TM, TN, BK } : null;
+}
+
 export function pickMatmulConfig(M: number, N: number, batch: number, software: boolean): Cfg {
+  const forced = configOverride();
+  if (forced) return forced;
   if (software) return { WGX: 8, WGY: 8, TM: 4, TN: 4, BK: 16 };
   const work = M * N * batch;
   if (work >= 1 << 21 && M >= 128 && N >= 128) return { WGX: 16, WGY: 16, TM: 8, TN: 8, BK: 8 };
@@ -39,6 +51,8 @@ interface Variant {
   aVec: boolean;
   bVec: boolean;
   cVec: boolean;
+  /** M, N, K multiples of the tile sizes: no bounds checks. */
+  aligned: boolean;
   /** Batch dims the uniform block has room for (a loop over the actual rank runs inside). */
   batchSlots: number;
 }
@@ -63,7 +77,10 @@ function matmulWgsl(v: Variant, a: TensorInfo, b: TensorInfo, c: TensorInfo, bac
   declare(0, 'a', a, v.aVec, 'read');
   declare(1, 'b', b, v.bVec, 'read');
   declare(2, 'c', c, v.cVec, 'atomic');
-  decl.push(`var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;`, `var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;`);
+  // Two buffers per operand (see the K loop); 2-D so that indices are simple enough for the
+  // compiler to prove in bounds (a flat index would get a clamp on every access).
+  for (const name of ['As0', 'As1']) decl.push(`var<workgroup> ${name}: array<array<vec4<f32>, ${BM / 4}>, ${BK}>;`);
+  for (const name of ['Bs0', 'Bs1']) decl.push(`var<workgroup> ${name}: array<array<vec4<f32>, ${BN / 4}>, ${BK}>;`);
 
   const L: string[] = [];
   L.push('let M = u(0u); let N = u(1u); let K = u(2u);');
@@ -79,87 +96,102 @@ function matmulWgsl(v: Variant, a: TensorInfo, b: TensorInfo, c: TensorInfo, bac
   L.push('}');
   L.push('let cOff = bz * M * N;');
   L.push(`let m0 = wid.y * ${BM}u; let n0 = wid.x * ${BN}u;`);
-  L.push(`let tx = lid % ${WGX}u; let ty = lid / ${WGX}u;`);
+  L.push('let tx = lid3.x; let ty = lid3.y;');
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN4; j++) L.push(`var acc_${i}_${j} = vec4<f32>(0.0);`);
-  L.push(`for (var k0 = 0u; k0 < K; k0 += ${BK}u) {`);
+  // ---- tile loads, split into global -> registers and registers -> workgroup memory ----
+  // Slot s of invocation lid covers element (or vec4) q = lid + s * NT of the tile.
+  const aPer = v.aVec ? (BM * BK) / 4 / NT : (BM * BK) / NT;
+  const bPer = v.bVec ? (BN * BK) / 4 / NT : (BN * BK) / NT;
+  // Interior-only shapes (every dim a multiple of its tile) need no bounds checks.
+  const guard = (cond: string, stmt: string) => (v.aligned ? stmt : `if (${cond}) { ${stmt} }`);
+  const loadA = (s: number, kBase: string): string => {
+    if (v.aVec && !v.tA) {
+      // A [M, K] row-major, vec4 along k.
+      return `{ let q = lid + ${s * NT}u; let m = q / ${BK / 4}u; let kq = (q % ${BK / 4}u) * 4u; let gm = m0 + m; let gk = ${kBase} + kq;
+  ra${s} = vec4<f32>(0.0); ${guard('gm < M && gk < K', `ra${s} = a_v[(aOff + gm * K + gk) / 4u];`)} }`;
+    }
+    if (v.aVec && v.tA) {
+      // A stored [K, M], vec4 along m.
+      return `{ let q = lid + ${s * NT}u; let k = q / ${BM / 4}u; let mq = (q % ${BM / 4}u) * 4u; let gm = m0 + mq; let gk = ${kBase} + k;
+  ra${s} = vec4<f32>(0.0); ${guard('gm < M && gk < K', `ra${s} = a_v[(aOff + gk * M + gm) / 4u];`)} }`;
+    }
+    // Scalar: consecutive invocations take consecutive elements of A's contiguous dim.
+    const mk = v.tA ? `let k = q / ${BM}u; let m = q % ${BM}u;` : `let m = q / ${BK}u; let k = q % ${BK}u;`;
+    return `{ let q = lid + ${s * NT}u; ${mk} let gm = m0 + m; let gk = ${kBase} + k;
+  ra${s} = 0.0; ${guard('gm < M && gk < K', `ra${s} = a_ld(aOff + ${v.tA ? 'gk * M + gm' : 'gm * K + gk'});`)} }`;
+  };
+  const storeA = (s: number, A: string): string => {
+    if (v.aVec && !v.tA) {
+      return `{ let q = lid + ${s * NT}u; let m = q / ${BK / 4}u; let kq = (q % ${BK / 4}u) * 4u; let mv = m / 4u; let mc = m % 4u;
+  ${A}[kq][mv][mc] = ra${s}.x; ${A}[kq + 1u][mv][mc] = ra${s}.y; ${A}[kq + 2u][mv][mc] = ra${s}.z; ${A}[kq + 3u][mv][mc] = ra${s}.w; }`;
+    }
+    if (v.aVec && v.tA) {
+      return `{ let q = lid + ${s * NT}u; let k = q / ${BM / 4}u; ${A}[k][q % ${BM / 4}u] = ra${s}; }`;
+    }
+    const mk = v.tA ? `let k = q / ${BM}u; let m = q % ${BM}u;` : `let m = q / ${BK}u; let k = q % ${BK}u;`;
+    return `{ let q = lid + ${s * NT}u; ${mk} ${A}[k][m / 4u][m % 4u] = ra${s}; }`;
+  };
+  const loadB = (s: number, kBase: string): string => {
+    if (v.bVec && !v.tB) {
+      return `{ let q = lid + ${s * NT}u; let k = q / ${BN / 4}u; let nq = (q % ${BN / 4}u) * 4u; let gn = n0 + nq; let gk = ${kBase} + k;
+  rb${s} = vec4<f32>(0.0); ${guard('gn < N && gk < K', `rb${s} = b_v[(bOff + gk * N + gn) / 4u];`)} }`;
+    }
+    if (v.bVec && v.tB) {
+      return `{ let q = lid + ${s * NT}u; let n = q / ${BK / 4}u; let kq = (q % ${BK / 4}u) * 4u; let gn = n0 + n; let gk = ${kBase} + kq;
+  rb${s} = vec4<f32>(0.0); ${guard('gn < N && gk < K', `rb${s} = b_v[(bOff + gn * K + gk) / 4u];`)} }`;
+    }
+    const nk = v.tB ? `let n = q / ${BK}u; let k = q % ${BK}u;` : `let k = q / ${BN}u; let n = q % ${BN}u;`;
+    return `{ let q = lid + ${s * NT}u; ${nk} let gn = n0 + n; let gk = ${kBase} + k;
+  rb${s} = 0.0; ${guard('gn < N && gk < K', `rb${s} = b_ld(bOff + ${v.tB ? 'gn * K + gk' : 'gk * N + gn'});`)} }`;
+  };
+  const storeB = (s: number, B: string): string => {
+    if (v.bVec && !v.tB) {
+      return `{ let q = lid + ${s * NT}u; let k = q / ${BN / 4}u; ${B}[k][q % ${BN / 4}u] = rb${s}; }`;
+    }
+    if (v.bVec && v.tB) {
+      return `{ let q = lid + ${s * NT}u; let n = q / ${BK / 4}u; let kq = (q % ${BK / 4}u) * 4u; let nv = n / 4u; let nc = n % 4u;
+  ${B}[kq][nv][nc] = rb${s}.x; ${B}[kq + 1u][nv][nc] = rb${s}.y; ${B}[kq + 2u][nv][nc] = rb${s}.z; ${B}[kq + 3u][nv][nc] = rb${s}.w; }`;
+    }
+    const nk = v.tB ? `let n = q / ${BK}u; let k = q % ${BK}u;` : `let k = q / ${BN}u; let n = q % ${BN}u;`;
+    return `{ let q = lid + ${s * NT}u; ${nk} ${B}[k][n / 4u][n % 4u] = rb${s}; }`;
+  };
+  for (let s = 0; s < aPer; s++) L.push(`var ra${s}: ${v.aVec ? 'vec4<f32>' : 'f32'};`);
+  for (let s = 0; s < bPer; s++) L.push(`var rb${s}: ${v.bVec ? 'vec4<f32>' : 'f32'};`);
+  const loadAll = (kBase: string) => [...Array.from({ length: aPer }, (_, s) => loadA(s, kBase)), ...Array.from({ length: bPer }, (_, s) => loadB(s, kBase))];
+  const storeAll = (buf: 0 | 1) => [...Array.from({ length: aPer }, (_, s) => storeA(s, `As${buf}`)), ...Array.from({ length: bPer }, (_, s) => storeB(s, `Bs${buf}`))];
 
-  // ---- load the A tile (BM x BK) into As[k][m] ----
-  if (v.aVec && !v.tA) {
-    // A [M, K] row-major, vec4 along k; scattered into the k-major tile.
-    const per = (BM * BK) / 4 / NT;
-    {
-      L.push(`for (var s = 0u; s < ${per}u; s++) { let q = lid + s * ${NT}u; let m = q / ${BK / 4}u; let kq = (q % ${BK / 4}u) * 4u;`);
-      L.push(`  let gm = m0 + m; let gk = k0 + kq;`);
-      L.push(`  var val = vec4<f32>(0.0);`);
-      L.push(`  if (gm < M && gk < K) { val = a_v[(aOff + gm * K + gk) / 4u]; }`);
-      L.push(`  for (var e = 0u; e < 4u; e++) { As[((kq + e) * ${BM}u + m) / 4u][m % 4u] = val[e]; } }`);
+  const compute = (buf: 0 | 1): string[] => {
+    const out = [`for (var kk = 0u; kk < ${BK}u; kk++) {`];
+    for (let g = 0; g < TM4; g++) out.push(`  let av${g} = As${buf}[kk][ty + ${g * WGY}u];`);
+    for (let j = 0; j < TN4; j++) out.push(`  let bv${j} = Bs${buf}[kk][tx + ${j * WGX}u];`);
+    for (let i = 0; i < TM; i++) {
+      const g = Math.floor(i / 4);
+      const r = i % 4;
+      for (let j = 0; j < TN4; j++) out.push(`  acc_${i}_${j} = acc_${i}_${j} + av${g}[${r}] * bv${j};`);
     }
-  } else if (v.aVec && v.tA) {
-    // A stored [K, M], vec4 along m: straight into the k-major tile.
-    const per = (BM * BK) / 4 / NT;
-    {
-      L.push(`for (var s = 0u; s < ${per}u; s++) { let q = lid + s * ${NT}u; let k = q / ${BM / 4}u; let mq = (q % ${BM / 4}u) * 4u;`);
-      L.push(`  let gm = m0 + mq; let gk = k0 + k;`);
-      L.push(`  var val = vec4<f32>(0.0);`);
-      L.push(`  if (gm < M && gk < K) { val = a_v[(aOff + gk * M + gm) / 4u]; }`);
-      L.push(`  As[(k * ${BM}u + mq) / 4u] = val; }`);
-    }
-  } else {
-    const per = (BM * BK) / NT;
-    {
-      // Consecutive invocations take consecutive elements of A's contiguous dim.
-      L.push(`for (var s = 0u; s < ${per}u; s++) { let q = lid + s * ${NT}u;`);
-      L.push(v.tA ? `  let k = q / ${BM}u; let m = q % ${BM}u;` : `  let m = q / ${BK}u; let k = q % ${BK}u;`);
-      L.push(`  let gm = m0 + m; let gk = k0 + k;`);
-      L.push(`  var val = 0.0;`);
-      L.push(`  if (gm < M && gk < K) { val = a_ld(aOff + ${v.tA ? 'gk * M + gm' : 'gm * K + gk'}); }`);
-      L.push(`  As[(k * ${BM}u + m) / 4u][m % 4u] = val; }`);
-    }
-  }
+    out.push('}');
+    return out;
+  };
 
-  // ---- load the B tile (BK x BN) into Bs[k][n] ----
-  if (v.bVec && !v.tB) {
-    const per = (BN * BK) / 4 / NT;
-    {
-      L.push(`for (var s = 0u; s < ${per}u; s++) { let q = lid + s * ${NT}u; let k = q / ${BN / 4}u; let nq = (q % ${BN / 4}u) * 4u;`);
-      L.push(`  let gn = n0 + nq; let gk = k0 + k;`);
-      L.push(`  var val = vec4<f32>(0.0);`);
-      L.push(`  if (gn < N && gk < K) { val = b_v[(bOff + gk * N + gn) / 4u]; }`);
-      L.push(`  Bs[(k * ${BN}u + nq) / 4u] = val; }`);
-    }
-  } else if (v.bVec && v.tB) {
-    const per = (BN * BK) / 4 / NT;
-    {
-      L.push(`for (var s = 0u; s < ${per}u; s++) { let q = lid + s * ${NT}u; let n = q / ${BK / 4}u; let kq = (q % ${BK / 4}u) * 4u;`);
-      L.push(`  let gn = n0 + n; let gk = k0 + kq;`);
-      L.push(`  var val = vec4<f32>(0.0);`);
-      L.push(`  if (gn < N && gk < K) { val = b_v[(bOff + gn * K + gk) / 4u]; }`);
-      L.push(`  for (var e = 0u; e < 4u; e++) { Bs[((kq + e) * ${BN}u + n) / 4u][n % 4u] = val[e]; } }`);
-    }
-  } else {
-    const per = (BN * BK) / NT;
-    {
-      L.push(`for (var s = 0u; s < ${per}u; s++) { let q = lid + s * ${NT}u;`);
-      L.push(v.tB ? `  let n = q / ${BK}u; let k = q % ${BK}u;` : `  let k = q / ${BN}u; let n = q % ${BN}u;`);
-      L.push(`  let gn = n0 + n; let gk = k0 + k;`);
-      L.push(`  var val = 0.0;`);
-      L.push(`  if (gn < N && gk < K) { val = b_ld(bOff + ${v.tB ? 'gn * K + gk' : 'gk * N + gn'}); }`);
-      L.push(`  Bs[(k * ${BN}u + n) / 4u][n % 4u] = val; }`);
-    }
-  }
+  // Software pipeline over K with two tile buffers: the next tile's global loads are issued
+  // before the current tile's multiply and stored to the other buffer after it, so one barrier
+  // per step suffices (a buffer is rewritten only after every invocation passed the barrier that
+  // ended its last use). The loop body covers two steps so each names its buffers statically.
+  L.push(...loadAll('0u'), ...storeAll(0));
   L.push('workgroupBarrier();');
-
-  // ---- multiply the tiles ----
-  L.push(`for (var kk = 0u; kk < ${BK}u; kk++) {`);
-  for (let g = 0; g < TM4; g++) L.push(`  let av${g} = As[kk * ${BM / 4}u + ty + ${g * WGY}u];`);
-  for (let j = 0; j < TN4; j++) L.push(`  let bv${j} = Bs[kk * ${BN / 4}u + tx + ${j * WGX}u];`);
-  for (let i = 0; i < TM; i++) {
-    const g = Math.floor(i / 4);
-    const r = i % 4;
-    for (let j = 0; j < TN4; j++) L.push(`  acc_${i}_${j} = acc_${i}_${j} + av${g}[${r}] * bv${j};`);
-  }
-  L.push('}');
-  L.push('workgroupBarrier();');
+  L.push(`for (var k0 = 0u; k0 < K; k0 += ${2 * BK}u) {`);
+  L.push(`  let more0 = k0 + ${BK}u < K;`);
+  L.push('  if (more0) {', ...loadAll(`k0 + ${BK}u`), '  }');
+  L.push(...compute(0));
+  L.push('  if (more0) {', ...storeAll(1), '  }');
+  L.push('  workgroupBarrier();');
+  L.push('  if (more0) {');
+  L.push(`    let more1 = k0 + ${2 * BK}u < K;`);
+  L.push('    if (more1) {', ...loadAll(`k0 + ${2 * BK}u`), '    }');
+  L.push(...compute(1));
+  L.push('    if (more1) {', ...storeAll(0), '    }');
+  L.push('    workgroupBarrier();');
+  L.push('  }');
   L.push('}');
 
   // ---- store ----
@@ -214,16 +246,17 @@ register('matmul', ({ backend, inputs: [a, b], outputs: [c], attrs }) => {
     aVec: f32 && (tA ? M % 4 === 0 : K % 4 === 0),
     bVec: f32 && (tB ? K % 4 === 0 : N % 4 === 0),
     cVec: c!.dtype === 'f32' && N % 4 === 0,
+    aligned: M % (cfg.TM * cfg.WGY) === 0 && N % (cfg.TN * cfg.WGX) === 0 && K % cfg.BK === 0,
     batchSlots: Math.max(4, batchRank),
   };
-  const key = `matmul|${a!.dtype}|${c!.dtype}|${cfg.WGX}x${cfg.WGY}x${cfg.TM}x${cfg.TN}x${cfg.BK}|${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}|${v.aVec ? 'v' : 's'}${v.bVec ? 'v' : 's'}${v.cVec ? 'v' : 's'}|b${v.batchSlots}`;
+  const key = `matmul|${a!.dtype}|${c!.dtype}|${cfg.WGX}x${cfg.WGY}x${cfg.TM}x${cfg.TN}x${cfg.BK}|${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}|${v.aVec ? 'v' : 's'}${v.bVec ? 'v' : 's'}${v.cVec ? 'v' : 's'}${v.aligned ? 'a' : ''}|b${v.batchSlots}`;
   const uniformWords = 4 + 3 * v.batchSlots;
   const prog = backend.program(key, () => {
     const { decl, body } = matmulWgsl(v, a!, b!, c!, backend);
     return {
       tensors: [],
       uniformWords,
-      workgroupSize: cfg.WGX * cfg.WGY,
+      workgroupSize: [cfg.WGX, cfg.WGY, 1] as const,
       helpers: decl,
       body,
       // The three tensors are declared by the kernel itself (vec4 views for f32).
