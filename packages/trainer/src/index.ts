@@ -20,3 +20,5 @@ export * from './observe/metrics.js';
 export * from './observe/plot.js';
 export * from './trainer.js';
 export * from './tasks.js';
+export * from './rl/tasks.js';
+export * from './rl/grpo.js';
