@@ -342,7 +342,9 @@ export class Trainer {
       const logEvery = this.#options.moe?.logLoadsEvery ?? this.#options.metrics?.every ?? 1;
       const logLoads = this.#moes.length > 0 && (step + 1) % logEvery === 0;
       const loads = logLoads ? this.#moes.map(({ name, moe }) => ({ name, load: moe.pendingLoad ? stopGradient(moe.pendingLoad) : null })) : [];
-      const rate = this.#options.moe?.biasUpdateRate;
+      // A skipped step (f16 overflow) leaves every weight alone, the expert bias too: its loads
+      // are dropped (a zero-rate update clears them).
+      const rate = skipped ? 0 : this.#options.moe?.biasUpdateRate;
       for (const { moe } of this.#moes) if (moe.pendingLoad) moe.updateExpertBias(rate !== undefined ? { rate } : {});
       let moeLog: MoELoadLog[] | undefined;
       if (logLoads) {

@@ -61,7 +61,7 @@ describe('gradients through the whole model', () => {
     const failures: string[] = [];
     for (let i = 0; i < params.length; i++) {
       const [name, p] = params[i]!;
-      const g = grads[i]!.dataSync();
+      const g = grads[i]!.dataSync() as Float32Array;
       const gn = Math.sqrt(g.reduce((a, v) => a + v * v, 0));
 
       const random = rng.array(p.size);
