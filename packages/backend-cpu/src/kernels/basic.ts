@@ -1,6 +1,6 @@
 /** fill and broadcastTo. (reshape is a view: no kernel.) */
-import { broadcastIndexMap } from '@ring-linear/core';
 import { raw, register, storeNumbers } from '../util.js';
+import { broadcastPlan, forEachRun } from './elementwise.js';
 
 register('fill', ({ outputs: [y], attrs }) => {
   const { value } = attrs as { value: number };
@@ -13,6 +13,12 @@ register('fill', ({ outputs: [y], attrs }) => {
 register('broadcastTo', ({ inputs: [x], outputs: [y] }) => {
   const xr = raw(x!);
   const yr = raw(y!);
-  const map = broadcastIndexMap(x!.shape, y!.shape);
-  for (let i = 0; i < y!.size; i++) yr[i] = xr[map[i]!]!;
+  // Strided runs (elementwise.ts): a contiguous run is one block copy, a broadcast one a fill.
+  const plan = broadcastPlan([x!.shape], y!.shape);
+  const last = plan.counts.length - 1;
+  const step = last >= 0 ? plan.strides[0]![last]! : 0;
+  forEachRun(plan, ([xo], yo, n) => {
+    if (step === 0) yr.fill(xr[xo!]! as never, yo, yo + n);
+    else yr.set(xr.subarray(xo!, xo! + n) as never, yo);
+  });
 });
