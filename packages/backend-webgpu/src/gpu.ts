@@ -13,6 +13,7 @@
  *     when the system has none, so Dawn's own dlopen("libvulkan.so.1") finds it already loaded;
  *   - XDG_RUNTIME_DIR is pointed at a private temp folder when unset (Dawn warns otherwise).
  */
+import { BackendError } from '@ring-linear/core';
 
 /** What `create()` of the `webgpu` package returns, plus how to let go of it. */
 export interface GpuProvider {
@@ -112,7 +113,7 @@ export async function acquireGpu(dawnOptions: readonly string[] = []): Promise<G
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, source: 'navigator.gpu', notes: [] };
   const proc = nodeProcess();
-  if (!proc) throw new Error('WebGPU is not available: this environment has no navigator.gpu');
+  if (!proc) throw new BackendError('webgpu: WebGPU is not available: this environment has no navigator.gpu');
   const notes = prepareNodeVulkanEnv(proc);
   // A variable specifier keeps bundlers from following this import into browser bundles.
   const pkg = 'webgpu';
@@ -120,7 +121,7 @@ export async function acquireGpu(dawnOptions: readonly string[] = []): Promise<G
   try {
     mod = (await import(/* @vite-ignore */ pkg)) as typeof mod;
   } catch (err) {
-    throw new Error(`WebGPU is not available in Node.js: the optional 'webgpu' package could not be loaded (${(err as Error).message})`);
+    throw new BackendError(`webgpu: WebGPU is not available in Node.js: the optional 'webgpu' package could not be loaded (${(err as Error).message})`);
   }
   return { gpu: mod.create([...dawnOptions]), source: 'webgpu (Dawn)', notes };
 }

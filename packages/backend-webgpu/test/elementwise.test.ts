@@ -46,7 +46,9 @@ describe.skipIf(!gpu)(`elementwise kernels vs CPU (${gpu?.capabilities.device ??
     const r = rng(newSeed('binary'));
     for (const op of [...BINARY_OPS, ...COMPARISON_OPS, ...LOGICAL_OPS]) {
       for (const dtype of getOpDef(op)!.inputs[0]!.dtypes!) {
-        for (const [sa, sb] of SHAPES) {
+        // Every shape pair for f32; a same-shape and a broadcasting pair for the others (the
+        // conformance suite covers more; SwiftShader compiles are slow).
+        for (const [sa, sb] of dtype === 'f32' ? SHAPES : [SHAPES[0]!, SHAPES[1]!]) {
           const a = rand(r, sa, dtype, { positive: op === 'pow' });
           const b = rand(r, sb, dtype, { positive: op === 'div' && dtype === 'f8e4m3' });
           await compare(op, [a, b]);

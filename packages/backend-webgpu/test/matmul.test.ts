@@ -18,7 +18,9 @@ function shapes(M: number, N: number, K: number, tA: boolean, tB: boolean, ba: n
 describe.skipIf(!gpu)(`matmul vs CPU (${gpu?.capabilities.device ?? reason})`, () => {
   it('f32: every transpose variant, vec4 and scalar paths, odd sizes', async () => {
     const r = rng(newSeed('matmul f32'));
-    const sizes: [number, number, number][] = [[37, 45, 29], [64, 32, 16], [1, 7, 5], [5, 1, 1], [33, 65, 12]];
+    // Odd sizes (scalar loads, edge tiles), multiples of 4 and of the tile (vec4 loads, no bounds
+    // checks), size-1 dims.
+    const sizes: [number, number, number][] = [[37, 45, 29], [64, 32, 16], [5, 1, 1]];
     for (const [M, N, K] of sizes) {
       for (const tA of [false, true]) {
         for (const tB of [false, true]) {

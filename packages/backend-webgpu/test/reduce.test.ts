@@ -37,7 +37,8 @@ describe.skipIf(!gpu)(`reductions vs CPU (${gpu?.capabilities.device ?? reason})
     const r = rng(newSeed('argmax'));
     for (const op of ['argmax', 'argmin']) {
       for (const dtype of getOpDef(op)!.inputs[0]!.dtypes!) {
-        for (const [shape, axis] of [[[7, 300], 1], [[300, 5], 0], [[4, 3, 5], 1], [[70000], 0]] as [number[], number][]) {
+        const all = [[[7, 300], 1], [[300, 5], 0], [[4, 3, 5], 1], [[70000], 0]] as [number[], number][];
+        for (const [shape, axis] of dtype === 'f32' || dtype === 'u8' ? all : all.slice(0, 2)) {
           await compareOp(gpu!, op, [rand(r, shape, dtype)], { axis, keepDims: false });
         }
       }

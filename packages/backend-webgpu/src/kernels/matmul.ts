@@ -10,7 +10,7 @@
  * multiple of 4), else scalar (other dtypes decode on load). Batch dims broadcast through
  * strides in the uniform block; the grid's z is the batch index.
  */
-import { sizeOf, type TensorInfo } from '@ring-linear/core';
+import { BackendError, sizeOf, type TensorInfo } from '@ring-linear/core';
 import type { WebGpuBackend } from '../backend.js';
 import { tensorDeclWgsl, type TensorDecl } from '../wgsl/access.js';
 import { runMap } from './map.js';
@@ -235,7 +235,7 @@ register('matmul', ({ backend, inputs: [a, b], outputs: [c], attrs }) => {
   const merged = collapseDims(batchShape, [sa, sb]);
   const batchRank = merged.shape.length;
   if (batch > backend.limits.maxComputeWorkgroupsPerDimension) {
-    throw new Error(`webgpu: matmul batch of ${batch} matrices exceeds the grid limit ${backend.limits.maxComputeWorkgroupsPerDimension}`);
+    throw new BackendError(`webgpu: matmul batch of ${batch} matrices exceeds the grid limit ${backend.limits.maxComputeWorkgroupsPerDimension}`);
   }
   const cfg = pickMatmulConfig(M, N, batch, backend.isSoftware);
   const f32 = a!.dtype === 'f32';
