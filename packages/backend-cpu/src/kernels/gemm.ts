@@ -2,19 +2,24 @@
  * Single-matrix f32 GEMM: C[M,N] = op(A)[M,K] · op(B)[K,N], op = optional transpose.
  *
  * Cache-blocked in the Goto/BLIS style:
- *   for jc over N in NC columns:            B panel  (KC x NC, packed)        ~ L2/L3
- *     for pc over K in KC steps:
- *       pack B[pc:pc+kc, jc:jc+nc]  into NR-wide micro-panels (k-major)
- *       for ic over M in MC rows:           A block  (MC x KC, packed)        ~ L2
- *         pack A[ic:ic+mc, pc:pc+kc] into MR-tall micro-panels (k-major)
- *         for each NR strip, for each MR strip: MR x NR micro-kernel      B micro-panel ~ L1
+ *   for ic over M in MC rows:
+ *     for jc over N in NC columns:          ACC = 0  (MC x NC f64 partial sums of C's block)
+ *       for pc over K in KC steps:
+ *         pack B[pc:pc+kc, jc:jc+nc] into NR-wide micro-panels (k-major)   B panel ~ L2/L3
+ *         pack A[ic:ic+mc, pc:pc+kc] into MR-tall micro-panels (k-major)   A block ~ L2
+ *         for each NR strip, for each MR strip: MR x NR micro-kernel on ACC   micro-panels ~ L1
+ *       C block = ACC rounded to f32
  * Transposes are absorbed by the packing routines (no separate transpose pass). Packed panels are
- * zero-padded to whole MR/NR strips so the micro-kernel has no edge branches; edge tiles are
- * computed into a scratch tile and only the valid part is added to C.
+ * zero-padded to whole MR/NR strips and ACC has room for whole tiles, so the micro-kernel has no
+ * edge branches; only the valid part of ACC is stored to C.
  *
- * Numerics: products of f32 values are exact in f64; the micro-kernel keeps its MR x NR partial sums
- * in JS numbers (f64) over one KC block, and C (f32) is updated once per block, so each output
- * sees ceil(K/KC) f32 roundings — at least as accurate as plain f32 accumulation.
+ * Numerics: every output element is ONE float64 sum over k = 0..K-1 in increasing order (products
+ * of f32 values are exact in f64), rounded once to f32. The K blocks carry their partial sums in an
+ * f64 accumulator block (ACC) from one block to the next, so blocking never changes the order, and
+ * the vector paths (M = 1, N = 1) sum in the same order: a row's result has the same bits whatever
+ * M is and wherever the row sits — alone in a decode step or in a training batch (the batch
+ * invariance MODEL_SPEC §7 asks for). Because of that the blocks loop rows outermost (ic, then jc,
+ * then pc) and B panels are re-packed per row block (a few % of the work).
  *
  * Why these shapes (measured on x86-64, V8 11/Node 20): V8 keeps doubles in 16 XMM registers (one is
  * its scratch), so a 4x4 tile (16 accumulators) spills heavily; 3x3, 2x3 and 2x4 tiles spill little
@@ -68,71 +73,76 @@ function createBlockedGemm() {
   const NR = 3;
   /** K block: one A micro-panel plus one B micro-panel (KC x 3 doubles = 6 KiB each) stay in L1. */
   const KC = 256;
-  /** M block: the packed A block (MC x KC doubles = 192 KiB) stays in L2. */
-  const MC = 96;
+  /**
+   * M block: the packed A block (MC x KC doubles = 384 KiB) stays in L2. B panels are re-packed
+   * once per M block, so a taller block packs less: 192 measured even with 96 on the 512 KiB-L2
+   * EPYC at K = 512-1024 (96 lost 5-8% to the re-packing).
+   */
+  const MC = 192;
   /** N block: the packed B panel (KC x NC doubles = 1.5 MiB) is streamed from L2/L3. */
   const NC = 768;
 
   const PACK_A = new Float64Array(MC * KC);
   const PACK_B = new Float64Array(KC * NC);
-  /** Scratch for edge tiles (rows or columns past M or N). */
-  const EDGE_TILE = new Float32Array(MR * NR);
+  /** f64 partial sums of the MC x NC block of C being computed (row stride NC). */
+  const ACC = new Float64Array(MC * NC);
 
   function blocked(
     a: Float32Array, b: Float32Array, c: Float32Array,
     M: number, N: number, K: number, transposeA: boolean, transposeB: boolean,
     aOffset: number, bOffset: number, cOffset: number,
   ): void {
-    c.fill(0, cOffset, cOffset + M * N);
-    for (let jc = 0; jc < N; jc += NC) {
-      const nc = Math.min(NC, N - jc);
-      for (let pc = 0; pc < K; pc += KC) {
-        const kc = Math.min(KC, K - pc);
-        if (transposeB) packBTransposed(b, bOffset, K, pc, kc, jc, nc);
-        else packB(b, bOffset, N, pc, kc, jc, nc);
-        for (let ic = 0; ic < M; ic += MC) {
-          const mc = Math.min(MC, M - ic);
+    for (let ic = 0; ic < M; ic += MC) {
+      const mc = Math.min(MC, M - ic);
+      for (let jc = 0; jc < N; jc += NC) {
+        const nc = Math.min(NC, N - jc);
+        // Zero the tiles the micro-kernel will touch (whole MR x NR tiles, edges included).
+        const mPad = Math.ceil(mc / MR) * MR;
+        const nPad = Math.ceil(nc / NR) * NR;
+        for (let i = 0; i < mPad; i++) ACC.fill(0, i * NC, i * NC + nPad);
+        for (let pc = 0; pc < K; pc += KC) {
+          const kc = Math.min(KC, K - pc);
+          if (transposeB) packBTransposed(b, bOffset, K, pc, kc, jc, nc);
+          else packB(b, bOffset, N, pc, kc, jc, nc);
           if (transposeA) packATransposed(a, aOffset, M, ic, mc, pc, kc);
           else packA(a, aOffset, K, ic, mc, pc, kc);
-          macroKernel(c, cOffset + ic * N + jc, N, mc, nc, kc);
+          macroKernel(mc, nc, kc);
+        }
+        // One rounding to f32 per element.
+        const acc = ACC;
+        for (let i = 0; i < mc; i++) {
+          const src = i * NC;
+          const dst = cOffset + (ic + i) * N + jc;
+          for (let j = 0; j < nc; j++) c[dst + j] = acc[src + j]!;
         }
       }
     }
   }
 
-  /** Runs the micro-kernel over every MR x NR tile of the packed mc x nc block. */
-  function macroKernel(c: Float32Array, cBase: number, ldc: number, mc: number, nc: number, kc: number): void {
+  /** Runs the micro-kernel over every MR x NR tile of the packed mc x nc block (edges padded). */
+  function macroKernel(mc: number, nc: number, kc: number): void {
     const panelA = kc * MR;
     const panelB = kc * NR;
     for (let j = 0, bo = 0; j < nc; j += NR, bo += panelB) {
-      const nr = Math.min(NR, nc - j);
-      for (let i = 0, ao = 0; i < mc; i += MR, ao += panelA) {
-        const mr = Math.min(MR, mc - i);
-        const co = cBase + i * ldc + j;
-        if (mr === MR && nr === NR) {
-          microKernel(ao, bo, kc, c, co, ldc);
-        } else {
-          EDGE_TILE.fill(0);
-          microKernel(ao, bo, kc, EDGE_TILE, 0, NR);
-          for (let ii = 0; ii < mr; ii++) {
-            for (let jj = 0; jj < nr; jj++) c[co + ii * ldc + jj] += EDGE_TILE[ii * NR + jj]!;
-          }
-        }
-      }
+      for (let i = 0, ao = 0; i < mc; i += MR, ao += panelA) microKernel(ao, bo, kc, i * NC + j);
     }
   }
 
   /**
-   * C[co.., 3x3 with row stride ldc] += PACK_A micro-panel (at ao) · PACK_B micro-panel (at bo),
-   * both k-major: PACK_A[ao + 3k + i], PACK_B[bo + 3k + j]. 9 accumulators + 3 A + 3 B values:
+   * ACC[co.., 3x3 with row stride NC] += PACK_A micro-panel (at ao) · PACK_B micro-panel (at bo),
+   * both k-major: PACK_A[ao + 3k + i], PACK_B[bo + 3k + j]. The accumulators start from ACC, so
+   * each element's sum continues in k order across K blocks. 9 accumulators + 3 A + 3 B values:
    * V8 spills only a few accumulators to the stack (a 4x4 tile spills about half of its 16).
    */
-  function microKernel(ao: number, bo: number, kc: number, c: Float32Array, co: number, ldc: number): void {
+  function microKernel(ao: number, bo: number, kc: number, co: number): void {
     const pa = PACK_A;
     const pb = PACK_B;
-    let c00 = 0, c01 = 0, c02 = 0;
-    let c10 = 0, c11 = 0, c12 = 0;
-    let c20 = 0, c21 = 0, c22 = 0;
+    const acc = ACC;
+    const c1 = (co + NC) | 0;
+    const c2 = (c1 + NC) | 0;
+    let c00 = acc[co]!, c01 = acc[co + 1]!, c02 = acc[co + 2]!;
+    let c10 = acc[c1]!, c11 = acc[c1 + 1]!, c12 = acc[c1 + 2]!;
+    let c20 = acc[c2]!, c21 = acc[c2 + 1]!, c22 = acc[c2 + 2]!;
     const aEnd = (ao + kc * MR) | 0;
     while (ao < aEnd) {
       const a0 = pa[ao]!, a1 = pa[(ao + 1) | 0]!, a2 = pa[(ao + 2) | 0]!;
@@ -145,11 +155,9 @@ function createBlockedGemm() {
       ao = (ao + MR) | 0;
       bo = (bo + NR) | 0;
     }
-    c[co] += c00; c[co + 1] += c01; c[co + 2] += c02;
-    co += ldc;
-    c[co] += c10; c[co + 1] += c11; c[co + 2] += c12;
-    co += ldc;
-    c[co] += c20; c[co + 1] += c21; c[co + 2] += c22;
+    acc[co] = c00; acc[co + 1] = c01; acc[co + 2] = c02;
+    acc[c1] = c10; acc[c1 + 1] = c11; acc[c1 + 2] = c12;
+    acc[c2] = c20; acc[c2 + 1] = c21; acc[c2 + 2] = c22;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -260,27 +268,34 @@ const blockedGemm = createBlockedGemm();
 let rowAccumulator = new Float64Array(0);
 
 /**
- * y[n] = sum_k x[k] · W(k, n) for n < N, W stored [K, N] (rowMajorKN) or [N, K] (otherwise).
- * Accumulates in f64 and rounds once to f32.
+ * y[n] = sum_k x[k] · W(k, n) for n < N, W stored [K, N] or [N, K] (wIsNK). Each y[n] is one f64
+ * sum in k order rounded once to f32: the same bits as the blocked path gives that row.
  */
 function vecMat(
   x: Float32Array, xOff: number, w: Float32Array, wOff: number, y: Float32Array, yOff: number,
   N: number, K: number, wIsNK: boolean,
 ): void {
   if (wIsNK) {
-    // y[n] is a dot product of x with the contiguous row n of W.
-    for (let n = 0; n < N; n++) {
-      const row = wOff + n * K;
+    // y[n] is a dot product of x with the contiguous row n of W, summed in k order (as the blocked
+    // path); four rows at a time give four independent sums for the CPU to overlap.
+    let n = 0;
+    for (; n + 4 <= N; n += 4) {
+      const r0 = wOff + n * K, r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      let k = 0;
-      for (; k + 4 <= K; k += 4) {
-        s0 += x[xOff + k]! * w[row + k]!;
-        s1 += x[xOff + k + 1]! * w[row + k + 1]!;
-        s2 += x[xOff + k + 2]! * w[row + k + 2]!;
-        s3 += x[xOff + k + 3]! * w[row + k + 3]!;
+      for (let k = 0; k < K; k++) {
+        const xk = x[xOff + k]!;
+        s0 += xk * w[r0 + k]!;
+        s1 += xk * w[r1 + k]!;
+        s2 += xk * w[r2 + k]!;
+        s3 += xk * w[r3 + k]!;
       }
-      for (; k < K; k++) s0 += x[xOff + k]! * w[row + k]!;
-      y[yOff + n] = (s0 + s1) + (s2 + s3);
+      y[yOff + n] = s0; y[yOff + n + 1] = s1; y[yOff + n + 2] = s2; y[yOff + n + 3] = s3;
+    }
+    for (; n < N; n++) {
+      const row = wOff + n * K;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[xOff + k]! * w[row + k]!;
+      y[yOff + n] = s;
     }
     return;
   }
