@@ -96,7 +96,9 @@ export interface CheckpointOptions {
   /** Root folder of the step folders. */
   readonly dir: string;
   /** Save every this many steps (and at the last step). */
-  readonly every: number;
+  readonly every?: number;
+  /** Also save at exactly these steps (e.g. a WSM schedule's mergeSteps()). */
+  readonly steps?: readonly number[];
   /** Newest step folders kept (default 3; 0 keeps all). */
   readonly keepLast?: number;
   /** Dtype of the saved model weights (default: the parameters'). */
@@ -232,7 +234,10 @@ export class Trainer {
     this.#moes = model.namedModules().filter((e): e is [string, MoE] => e[1] instanceof MoE).map(([name, moe]) => ({ name, moe }));
     this.#metrics = options.metrics ? new MetricsWriter(options.metrics.path) : null;
     if (options.checkpoint) {
-      positiveInt('checkpoint.every', options.checkpoint.every);
+      const c = options.checkpoint;
+      if (c.every === undefined && !c.steps?.length) throw new TrainerConfigError("Trainer: 'checkpoint' needs 'every' or 'steps' (when to save)");
+      if (c.every !== undefined) positiveInt('checkpoint.every', c.every);
+      for (const s of c.steps ?? []) positiveInt('checkpoint.steps[]', s);
       if (typeof options.checkpoint.dir !== 'string' || !options.checkpoint.dir) throw new TrainerConfigError("Trainer: 'checkpoint.dir' must be a folder path");
     }
     if (options.evalEvery !== undefined) positiveInt('evalEvery', options.evalEvery);
@@ -514,7 +519,7 @@ export class Trainer {
         });
         await o.onStep?.(m);
         const c = o.checkpoint;
-        if (c && (this.#step % c.every === 0 || (last && (c.atEnd ?? true)))) {
+        if (c && ((c.every && this.#step % c.every === 0) || c.steps?.includes(this.#step) || (last && (c.atEnd ?? true)))) {
           const saved = await this.saveCheckpoint();
           progress?.note(`checkpoint step ${this.#step}: ${saved.path}`);
         }

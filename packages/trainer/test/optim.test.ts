@@ -273,14 +273,16 @@ describe('schedules', () => {
     expect(s.lr(110)).toBeCloseTo(1e-4, 12);
   });
 
-  it('warmup-stable-decay: peak until the decay, then each shape down to minLr at the last step', () => {
+  it('warmup-stable-decay: peak until the decay, then each shape down to minLr at totalSteps', () => {
     for (const shape of ['linear', 'cosine', 'sqrt'] as const) {
       const s = wsdSchedule({ peakLr: peak, warmupSteps: 5, totalSteps: 100, decaySteps: 20, minLr: 1e-5, decayShape: shape });
       expect(s.lr(4)).toBe(peak);
       expect(s.lr(79)).toBe(peak);
       const f = { linear: (p: number) => 1 - p, cosine: (p: number) => 0.5 * (1 + Math.cos(Math.PI * p)), sqrt: (p: number) => 1 - Math.sqrt(p) }[shape];
-      for (const t of [80, 85, 90, 99]) expect(s.lr(t)).toBeCloseTo(1e-5 + (peak - 1e-5) * f((t - 79) / 20), 12);
-      expect(s.lr(99)).toBeCloseTo(1e-5, 12);
+      for (const t of [80, 85, 90, 99, 100]) expect(s.lr(t)).toBeCloseTo(1e-5 + (peak - 1e-5) * f((t - 80) / 20), 12);
+      expect(s.lr(80)).toBe(peak);
+      expect(s.lr(99)).toBeGreaterThan(1e-5);
+      expect(s.lr(100)).toBeCloseTo(1e-5, 12);
     }
   });
 

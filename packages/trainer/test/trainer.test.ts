@@ -7,7 +7,7 @@ import '@ring-linear/backend-cpu';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Linear, Module, manualSeed, memory, type Tensor } from '@ring-linear/core';
+import { Embedding, Linear, Module, crossEntropy, manualSeed, memory, reshape, type Tensor } from '@ring-linear/core';
 import { ByteTokenizer } from '@ring-linear/models';
 import {
   DataError,
@@ -212,6 +212,60 @@ describe('training loop', () => {
     expect(text).toMatch(/^train step 2\/4 \| loss \d+\.\d{4} \| lr [\d.e-]+ \| \d+ tok\/s \| eta \d+s\ntrain step 4\/4/);
     t.dispose();
     t.model.dispose();
+  });
+});
+
+describe('other models and the MoE auxiliary loss', () => {
+  it('a core-nn model with its own loss function trains, checkpoints and resumes exactly', async () => {
+    class Bigram extends Module {
+      readonly embed = new Embedding(259, 16);
+      readonly head = new Linear(16, 259, { bias: true });
+      forward(ids: Tensor): Tensor {
+        return this.head.forward(this.embed.forward(ids));
+      }
+    }
+    const lossFn = (m: Module, b: { inputIds: Tensor; targets: Tensor }) => {
+      const logits = (m as Bigram).forward(b.inputIds);
+      return { loss: crossEntropy(reshape(logits, [-1, 259]), reshape(b.targets, [-1]), { reduction: 'sum' }) };
+    };
+    const root = await tempDir();
+    const make = (seed: number) => {
+      manualSeed(seed);
+      return new Trainer({ model: new Bigram(), lossFn, train: new PackedDataset(rows, { seed: 4 }), totalSteps: 8, rowsPerMicroBatch: 2, checkpoint: { dir: root, every: 4, keepLast: 0 }, optimizer: { lr: 0.05 }, progress: false });
+    };
+    const a = make(1);
+    const full = await a.fit();
+    expect(full[7]!.loss).toBeLessThan(full[0]!.loss);
+    // The bias gets no weight decay (NO_DECAY), the weights do.
+    expect(a.optimizer.params.map((p) => [p.name, p.group.weightDecay])).toEqual([
+      ['embed.weight', 0],
+      ['head.weight', 0.01],
+      ['head.bias', 0],
+    ]);
+    const b = make(2);
+    await b.resume(join(root, 'step-00000004'));
+    const rest = await b.fit();
+    expect(rest.map((m) => m.loss)).toEqual(full.slice(4).map((m) => m.loss));
+    for (const t of [a, b]) {
+      t.dispose();
+      t.model.dispose();
+    }
+  });
+
+  it('adds the MoE sequence-wise auxiliary loss when the model computes one, and logs it', async () => {
+    manualSeed(3);
+    const model = tinyModel({ seqAuxLossAlpha: 0.01 });
+    const t = new Trainer({ model, train: new PackedDataset(rows, { seed: 9 }), totalSteps: 2, rowsPerMicroBatch: 1, gradAccumulation: 2, progress: false });
+    const [m] = await t.fit();
+    expect(m!.auxLoss).toBeGreaterThan(0);
+    // DeepSeek-V3's balance loss is alpha * E * sum_i f_i P_i >= alpha (equality at uniform routing); small here.
+    expect(m!.auxLoss!).toBeGreaterThanOrEqual(0.01 * (1 - 1e-6));
+    expect(m!.auxLoss!).toBeLessThan(0.01 * 4);
+    const off = new Trainer({ model, train: new PackedDataset(rows, { seed: 9 }), totalSteps: 1, moe: { auxLoss: false }, progress: false });
+    const [m2] = await off.fit();
+    expect(m2!.auxLoss).toBeUndefined();
+    for (const x of [t, off]) x.dispose();
+    model.dispose();
   });
 });
 

@@ -60,7 +60,9 @@ export interface ParamGroupRule {
  */
 export const NO_DECAY: ParamGroupRule = {
   name: 'no_decay',
-  match: /(norm\.weight|\.bias|embeddings\.weight)$/,
+  // norms: *norm.weight (input_layernorm, g_norm, model.norm, ...); biases: *.bias; embeddings:
+  // *embed*.weight (word_embeddings, embed_tokens, embed).
+  match: /(norm\.weight|(^|\.)bias|embed[a-z_]*\.weight)$/,
   weightDecay: 0,
 };
 

@@ -7,9 +7,10 @@
  * the first update already moves), then the schedule's own shape:
  *
  *   constant   peak
- *   cosine     min + (peak - min) * (1 + cos(pi * p)) / 2,  p = progress after warmup in [0, 1]
- *   wsd        warmup-stable-decay: peak until the last `decaySteps`, then down to min along a
- *              'linear', 'cosine' or 'sqrt' (1 - sqrt(p)) shape
+ *   cosine     min + (peak - min) * (1 + cos(pi * p)) / 2,  p = (step - warmup) / (total - warmup)
+ *   wsd        warmup-stable-decay: peak until the last `decaySteps`, then down toward min along
+ *              a 'linear', 'cosine' or 'sqrt' (1 - sqrt(p)) shape, p = (step - decay start) /
+ *              decaySteps (min is reached at totalSteps, one past the last update, as cosine)
  *   wsm        warmup-stable-merge (the report's choice): peak to the end, no decay; the decay is
  *              emulated afterwards by averaging checkpoints of the stable phase with weights
  *              from wsmMergeWeights() (see mergeCheckpoints)
@@ -164,8 +165,9 @@ export function wsdSchedule(o: WsdScheduleOptions): Schedule {
       const w = warm(checkStep(step), spec.peakLr, spec.warmupSteps);
       if (w !== null) return w;
       if (step < decayStart) return spec.peakLr;
-      // The decay's first update already steps down; the last one (step total-1) reaches p = 1.
-      const p = (step - decayStart + 1) / spec.decaySteps;
+      // As cosine: p runs from 0 at the decay's first update to 1 at totalSteps (one past the
+      // last update, so no update is wasted at lr = minLr = 0).
+      const p = (step - decayStart) / spec.decaySteps;
       return spec.minLr + (spec.peakLr - spec.minLr) * decayMultiplier(spec.decayShape, p);
     },
   };
