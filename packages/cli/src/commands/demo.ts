@@ -29,7 +29,7 @@ export const demoCommand: Command = {
       ...BACKEND_FLAG,
       seed: { type: 'string', value: '<n>', description: 'seed of the weights, data order and samples', default: String(DEMO_RECIPE.seed) },
       'max-tokens': { type: 'string', value: '<n>', description: 'length of each sample in tokens (bytes)', default: '160' },
-      temperature: { type: 'string', value: '<t>', description: 'sampling temperature of the samples', default: '0.5' },
+      temperature: { type: 'string', value: '<t>', description: 'sampling temperature of the samples', default: '0.3' },
       quiet: { type: 'boolean', short: 'q', description: 'no progress bar' },
     },
     examples: ['ring-linear demo', 'ring-linear demo --steps 50 --out /tmp/demo', 'ring-linear demo --backend webgpu', 'ring-linear demo --json > demo.json'],
@@ -39,7 +39,7 @@ export const demoCommand: Command = {
     const steps = flags.int('steps', { min: 1, fallback: DEMO_RECIPE.steps });
     const seed = flags.int('seed', { min: 0, fallback: DEMO_RECIPE.seed });
     const maxTokens = flags.int('max-tokens', { min: 1, max: 400, fallback: 160 });
-    const temperature = flags.number('temperature', { min: 0, fallback: 0.5 });
+    const temperature = flags.number('temperature', { min: 0, fallback: 0.3 });
     const backendName = backendOf(flags);
     const quiet = flags.bool('quiet');
     const say = (s: string) => {

@@ -36,7 +36,7 @@ export const quantizeCommand: Command = {
     examples: ['ring-linear quantize runs/demo-20261127-120000 --out demo-fp8', 'ring-linear generate demo-fp8 "One day, Mia"'],
   },
 
-  async run({ io, flags, positionals, json }) {
+  async run({ io, flags, positionals, json, invocation }) {
     const outArg = flags.string('out');
     if (outArg === undefined) throw new UsageError('ring-linear quantize: --out <dir> is required (where the FP8 checkpoint goes)', 'quantize');
     const format = flags.oneOf('format', ['e4m3', 'e5m2'] as const, 'e4m3');
@@ -65,6 +65,6 @@ export const quantizeCommand: Command = {
     io.stdout.write(`  ${report.quantized} weights quantized, ${report.kept} tensors kept as they were\n`);
     io.stdout.write(`  ${mib(report.bytesBefore)} -> ${mib(report.bytesAfter)} (${((100 * report.bytesAfter) / report.bytesBefore).toFixed(0)}%)\n`);
     io.stdout.write(`  largest round-trip error: ${(100 * report.maxRelativeError).toFixed(2)}% of a weight's largest magnitude\n`);
-    io.stdout.write(`  loads back: yes (try: ring-linear generate ${showPath(io, out)} "...")\n`);
+    io.stdout.write(`  loads back: yes (try: ${invocation} generate ${showPath(io, out)} "...")\n`);
   },
 };
