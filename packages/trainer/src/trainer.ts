@@ -18,6 +18,7 @@
 import {
   Module,
   add,
+  findBackend,
   getDefaultGenerator,
   mul,
   noGrad,
@@ -26,6 +27,7 @@ import {
   tensor,
   tidy,
   valueAndGrad,
+  type Backend,
   type DType,
   type Parameter,
   type Tensor,
@@ -195,6 +197,8 @@ export class Trainer {
   readonly #lossFn: LossFn;
   readonly #moes: readonly { name: string; moe: MoE }[];
   readonly #metrics: MetricsWriter | null;
+  /** Where the model's parameters live (the batches are made there). */
+  readonly #backend: Backend;
   #step = 0;
   #tokensSeen = 0;
   #lastEvalLoss: number | undefined;
@@ -220,6 +224,18 @@ export class Trainer {
       throw new TrainerConfigError(`Trainer: a ${model.constructor.name} needs options.lossFn (the default loss is the causal LM's)`);
     }
     this.checkDataFitsModel();
+    if (options.checkpoint) {
+      const c = options.checkpoint;
+      if (c.every === undefined && !c.steps?.length) throw new TrainerConfigError("Trainer: 'checkpoint' needs 'every' or 'steps' (when to save)");
+      if (c.every !== undefined) positiveInt('checkpoint.every', c.every);
+      for (const s of c.steps ?? []) positiveInt('checkpoint.steps[]', s);
+      if (typeof options.checkpoint.dir !== 'string' || !options.checkpoint.dir) throw new TrainerConfigError("Trainer: 'checkpoint.dir' must be a folder path");
+    }
+    if (options.evalEvery !== undefined) positiveInt('evalEvery', options.evalEvery);
+    if (options.evalRows !== undefined) positiveInt('evalRows', options.evalRows);
+    const first = model.parameters()[0];
+    if (!first) throw new TrainerConfigError('Trainer: the model has no parameters');
+    this.#backend = findBackend(first.backend);
 
     // Precision first: the optimizer must see the final parameter dtypes and take the f32 masters.
     let masters: Map<Parameter, Tensor> | undefined;
@@ -233,15 +249,6 @@ export class Trainer {
     this.schedule = options.schedule ?? constantSchedule({ peakLr: this.optimizer.defaults.lr });
     this.#moes = model.namedModules().filter((e): e is [string, MoE] => e[1] instanceof MoE).map(([name, moe]) => ({ name, moe }));
     this.#metrics = options.metrics ? new MetricsWriter(options.metrics.path) : null;
-    if (options.checkpoint) {
-      const c = options.checkpoint;
-      if (c.every === undefined && !c.steps?.length) throw new TrainerConfigError("Trainer: 'checkpoint' needs 'every' or 'steps' (when to save)");
-      if (c.every !== undefined) positiveInt('checkpoint.every', c.every);
-      for (const s of c.steps ?? []) positiveInt('checkpoint.steps[]', s);
-      if (typeof options.checkpoint.dir !== 'string' || !options.checkpoint.dir) throw new TrainerConfigError("Trainer: 'checkpoint.dir' must be a folder path");
-    }
-    if (options.evalEvery !== undefined) positiveInt('evalEvery', options.evalEvery);
-    if (options.evalRows !== undefined) positiveInt('evalRows', options.evalRows);
   }
 
   private checkDataFitsModel(): void {
@@ -270,8 +277,8 @@ export class Trainer {
 
   private batchTensors(b: Batch): BatchTensors {
     return {
-      inputIds: tensor(b.inputIds, [1, b.length], 'i32'),
-      targets: tensor(b.targets, [1, b.length], 'i32'),
+      inputIds: tensor(b.inputIds, [1, b.length], 'i32', this.#backend),
+      targets: tensor(b.targets, [1, b.length], 'i32', this.#backend),
       cuSeqlens: b.cuSeqlens,
       batch: b,
     };

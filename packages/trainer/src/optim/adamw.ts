@@ -24,6 +24,7 @@ import {
   add,
   cast,
   div,
+  findBackend,
   isFloatDType,
   keep,
   mul,
@@ -34,6 +35,7 @@ import {
   stopGradient,
   sub,
   tidy,
+  withBackend,
   zeros,
   describeShape,
   type Tensor,
@@ -191,8 +193,10 @@ export class AdamW {
       }
       return param.dtype === 'f32' ? null : keep(noGrad(() => cast(param, 'f32')));
     });
-    this.#m = list.map(({ param }) => keep(zeros([...param.shape], 'f32')));
-    this.#v = list.map(({ param }) => keep(zeros([...param.shape], 'f32')));
+    // Moments live where their parameter does.
+    const zerosLike32 = (p: Parameter) => keep(withBackend(findBackend(p.backend), () => zeros([...p.shape], 'f32')));
+    this.#m = list.map(({ param }) => zerosLike32(param));
+    this.#v = list.map(({ param }) => zerosLike32(param));
   }
 
   /** Optimizer steps taken (t in the bias corrections). */

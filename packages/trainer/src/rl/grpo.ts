@@ -28,6 +28,7 @@ import {
   clip,
   dispose,
   exp,
+  findBackend,
   keep,
   logSoftmax,
 
@@ -271,11 +272,13 @@ export class GRPOTrainer {
     let gradNorm = 0;
     const skipped = active === 0;
     const params = this.optimizer.parameters;
-    const ids = tensor(batch.inputIds, [1, batch.length], 'i32');
-    const targets = tensor(batch.targetIds, [1, batch.length], 'i32');
-    const rolloutLp = tensor(batch.rolloutLogprobs, [batch.length]);
-    const adv = tensor(batch.advantages, [batch.length]);
-    const mask = tensor(batch.mask, [batch.length]);
+    // On the model's backend.
+    const backend = findBackend(params[0]!.backend);
+    const ids = tensor(batch.inputIds, [1, batch.length], 'i32', backend);
+    const targets = tensor(batch.targetIds, [1, batch.length], 'i32', backend);
+    const rolloutLp = tensor(batch.rolloutLogprobs, [batch.length], 'f32', backend);
+    const adv = tensor(batch.advantages, [batch.length], 'f32', backend);
+    const mask = tensor(batch.mask, [batch.length], 'f32', backend);
     const nTokens = Math.max(1, batch.completionTokens);
     try {
       for (let epoch = 0; epoch < this.ppoEpochs; epoch++) {
