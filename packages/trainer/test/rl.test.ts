@@ -8,6 +8,7 @@
  * from a random seed would make a flaky test. The other checks use fresh seeds.
  */
 import '@ring-linear/backend-cpu';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { manualSeed, memory } from '@ring-linear/core';
 import { ByteTokenizer } from '@ring-linear/models';
@@ -21,10 +22,11 @@ import {
   additionTask,
   constantSchedule,
   packDocuments,
+  readMetrics,
   taskDocuments,
   type RLItem,
 } from '../src/index.js';
-import { SEED, tinyConfig, tinyModel } from './helpers.js';
+import { SEED, tempDir, tinyConfig, tinyModel } from './helpers.js';
 
 const tok = new ByteTokenizer();
 const task = additionTask({ maxOperand: 4 });
@@ -130,13 +132,20 @@ describe('GRPO with the sampler', () => {
 
   it('runs at flat memory and rejects bad settings', async () => {
     const { model } = warmStarted(SEED);
-    const rl = new GRPOTrainer({ model, tokenizer: tok, task, totalSteps: 6, promptsPerStep: 2, groupSize: 2, maxTokens: 2, seed: 1 });
+    const metricsPath = join(await tempDir(), 'rl.jsonl');
+    const rl = new GRPOTrainer({ model, tokenizer: tok, task, totalSteps: 6, promptsPerStep: 2, groupSize: 2, maxTokens: 2, seed: 1, metrics: { path: metricsPath } });
     await rl.trainStep();
     const start = memory();
     await rl.fit();
     const end = memory();
     expect(end.tensors).toBe(start.tensors);
     expect(end.bytes).toBe(start.bytes);
+    // Every fitted step is logged with its reward and train/rollout gap.
+    const records = await readMetrics(metricsPath);
+    expect(records.map((r) => r.step)).toEqual([2, 3, 4, 5, 6]);
+    for (const r of records) {
+      expect(r).toMatchObject({ meanReward: expect.any(Number), logprobGapMean: expect.any(Number), logprobGapMax: expect.any(Number), gapWithinBound: true });
+    }
     const base = { model, tokenizer: tok, task, totalSteps: 1 };
     expect(() => new GRPOTrainer({ ...base, groupSize: 1 })).toThrow(/'groupSize' must be an integer >= 2, got 1/);
     expect(() => new GRPOTrainer({ ...base, clipLow: 1.5 })).toThrow(/'clipLow' must be in \(0, 1\)/);
