@@ -374,7 +374,7 @@ export function runOp(name: string, inputs: readonly Tensor[], rawAttrs?: Attrs)
     const reg = getKernel(name, backend.name);
     const dtypeOk = !reg?.dtypes || (metas.length ? metas : outMetas).every((m) => reg.dtypes!.includes(m.dtype));
     if (!reg || !dtypeOk) {
-      if (def.composite) return runComposite(def, inputs, attrs, outMetas);
+      if (def.composite) return runComposite(def, inputs, attrs, outMetas, backend);
       const why = reg ? ` for dtype(s) ${metas.map((m) => m.dtype).join(', ')} (kernel supports ${reg.dtypes!.join(', ')})` : '';
       throw new MissingKernelError(`${name}: backend '${backend.name}' has no kernel${why} and the op has no composite`);
     }
@@ -392,13 +392,15 @@ export function runOp(name: string, inputs: readonly Tensor[], rawAttrs?: Attrs)
   return outputs;
 }
 
-function runComposite(def: OpDef<any>, inputs: readonly Tensor[], attrs: Attrs, outMetas: TensorMeta[]): Tensor[] {
+function runComposite(def: OpDef<any>, inputs: readonly Tensor[], attrs: Attrs, outMetas: TensorMeta[], backend: Backend): Tensor[] {
   // An op with its own gradient is recorded as itself, whatever computed it, so every backend
   // differentiates it the same way (fused ops bring their own backward). Without one — or when a
   // test forces the composite with withKernelsDisabled() to check it — autograd goes through the
   // composite's ops.
   const ownGrad = def.grad !== undefined && !isKernelDisabled(def.name);
-  const outs = ownGrad ? noGrad(() => tidy(() => def.composite!(inputs, attrs))) : tidy(() => def.composite!(inputs, attrs));
+  // Constants the composite creates (zeros, arange) belong on the inputs' backend.
+  const run = () => withBackend(backend, () => tidy(() => def.composite!(inputs, attrs)));
+  const outs = ownGrad ? noGrad(run) : run();
   outs.forEach((o, i) => {
     const m = outMetas[i]!;
     if (!shapesEqual(o.shape, m.shape) || o.dtype !== m.dtype) {

@@ -207,3 +207,23 @@ describe('composite fallback and autograd', () => {
     expect(Array.from(await viaComposite.grads[0]!.data())).toEqual([2, 2, 2]);
   });
 });
+
+describe('composites on a non-current backend', () => {
+  it('create their constants on the inputs backend', async () => {
+    const { defineOp } = await import('../src/op.js');
+    const { ones } = await import('../src/index.js');
+    defineOp<{}>({
+      name: 'testAddOnesComposite',
+      inputs: [{ name: 'x' }],
+      infer: ([x]) => [{ shape: x!.shape, dtype: x!.dtype }],
+      composite: ([x]) => [add(x!, ones(x!.shape))],
+    });
+    const other = await initBackend('async-test');
+    const { registerKernel, getKernel: gk } = await import('../src/op.js');
+    for (const op of ['add', 'fill']) registerKernel({ ...gk(op, 'cpu')!, backend: 'async-test' });
+    const x = tensor([1, 2], [2], 'f32', other);
+    const y = runOp('testAddOnesComposite', [x])[0]!;
+    expect(y.backend).toBe('async-test');
+    expect(Array.from(await y.data())).toEqual([2, 3]);
+  });
+});
