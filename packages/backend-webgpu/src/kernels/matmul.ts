@@ -160,14 +160,22 @@ function matmulWgsl(v: Variant, a: TensorInfo, b: TensorInfo, c: TensorInfo, bac
   const loadAll = (kBase: string) => [...Array.from({ length: aPer }, (_, s) => loadA(s, kBase)), ...Array.from({ length: bPer }, (_, s) => loadB(s, kBase))];
   const storeAll = (buf: 0 | 1) => [...Array.from({ length: aPer }, (_, s) => storeA(s, `As${buf}`)), ...Array.from({ length: bPer }, (_, s) => storeB(s, `Bs${buf}`))];
 
+  // The k loop of one tile, unrolled, with the next step's operands read from workgroup
+  // memory before this step's FMAs (so those reads overlap the arithmetic).
   const compute = (buf: 0 | 1): string[] => {
-    const out = [`for (var kk = 0u; kk < ${BK}u; kk++) {`];
-    for (let g = 0; g < TM4; g++) out.push(`  let av${g} = As${buf}[kk][ty + ${g * WGY}u];`);
-    for (let j = 0; j < TN4; j++) out.push(`  let bv${j} = Bs${buf}[kk][tx + ${j * WGX}u];`);
-    for (let i = 0; i < TM; i++) {
-      const g = Math.floor(i / 4);
-      const r = i % 4;
-      for (let j = 0; j < TN4; j++) out.push(`  acc_${i}_${j} = acc_${i}_${j} + av${g}[${r}] * bv${j};`);
+    const out: string[] = [];
+    const loads = (kk: number) => [
+      ...Array.from({ length: TM4 }, (_, g) => `  let a${kk}_${g} = As${buf}[${kk}u][ty + ${g * WGY}u];`),
+      ...Array.from({ length: TN4 }, (_, j) => `  let b${kk}_${j} = Bs${buf}[${kk}u][tx + ${j * WGX}u];`),
+    ];
+    out.push('{', ...loads(0));
+    for (let kk = 0; kk < BK; kk++) {
+      if (kk + 1 < BK) out.push(...loads(kk + 1));
+      for (let i = 0; i < TM; i++) {
+        const g = Math.floor(i / 4);
+        const r = i % 4;
+        for (let j = 0; j < TN4; j++) out.push(`  acc_${i}_${j} = acc_${i}_${j} + a${kk}_${g}[${r}] * b${kk}_${j};`);
+      }
     }
     out.push('}');
     return out;
