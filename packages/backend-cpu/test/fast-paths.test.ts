@@ -7,7 +7,7 @@
 // Oracles are written in this file (float64 loops and explicit multi-index arithmetic).
 import { describe, expect, it } from 'vitest';
 import { broadcastTo, matmul, runOp1, tensor, where, type DType } from '@ring-linear/core';
-import { gemmF32 } from '../src/kernels/gemm.js';
+import { WASM_GEMM_AVAILABLE, gemmF32, useWasmGemm } from '../src/kernels/gemm.js';
 import '../src/index.js';
 
 const SEED = Number(process.env.TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -60,20 +60,40 @@ describe('gemmF32 sums every element in k order in float64 and rounds once', () 
     [1, 1, 1], [1, 37, 700], [29, 1, 513], [2, 2, 257], [4, 5, 256], [7, 13, 600],
     [193, 5, 300], [5, 770, 259], [100, 31, 1025],
   ];
-  for (const tA of [false, true]) {
-    for (const tB of [false, true]) {
-      it(`${tA ? 'A^T' : 'A'}·${tB ? 'B^T' : 'B'}: fixed and random shapes, bit for bit`, () => {
-        const random: Array<[number, number, number]> = Array.from({ length: 4 }, () => [R.int(1, 60), R.int(1, 60), R.int(1, 600)]);
-        for (const [M, N, K] of [...shapes, ...random]) {
-          const a = randomF32(M * K);
-          const b = randomF32(K * N);
-          const c = new Float32Array(M * N).fill(NaN);
-          gemmF32(a, b, c, M, N, K, tA, tB);
-          expect(firstMismatch(c, sequentialGemm(a, b, M, N, K, tA, tB)), `M=${M} N=${N} K=${K}`).toBeNull();
-        }
-      });
+  // Both macro-kernels: WebAssembly SIMD (where the runtime has it) and JavaScript.
+  const kernels = WASM_GEMM_AVAILABLE ? ['wasm', 'js'] : ['js'];
+  if (!WASM_GEMM_AVAILABLE) console.log('  WebAssembly SIMD unavailable: only the JavaScript GEMM kernel is tested');
+  for (const kernel of kernels) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        it(`${kernel} kernel, ${tA ? 'A^T' : 'A'}·${tB ? 'B^T' : 'B'}: fixed and random shapes, bit for bit`, () => {
+          expect(useWasmGemm(kernel === 'wasm')).toBe(kernel === 'wasm');
+          try {
+            const random: Array<[number, number, number]> = Array.from({ length: 4 }, () => [R.int(1, 60), R.int(1, 60), R.int(1, 600)]);
+            for (const [M, N, K] of [...shapes, ...random]) {
+              const a = randomF32(M * K);
+              const b = randomF32(K * N);
+              const c = new Float32Array(M * N).fill(NaN);
+              gemmF32(a, b, c, M, N, K, tA, tB);
+              expect(firstMismatch(c, sequentialGemm(a, b, M, N, K, tA, tB)), `M=${M} N=${N} K=${K}`).toBeNull();
+            }
+          } finally {
+            useWasmGemm(true);
+          }
+        });
+      }
     }
   }
+
+  it('offsets address one matrix of a batch; the rest of C is untouched', () => {
+    const M = 9, N = 10, K = 300;
+    const a = randomF32(7 + M * K);
+    const b = randomF32(5 + K * N);
+    const c = new Float32Array(3 + M * N + 4).fill(-1.5);
+    gemmF32(a, b, c, M, N, K, false, true, 7, 5, 3);
+    expect(firstMismatch(c.subarray(3, 3 + M * N), sequentialGemm(a.subarray(7), b.subarray(5), M, N, K, false, true))).toBeNull();
+    expect([...c.subarray(0, 3), ...c.subarray(3 + M * N)].every((v) => v === -1.5)).toBe(true);
+  });
 
   it('matmul: a row alone has the bits it has inside a batch (x W^T and x W)', () => {
     for (const K of [5, 256, 300, 777]) {

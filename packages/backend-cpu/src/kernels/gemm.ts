@@ -21,16 +21,20 @@
  * invariance MODEL_SPEC §7 asks for). Because of that the blocks loop rows outermost (ic, then jc,
  * then pc) and B panels are re-packed per row block (a few % of the work).
  *
- * Why these shapes (measured on x86-64, V8 11/Node 20): V8 keeps doubles in 16 XMM registers (one is
- * its scratch), so a 4x4 tile (16 accumulators) spills heavily; 3x3, 2x3 and 2x4 tiles spill little
- * and measured ~15-20% faster than 4x4 (4x8, 8x4, 6x4 were no better than 4x4; docs/benchmarks.md). Each
- * typed-array load costs a bounds check, so the packing buffers are constants of fixed size (see
- * createBlockedGemm): TurboFan then folds their base address and length into the code (no map
- * checks or length reloads in the inner loop), which measured ~25% faster than passing them as
- * arguments.
+ * The macro-kernel (the tile loops over a packed block) is WebAssembly with 128-bit SIMD, two
+ * float64 lanes (gemm_wasm.ts: 4x4 tiles, ~3x the scalar JavaScript kernel), where the runtime has
+ * it, else JavaScript; both add the same float64 products in the same order, so the bits do not
+ * depend on which one ran. The JavaScript kernel computes a 4x4 tile as two 2x4 halves: V8 keeps
+ * doubles in 16 XMM registers (one is its scratch), so 16 accumulators spill (3x3, 2x3 and 2x4
+ * tiles measured ~15-20% faster than 4x4; docs/benchmarks.md). Each typed-array load costs a
+ * bounds check, so the packing buffers are constants of fixed size (see createBlockedGemm):
+ * TurboFan then folds their base address and length into the code (no map checks or length
+ * reloads in the inner loop), which measured ~25% faster than passing them as arguments.
  * `| 0` on index arithmetic lets V8 drop overflow checks. Packing into Float64Array (not f32)
  * saves an f32->f64 conversion per load in the inner loop.
  */
+import { instantiateMacroKernel } from './gemm_wasm.js';
+
 
 /**
  * C = op(A) op(B) for row-major f32 matrices. op(A) is [M, K] (A stored [K, M] when transposeA),
@@ -68,10 +72,10 @@ export function gemmF32(
  * ~2x slower. Closure constants of a function created once are folded in every build.
  */
 function createBlockedGemm() {
-  /** Micro-tile rows and columns (register block); the micro-kernel and packers are written for 3. */
-  const MR = 3;
-  const NR = 3;
-  /** K block: one A micro-panel plus one B micro-panel (KC x 3 doubles = 6 KiB each) stay in L1. */
+  /** Micro-tile rows and columns (register block); the packers and both kernels are written for 4. */
+  const MR = 4;
+  const NR = 4;
+  /** K block: one A micro-panel plus one B micro-panel (KC x 4 doubles = 8 KiB each) stay in L1. */
   const KC = 256;
   /**
    * M block: the packed A block (MC x KC doubles = 384 KiB) stays in L2. B panels are re-packed
@@ -82,16 +86,22 @@ function createBlockedGemm() {
   /** N block: the packed B panel (KC x NC doubles = 1.5 MiB) is streamed from L2/L3. */
   const NC = 768;
 
-  const PACK_A = new Float64Array(MC * KC);
-  const PACK_B = new Float64Array(KC * NC);
+  // The packed panels and the accumulator block live in the WebAssembly kernel's memory when it is
+  // available (gemm_wasm.ts), else in plain arrays for the JavaScript kernel. Same layout either way.
+  const WASM = instantiateMacroKernel(MC, KC, NC);
+  const PACK_A = WASM ? WASM.packA : new Float64Array(MC * KC);
+  const PACK_B = WASM ? WASM.packB : new Float64Array(KC * NC);
   /** f64 partial sums of the MC x NC block of C being computed (row stride NC). */
-  const ACC = new Float64Array(MC * NC);
+  const ACC = WASM ? WASM.acc : new Float64Array(MC * NC);
+  const WASM_MACRO = WASM ? WASM.macro : null;
+  const state = { useWasm: WASM !== null };
 
   function blocked(
     a: Float32Array, b: Float32Array, c: Float32Array,
     M: number, N: number, K: number, transposeA: boolean, transposeB: boolean,
     aOffset: number, bOffset: number, cOffset: number,
   ): void {
+    const wasmMacro = state.useWasm ? WASM_MACRO : null;
     for (let ic = 0; ic < M; ic += MC) {
       const mc = Math.min(MC, M - ic);
       for (let jc = 0; jc < N; jc += NC) {
@@ -106,7 +116,8 @@ function createBlockedGemm() {
           else packB(b, bOffset, N, pc, kc, jc, nc);
           if (transposeA) packATransposed(a, aOffset, M, ic, mc, pc, kc);
           else packA(a, aOffset, K, ic, mc, pc, kc);
-          macroKernel(mc, nc, kc);
+          if (wasmMacro) wasmMacro(mPad, nPad, kc);
+          else macroKernel(mPad, nPad, kc);
         }
         // One rounding to f32 per element.
         const acc = ACC;
@@ -119,45 +130,44 @@ function createBlockedGemm() {
     }
   }
 
-  /** Runs the micro-kernel over every MR x NR tile of the packed mc x nc block (edges padded). */
+  /**
+   * The JavaScript macro-kernel (no WebAssembly SIMD): every MR x NR tile of the packed block, as
+   * two 2 x 4 halves (8 accumulators: V8 keeps them in registers; a whole 4 x 4 tile spills).
+   * Splitting a tile changes which elements are computed together, never an element's order.
+   */
   function macroKernel(mc: number, nc: number, kc: number): void {
-    const panelA = kc * MR;
-    const panelB = kc * NR;
-    for (let j = 0, bo = 0; j < nc; j += NR, bo += panelB) {
-      for (let i = 0, ao = 0; i < mc; i += MR, ao += panelA) microKernel(ao, bo, kc, i * NC + j);
+    const panel = kc * MR; // = kc * NR
+    for (let j = 0, bo = 0; j < nc; j += NR, bo += panel) {
+      for (let i = 0, ao = 0; i < mc; i += MR, ao += panel) {
+        halfTile(ao, bo, kc, i * NC + j);
+        halfTile(ao + 2, bo, kc, (i + 2) * NC + j);
+      }
     }
   }
 
   /**
-   * ACC[co.., 3x3 with row stride NC] += PACK_A micro-panel (at ao) · PACK_B micro-panel (at bo),
-   * both k-major: PACK_A[ao + 3k + i], PACK_B[bo + 3k + j]. The accumulators start from ACC, so
-   * each element's sum continues in k order across K blocks. 9 accumulators + 3 A + 3 B values:
-   * V8 spills only a few accumulators to the stack (a 4x4 tile spills about half of its 16).
+   * ACC[co.., 2 x 4 with row stride NC] += rows (ao, ao + 1) of a PACK_A micro-panel · a PACK_B
+   * micro-panel, both k-major (PACK_A[ao + 4k + i], PACK_B[bo + 4k + j]). The accumulators start
+   * from ACC, so each element's sum continues in k order across K blocks.
    */
-  function microKernel(ao: number, bo: number, kc: number, co: number): void {
+  function halfTile(ao: number, bo: number, kc: number, co: number): void {
     const pa = PACK_A;
     const pb = PACK_B;
     const acc = ACC;
     const c1 = (co + NC) | 0;
-    const c2 = (c1 + NC) | 0;
-    let c00 = acc[co]!, c01 = acc[co + 1]!, c02 = acc[co + 2]!;
-    let c10 = acc[c1]!, c11 = acc[c1 + 1]!, c12 = acc[c1 + 2]!;
-    let c20 = acc[c2]!, c21 = acc[c2 + 1]!, c22 = acc[c2 + 2]!;
-    const aEnd = (ao + kc * MR) | 0;
-    while (ao < aEnd) {
-      const a0 = pa[ao]!, a1 = pa[(ao + 1) | 0]!, a2 = pa[(ao + 2) | 0]!;
-      let bk = pb[bo]!;
-      c00 += a0 * bk; c10 += a1 * bk; c20 += a2 * bk;
-      bk = pb[(bo + 1) | 0]!;
-      c01 += a0 * bk; c11 += a1 * bk; c21 += a2 * bk;
-      bk = pb[(bo + 2) | 0]!;
-      c02 += a0 * bk; c12 += a1 * bk; c22 += a2 * bk;
+    let c00 = acc[co]!, c01 = acc[co + 1]!, c02 = acc[co + 2]!, c03 = acc[co + 3]!;
+    let c10 = acc[c1]!, c11 = acc[c1 + 1]!, c12 = acc[c1 + 2]!, c13 = acc[c1 + 3]!;
+    const bEnd = (bo + kc * NR) | 0;
+    while (bo < bEnd) {
+      const a0 = pa[ao]!, a1 = pa[(ao + 1) | 0]!;
+      const b0 = pb[bo]!, b1 = pb[(bo + 1) | 0]!, b2 = pb[(bo + 2) | 0]!, b3 = pb[(bo + 3) | 0]!;
+      c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+      c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
       ao = (ao + MR) | 0;
       bo = (bo + NR) | 0;
     }
-    acc[co] = c00; acc[co + 1] = c01; acc[co + 2] = c02;
-    acc[c1] = c10; acc[c1 + 1] = c11; acc[c1 + 2] = c12;
-    acc[c2] = c20; acc[c2 + 1] = c21; acc[c2 + 2] = c22;
+    acc[co] = c00; acc[co + 1] = c01; acc[co + 2] = c02; acc[co + 3] = c03;
+    acc[c1] = c10; acc[c1 + 1] = c11; acc[c1 + 2] = c12; acc[c1 + 3] = c13;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -173,9 +183,9 @@ function createBlockedGemm() {
       const rows = Math.min(MR, mc - i0);
       const r0 = off + (ic + i0) * K + pc;
       if (rows === MR) {
-        const r1 = r0 + K, r2 = r1 + K;
+        const r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
         for (let k = 0; k < kc; k++) {
-          pa[o] = a[r0 + k]!; pa[o + 1] = a[r1 + k]!; pa[o + 2] = a[r2 + k]!;
+          pa[o] = a[r0 + k]!; pa[o + 1] = a[r1 + k]!; pa[o + 2] = a[r2 + k]!; pa[o + 3] = a[r3 + k]!;
           o += MR;
         }
       } else {
@@ -196,7 +206,7 @@ function createBlockedGemm() {
       let src = off + pc * M + ic + i0;
       if (rows === MR) {
         for (let k = 0; k < kc; k++) {
-          pa[o] = a[src]!; pa[o + 1] = a[src + 1]!; pa[o + 2] = a[src + 2]!;
+          pa[o] = a[src]!; pa[o + 1] = a[src + 1]!; pa[o + 2] = a[src + 2]!; pa[o + 3] = a[src + 3]!;
           o += MR;
           src += M;
         }
@@ -219,7 +229,7 @@ function createBlockedGemm() {
       let src = off + pc * N + jc + j0;
       if (cols === NR) {
         for (let k = 0; k < kc; k++) {
-          pb[o] = b[src]!; pb[o + 1] = b[src + 1]!; pb[o + 2] = b[src + 2]!;
+          pb[o] = b[src]!; pb[o + 1] = b[src + 1]!; pb[o + 2] = b[src + 2]!; pb[o + 3] = b[src + 3]!;
           o += NR;
           src += N;
         }
@@ -241,9 +251,9 @@ function createBlockedGemm() {
       const cols = Math.min(NR, nc - j0);
       const r0 = off + (jc + j0) * K + pc;
       if (cols === NR) {
-        const r1 = r0 + K, r2 = r1 + K;
+        const r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
         for (let k = 0; k < kc; k++) {
-          pb[o] = b[r0 + k]!; pb[o + 1] = b[r1 + k]!; pb[o + 2] = b[r2 + k]!;
+          pb[o] = b[r0 + k]!; pb[o + 1] = b[r1 + k]!; pb[o + 2] = b[r2 + k]!; pb[o + 3] = b[r3 + k]!;
           o += NR;
         }
       } else {
@@ -255,10 +265,30 @@ function createBlockedGemm() {
     }
   }
 
-  return blocked;
+  /** Switches between the WebAssembly and the JavaScript macro-kernel (tests run both). */
+  function setWasm(enabled: boolean): boolean {
+    state.useWasm = enabled && WASM !== null;
+    return state.useWasm;
+  }
+
+  return { blocked, setWasm, hasWasm: WASM !== null };
 }
 
-const blockedGemm = createBlockedGemm();
+const BLOCKED = createBlockedGemm();
+const blockedGemm = BLOCKED.blocked;
+
+/**
+ * Chooses the blocked GEMM's macro-kernel: WebAssembly SIMD (the default where available) or
+ * JavaScript. Both give the same bits; this exists so tests can check both. Returns whether the
+ * WebAssembly kernel is now in use (false where it is unavailable).
+ */
+export function useWasmGemm(enabled: boolean): boolean {
+  return BLOCKED.setWasm(enabled);
+}
+
+/** Whether this runtime has the WebAssembly SIMD macro-kernel. */
+export const WASM_GEMM_AVAILABLE = BLOCKED.hasWasm;
+
 
 // ---------------------------------------------------------------------------------------------
 // Vector x matrix (M = 1, and N = 1 by symmetry): nothing to reuse, so no packing; each element of
