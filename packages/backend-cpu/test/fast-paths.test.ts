@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { broadcastTo, matmul, runOp1, tensor, where, type DType } from '@ring-linear/core';
 import { WASM_GEMM_AVAILABLE, gemmF32, useWasmGemm } from '../src/kernels/gemm.js';
+import { WASM_GEMM64_AVAILABLE, gemm as gemm64, gemmJs as gemm64Js } from '../src/kernels/attention/gemm64.js';
 import '../src/index.js';
 
 const SEED = Number(process.env.TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -107,6 +108,36 @@ describe('gemmF32 sums every element in k order in float64 and rounds once', () 
         const r = R.int(0, M - 1);
         const alone = matmul(tensor(x.slice(r * K, (r + 1) * K), [1, K]), W, { transposeB }).dataSync();
         expect(firstMismatch(alone, all.slice(r * N, (r + 1) * N)), `K=${K} M=${M} N=${N} row ${r}`).toBeNull();
+      }
+    }
+  });
+});
+
+describe('attention float64 tile GEMM (both paths) sums in k order', () => {
+  it('C (+)= A B with leading dims and offsets, bit for bit, WebAssembly and JavaScript paths', () => {
+    if (!WASM_GEMM64_AVAILABLE) console.log('  WebAssembly SIMD unavailable: only the JavaScript path runs');
+    const sizes: Array<[number, number, number]> = [[64, 32, 32], [33, 65, 7], [2, 2, 1025], [130, 260, 300], [5, 3, 2], [1, 40, 200]];
+    for (const [M, N, K] of [...sizes, [R.int(2, 90), R.int(2, 90), R.int(1, 300)] as [number, number, number]]) {
+      const lda = K + R.int(0, 3);
+      const ldb = N + R.int(0, 3);
+      const ldc = N + R.int(0, 3);
+      const A = Float64Array.from(randomF32(5 + M * lda));
+      const B = Float64Array.from(randomF32(3 + K * ldb));
+      const C0 = Float64Array.from(randomF32(2 + M * ldc));
+      for (const accumulate of [false, true]) {
+        const want = Float64Array.from(C0);
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            let s = 0;
+            for (let k = 0; k < K; k++) s += A[5 + i * lda + k]! * B[3 + k * ldb + j]!;
+            want[2 + i * ldc + j] = accumulate ? want[2 + i * ldc + j]! + s : s;
+          }
+        }
+        for (const f of [gemm64, gemm64Js]) {
+          const C = Float64Array.from(C0);
+          f(M, N, K, A, 5, lda, B, 3, ldb, C, 2, ldc, accumulate);
+          expect(firstMismatch(C, want), `${f.name} M=${M} N=${N} K=${K} accumulate=${accumulate}`).toBeNull();
+        }
       }
     }
   });
