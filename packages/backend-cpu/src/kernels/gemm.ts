@@ -106,17 +106,19 @@ function createBlockedGemm() {
       const mc = Math.min(MC, M - ic);
       for (let jc = 0; jc < N; jc += NC) {
         const nc = Math.min(NC, N - jc);
-        // Zero the tiles the micro-kernel will touch (whole MR x NR tiles, edges included).
+        // Whole MR x NR tiles, edges included (the packers zero-pad).
         const mPad = Math.ceil(mc / MR) * MR;
         const nPad = Math.ceil(nc / NR) * NR;
-        for (let i = 0; i < mPad; i++) ACC.fill(0, i * NC, i * NC + nPad);
+        // The WebAssembly kernel starts the first K block's sums from 0 itself; the JavaScript
+        // kernel reads ACC, so it is zeroed first.
+        if (!wasmMacro) for (let i = 0; i < mPad; i++) ACC.fill(0, i * NC, i * NC + nPad);
         for (let pc = 0; pc < K; pc += KC) {
           const kc = Math.min(KC, K - pc);
           if (transposeB) packBTransposed(b, bOffset, K, pc, kc, jc, nc);
           else packB(b, bOffset, N, pc, kc, jc, nc);
           if (transposeA) packATransposed(a, aOffset, M, ic, mc, pc, kc);
           else packA(a, aOffset, K, ic, mc, pc, kc);
-          if (wasmMacro) wasmMacro(mPad, nPad, kc);
+          if (wasmMacro) wasmMacro(mPad, nPad, kc, pc === 0 ? 1 : 0);
           else macroKernel(mPad, nPad, kc);
         }
         // One rounding to f32 per element.

@@ -14,7 +14,8 @@
  * panel at k*MR + i), PACK_B after it (kcMax x ncMax doubles: NR-wide micro-panels, (k, j) at
  * k*NR + j), then ACC (mcMax x ncMax doubles, row stride ncMax).
  *
- * Export `macro(mc, nc, kc)`: mc and nc must be multiples of 4 (the packers zero-pad), kc >= 1.
+ * Export `macro(mc, nc, kc, fresh)`: mc and nc must be multiples of 4 (the packers zero-pad), kc >= 1;
+ * fresh = 1 starts every sum from +0 (ACC is only written), fresh = 0 continues from ACC.
  * The tile loop runs j (B micro-panel, L1-resident) outside i, as gemm.ts does.
  *
  * Tile 4 x 4 = 8 v128 accumulators + 2 B vectors + 1 splatted A value: fits x86-64's 16 XMM
@@ -37,8 +38,11 @@ interface WasmMemory {
 }
 
 export interface WasmMacroKernel {
-  /** Runs the tiles of an mc x nc block (multiples of 4) over kc packed steps. */
-  readonly macro: (mc: number, nc: number, kc: number) => void;
+  /**
+   * Runs the tiles of an mc x nc block (multiples of 4) over kc packed steps; with `fresh` = 1 the
+   * sums start from 0 instead of from ACC (the first K block: ACC need not be zeroed first).
+   */
+  readonly macro: (mc: number, nc: number, kc: number, fresh: number) => void;
   /** The module's memory; the views below are on it. */
   readonly memory: WasmMemory;
   readonly packA: Float64Array;
@@ -87,6 +91,10 @@ const I32_ADD = [0x6a];
 const I32_MUL = [0x6c];
 const I32_LT_U = [0x49];
 const I32_GE_U = [0x4f];
+const IF_VOID = [0x04, 0x40];
+const ELSE = [0x05];
+/** v128.const with 16 zero bytes: +0.0 in both f64 lanes. */
+const V128_ZERO = [0xfd, ...uleb(0x0c), ...new Array<number>(16).fill(0)];
 const BLOCK = [0x02, 0x40];
 const LOOP = [0x03, 0x40];
 const END = [0x0b];
@@ -108,13 +116,13 @@ export function macroKernelModule(mcMax: number, kcMax: number, ncMax: number): 
   const accOff = bOff + kcMax * ncMax * 8;
   const pages = Math.ceil((accOff + mcMax * ncMax * 8) / 65536);
 
-  // Locals: params mc, nc, kc; then i32 j, i, pa, pb, paPanel, pbPanel, paEnd, accRow, panelBytes;
-  // then v128 accumulators c[r][h] (r < MR, h < 2: columns 2h, 2h+1), a, b0, b1.
-  const MC_ = 0, NC_ = 1, KC_ = 2;
-  const J = 3, I = 4, PA = 5, PB = 6, PA_PANEL = 7, PB_PANEL = 8, PA_END = 9, ACC_ROW = 10, PANEL = 11;
+  // Locals: params mc, nc, kc, fresh; then i32 j, i, pa, pb, paPanel, pbPanel, paEnd, accRow,
+  // panelBytes; then v128 accumulators c[r][h] (r < MR, h < 2: columns 2h, 2h+1), a, b0, b1.
+  const MC_ = 0, NC_ = 1, KC_ = 2, FRESH = 3;
+  const J = 4, I = 5, PA = 6, PB = 7, PA_PANEL = 8, PB_PANEL = 9, PA_END = 10, ACC_ROW = 11, PANEL = 12;
   const i32Locals = 9;
-  const C = (r: number, h: number) => 12 + r * 2 + h;
-  const A = 12 + MR * 2;
+  const C = (r: number, h: number) => 13 + r * 2 + h;
+  const A = 13 + MR * 2;
   const B0 = A + 1;
   const B1 = A + 2;
   const v128Locals = MR * 2 + 3;
@@ -133,7 +141,11 @@ export function macroKernelModule(mcMax: number, kcMax: number, ncMax: number): 
   emit(localGet(I), localGet(MC_), I32_GE_U, brIf(1));
   // accRow = accOff + (i*ncMax + j)*8
   emit(localGet(I), i32Const(ncMax), I32_MUL, localGet(J), I32_ADD, i32Const(8), I32_MUL, i32Const(accOff), I32_ADD, localSet(ACC_ROW));
+  emit(localGet(FRESH), IF_VOID);
+  for (let r = 0; r < MR; r++) for (let h = 0; h < 2; h++) emit(V128_ZERO, localSet(C(r, h)));
+  emit(ELSE);
   for (let r = 0; r < MR; r++) for (let h = 0; h < 2; h++) emit(localGet(ACC_ROW), v128Load(r * ncMax * 8 + h * 16), localSet(C(r, h)));
+  emit(END);
   emit(localGet(PA_PANEL), localTee(PA), localGet(PANEL), I32_ADD, localSet(PA_END), localGet(PB_PANEL), localSet(PB));
   emit(LOOP); // for k in 0..kc
   emit(localGet(PB), v128Load(0), localSet(B0), localGet(PB), v128Load(16), localSet(B1));
@@ -155,7 +167,7 @@ export function macroKernelModule(mcMax: number, kcMax: number, ncMax: number): 
   const body = [...vec([[...uleb(i32Locals), I32], [...uleb(v128Locals), V128]]), ...code];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32]]), ...vec([])]])), // type (i32 i32 i32) -> ()
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([])]])), // type (i32 x4) -> ()
     ...section(3, vec([uleb(0)])), // one function of type 0
     ...section(5, vec([[0x00, ...uleb(pages)]])), // memory, min pages, no max
     ...section(7, vec([[...name('macro'), 0x00, 0], [...name('memory'), 0x02, 0]])),
@@ -177,7 +189,7 @@ export function instantiateMacroKernel(mcMax: number, kcMax: number, ncMax: numb
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
     const memory = instance.exports.memory as WasmMemory;
     return {
-      macro: instance.exports.macro as (mc: number, nc: number, kc: number) => void,
+      macro: instance.exports.macro as (mc: number, nc: number, kc: number, fresh: number) => void,
       memory,
       packA: new Float64Array(memory.buffer, offsets.a, mcMax * kcMax),
       packB: new Float64Array(memory.buffer, offsets.b, kcMax * ncMax),

@@ -187,12 +187,11 @@ function createWasmGemm(): typeof gemmJs | null {
       for (let jc = 0; jc < N; jc += NC) {
         const nc = Math.min(NC, N - jc);
         const nPad = Math.ceil(nc / NR) * NR;
-        for (let i = 0; i < mPad; i++) ACC.fill(0, i * NC, i * NC + nPad);
         for (let pc = 0; pc < K; pc += KC) {
           const kc = Math.min(KC, K - pc);
           packA(A, ao + ic * lda + pc, lda, mc, kc);
           packB(B, bo + pc * ldb + jc, ldb, kc, nc);
-          macro(mPad, nPad, kc);
+          macro(mPad, nPad, kc, pc === 0 ? 1 : 0); // the first K block starts its sums from 0
         }
         const acc = ACC;
         for (let i = 0; i < mc; i++) {
