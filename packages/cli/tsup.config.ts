@@ -8,4 +8,6 @@ export default defineConfig({
   clean: true,
   target: 'es2022',
   platform: 'node',
+  // Workspace packages stay imports (the optional GPU backends are loaded only when asked for).
+  external: [/^@ring-linear\//],
 });

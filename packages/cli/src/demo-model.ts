@@ -38,11 +38,11 @@ export function demoModelConfig(): RingLinearConfig {
 
 /** The demo's training recipe (defaults of `ring-linear demo`). */
 export const DEMO_RECIPE = {
-  steps: 200,
+  steps: 300,
   seqLen: 128,
   rows: 4,
-  peakLr: 5e-3,
-  minLr: 5e-4,
+  peakLr: 8e-3,
+  minLr: 8e-4,
   warmupSteps: 10,
   weightDecay: 0.01,
   seed: 1,

@@ -16,4 +16,4 @@ export { demoCorpus, story, corpusWords, CorpusRandom, DEMO_PROMPTS, type DemoCo
 export { demoModelConfig, describeLayers, DEMO_RECIPE } from './demo-model.js';
 export { resolveModel, loadModel, tokenizerFor, configFromArg, type ResolvedModel, type LoadedModel } from './model-io.js';
 export { writeFp8Checkpoint, loadFp8Checkpoint, isQuantizableWeight, fp8QuantizationOf, FP8_BLOCK_SIZE, type QuantizeReport, type QuantizationConfig } from './fp8-checkpoint.js';
-export { runTraining, lossDrop, makeSchedule, SCHEDULES, type RunOptions, type RunResult, type ScheduleName } from './training.js';
+export { runTraining, lossDrop, sparkline, makeSchedule, SCHEDULES, type RunOptions, type RunResult, type ScheduleName } from './training.js';

@@ -137,3 +137,23 @@ export function lossDrop(metrics: readonly StepMetrics[], n = 5): { first: numbe
   const mean = (xs: readonly StepMetrics[]) => xs.reduce((a, m) => a + m.loss, 0) / xs.length;
   return { first: mean(metrics.slice(0, k)), last: mean(metrics.slice(-k)) };
 }
+
+/**
+ * The loss curve as one line of block characters (the mean of each of `width` buckets of steps,
+ * scaled between the lowest and highest bucket), e.g. "█▇▆▅▄▃▃▂▂▁▁▁".
+ */
+export function sparkline(values: readonly number[], width = 48): string {
+  const finite = values.filter(Number.isFinite);
+  if (finite.length === 0) return '';
+  const n = Math.min(width, finite.length);
+  const buckets = Array.from({ length: n }, (_, b) => {
+    const lo = Math.floor((b * finite.length) / n);
+    const hi = Math.max(lo + 1, Math.floor(((b + 1) * finite.length) / n));
+    const part = finite.slice(lo, hi);
+    return part.reduce((a, v) => a + v, 0) / part.length;
+  });
+  const min = Math.min(...buckets);
+  const max = Math.max(...buckets);
+  const bars = '▁▂▃▄▅▆▇█';
+  return buckets.map((v) => bars[max > min ? Math.round(((v - min) / (max - min)) * (bars.length - 1)) : 0]).join('');
+}

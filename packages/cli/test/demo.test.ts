@@ -103,6 +103,7 @@ describe('ring-linear demo', () => {
     expect(r.stdout).toContain('2 steps of 4 x 128 tokens on cpu (CPU');
     expect(r.stdout).toContain('output: runs/demo-20261127-120000');
     expect(r.stdout).toMatch(/loss \d\.\d{3} -> \d\.\d{3} \(mean of the first and last steps\), held-out loss \d\.\d{3}/);
+    expect(r.stdout).toMatch(/\nloss curve  \d\.\d\d [▁▂▃▄▅▆▇█]{2} \d\.\d\d\n/);
     for (const p of DEMO_PROMPTS) expect(r.stdout).toContain(`\n  ${p}`);
     expect(r.stdout).toContain('checkpoint  runs/demo-20261127-120000/step-00000002');
     expect(r.stdout).toContain('metrics     runs/demo-20261127-120000/metrics.jsonl');

@@ -68,7 +68,7 @@ describe('ring-linear <command> --help', () => {
     const help = async (name: string) => (await cli([name, '--help'])).stdout;
     const demo = await help('demo');
     expect(demo).toContain('--steps <n>');
-    expect(demo).toContain('(default: 200)');
+    expect(demo).toContain('(default: 300)');
     expect(demo).toContain('runs/demo-<time>');
     expect(demo).toMatch(/never written\s+over/);
     expect(demo).toContain('--backend <name>');

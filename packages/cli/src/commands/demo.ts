@@ -11,7 +11,7 @@ import { BACKEND_FLAG, backendOf, freshOutputDir, printJson, showPath, type Comm
 import { releaseBackend, useBackend } from '../backends.js';
 import { DEMO_PROMPTS, demoCorpus } from '../corpus.js';
 import { DEMO_RECIPE, demoModelConfig, describeLayers } from '../demo-model.js';
-import { lossDrop, runTraining } from '../training.js';
+import { lossDrop, runTraining, sparkline } from '../training.js';
 
 export const demoCommand: Command = {
   spec: {
@@ -77,6 +77,8 @@ export const demoCommand: Command = {
         weightDecay: DEMO_RECIPE.weightDecay,
         seed,
         evalDocuments: DEMO_RECIPE.evalStories,
+        // Ten held-out evaluations draw the eval curve in the loss plot (each costs about one step).
+        evalEvery: Math.max(1, Math.round(steps / 10)),
         saveEvery: steps,
         keepLast: 1,
         progress: quiet || json ? null : io.stderr,
@@ -89,6 +91,7 @@ export const demoCommand: Command = {
       const sampler = new Sampler(model, { tokenizer });
       const samples: { prompt: string; text: string }[] = [];
       say(`\nloss ${drop.first.toFixed(3)} -> ${drop.last.toFixed(3)} (mean of the first and last steps)${run.evalLoss !== null ? `, held-out loss ${run.evalLoss.toFixed(3)}` : ''}, ${run.seconds.toFixed(0)} s`);
+      say(`loss curve  ${run.metrics[0]!.loss.toFixed(2)} ${sparkline(run.metrics.map((m) => m.loss))} ${run.metrics[run.metrics.length - 1]!.loss.toFixed(2)}`);
       say(`\nsamples (temperature ${temperature}, seed ${seed}):`);
       for (let i = 0; i < DEMO_PROMPTS.length; i++) {
         const prompt = DEMO_PROMPTS[i]!;

@@ -60,6 +60,7 @@ export const infoCommand: Command = {
     for (const b of info.backends) {
       if (b.available) {
         w.write(`  ${b.name.padEnd(7)} available      ${b.device}\n`);
+        if (/swiftshader|llvmpipe/i.test(b.device ?? '')) w.write(`  ${''.padEnd(7)} note           a software GPU on the CPU (for testing; slower than the cpu backend)\n`);
         if (b.features?.length) w.write(`  ${''.padEnd(7)} features       ${b.features.join(', ')}\n`);
         if (b.nativeDTypes?.length) w.write(`  ${''.padEnd(7)} native dtypes  ${b.nativeDTypes.join(', ')}\n`);
         if (b.reason) w.write(`  ${''.padEnd(7)} driver         ${b.reason}\n`);
