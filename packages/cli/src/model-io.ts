@@ -10,7 +10,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { DType } from '@ring-linear/core';
+import { manualSeed, type DType } from '@ring-linear/core';
 import {
   BYTE_VOCAB,
   ByteTokenizer,
@@ -117,7 +117,11 @@ export interface LoadedModel {
 export async function loadModel(arg: string, cwd: string, dtype: DType = 'f32'): Promise<LoadedModel> {
   const r = await resolveModel(arg, cwd);
   const base = { config: r.config, folder: r.folder, root: r.root, kind: r.kind };
-  if (!r.folder) return { ...base, model: new RingLinearForCausalLM(r.config, { dtype }), fp8: false };
+  if (!r.folder) {
+    // A preset without a checkpoint: random weights, the same ones every time (seed 0).
+    manualSeed(0);
+    return { ...base, model: new RingLinearForCausalLM(r.config, { dtype }), fp8: false };
+  }
   if (fp8QuantizationOf(r.config)) return { ...base, model: await loadFp8Checkpoint(r.folder, r.config, dtype), fp8: true };
   const { model } = await loadPretrained(r.folder, { dtype });
   return { ...base, model, fp8: false };

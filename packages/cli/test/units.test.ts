@@ -1,6 +1,10 @@
-// Pieces of the command: the demo corpus (seeded, only its own words), the loss sparkline, and
-// the flag reader's conversions.
+// Pieces of the command: the demo corpus (seeded, only its own words), the loss sparkline, the
+// flag reader's conversions, and generation from a preset name (seeded random weights).
 import { describe, expect, it } from 'vitest';
+import '@ring-linear/backend-cpu';
+import { manualSeed, noGrad, tensor } from '@ring-linear/core';
+import { ByteTokenizer, RingLinearForCausalLM, preset } from '@ring-linear/models';
+import { cli } from './helpers.js';
 import { COMMANDS, CorpusRandom, FlagReader, UsageError, corpusWords, demoCorpus, parseCommandArgs, sparkline, story } from '../src/index.js';
 
 describe('demo corpus', () => {
@@ -77,4 +81,29 @@ describe('flag reader', () => {
     expect(() => read('--temperature', '').number('temperature', { min: 0 })).toThrow("got ''");
     expect(() => read('--dtype', 'f64').oneOf('dtype', ['f32', 'bf16', 'f16'])).toThrow("--dtype: expected one of f32, bf16, f16, got 'f64'");
   });
+});
+
+describe('generate with a preset name', () => {
+  it('random weights drawn from seed 0: greedy tokens equal a greedy loop over a model built the same way', async () => {
+    const r = await cli(['generate', 'tiny', 'abc', '--temperature', '0', '--max-tokens', '4', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const got = r.json().results[0].tokens;
+    manualSeed(0);
+    const model = new RingLinearForCausalLM(preset('tiny'));
+    model.eval();
+    const ids = new ByteTokenizer().encode('abc');
+    const want: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const logits = noGrad(() => model.forward(tensor(Int32Array.from(ids), [1, ids.length], 'i32'), { logits: 'last' }).logits!);
+      const v = (await logits.data()) as Float32Array;
+      logits.dispose();
+      let best = 0;
+      for (let j = 1; j < v.length; j++) if (v[j]! > v[best]!) best = j;
+      ids.push(best);
+      want.push(best);
+      if (best === 257) break;
+    }
+    model.dispose();
+    expect(got).toEqual(want);
+  }, 60_000);
 });

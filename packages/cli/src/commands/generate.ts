@@ -21,7 +21,7 @@ const MODEL_FLAGS: Readonly<Record<string, FlagSpec>> = {
 
 const MODEL_ARG = {
   name: 'model',
-  description: 'a model folder (Hugging Face layout), a training run folder (its newest checkpoint), or a preset name (random weights)',
+  description: 'a model folder (Hugging Face layout), a training run folder (its newest checkpoint), or a preset name (random weights, drawn from seed 0)',
 } as const;
 
 interface Loaded {
