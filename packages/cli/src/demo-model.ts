@@ -7,7 +7,7 @@
  *   layer 2   linear attention                                      MoE
  *   layer 3   softmax attention                                     MoE
  *
- * byte-level vocabulary (259), hidden 64, 2 heads of 32. About 215K parameters, most of them in
+ * byte-level vocabulary (259), hidden 64, 2 heads of 32. 217K parameters, most of them in
  * the embedding and the lm_head. No Node.js imports: the browser playground uses it too.
  */
 import { configToJson, createConfig, layerTypesOf, mlpTypesOf, preset, type RingLinearConfig } from '@ring-linear/models';

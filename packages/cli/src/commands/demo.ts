@@ -19,7 +19,7 @@ export const demoCommand: Command = {
     summary: 'train a small hybrid model on bundled stories, then sample from it (a few minutes on a CPU)',
     usage: ['demo [flags]'],
     description:
-      'Trains a 4-layer hybrid (linear and softmax attention, a dense MLP and MoE layers; about 215K parameters, byte-level) ' +
+      'Trains a 4-layer hybrid (linear and softmax attention, a dense MLP and MoE layers; 217K parameters, byte-level) ' +
       'on synthetic short stories generated on the spot (nothing is downloaded), shows a progress bar, then generates from ' +
       'the trained model. Writes a checkpoint (a Hugging Face model folder), metrics (JSONL) and a loss plot (SVG) to a new ' +
       'folder, runs/demo-<time> by default; existing files are never written over.',
