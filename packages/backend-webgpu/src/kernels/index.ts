@@ -7,3 +7,5 @@ import './shape.js';
 import './indexing.js';
 import './nn.js';
 import './creation.js';
+import './moe/index.js';
+import './fp8/index.js';
