@@ -6,7 +6,7 @@
 //   `broadcastTo` against an index computation written here, over random shapes with size-1 dims.
 // Oracles are written in this file (float64 loops and explicit multi-index arithmetic).
 import { describe, expect, it } from 'vitest';
-import { broadcastTo, matmul, runOp1, tensor, where, type DType } from '@ring-linear/core';
+import { argmax, broadcastTo, logsumexp, matmul, max, min, runOp1, sum, tensor, where, type DType } from '@ring-linear/core';
 import { WASM_GEMM_AVAILABLE, gemmF32, useWasmGemm } from '../src/kernels/gemm.js';
 import { WASM_GEMM64_AVAILABLE, gemm as gemm64, gemmJs as gemm64Js } from '../src/kernels/attention/gemm64.js';
 import '../src/index.js';
@@ -253,6 +253,76 @@ describe('broadcasting fast paths agree with explicit index arithmetic', () => {
       }
       const bt = broadcastTo(tensor(av, a), out).dataSync();
       for (let i = 0; i < bt.length; i++) expect(bt[i]).toBe(av[sourceIndex(a, out, i)]);
+    }
+  });
+});
+
+describe('reductions over consecutive and scattered axes agree with a flat-order float64 loop', () => {
+  it('sum, max, min, logsumexp (all axis subsets of random shapes) and argmax along each axis, bit for bit', () => {
+    for (let t = 0; t < 12; t++) {
+      const rank = R.int(1, 4);
+      const shape = Array.from({ length: rank }, () => R.int(1, 6));
+      const n = sizeOf(shape);
+      const xv = randomF32(n);
+      if (t % 3 === 0 && n > 2) xv[R.int(0, n - 1)] = NaN; // a NaN wins max/min/argmax in its slice
+      const x = tensor(xv, shape);
+      for (let mask = 1; mask < 1 << rank; mask++) {
+        const axes = shape.map((_, d) => d).filter((d) => (mask >> d) & 1);
+        const outShape = shape.filter((_, d) => !axes.includes(d));
+        const m = sizeOf(outShape);
+        // Output index of each input element, visiting inputs in flat order.
+        const outIndex = (flat: number) => {
+          let rem = flat;
+          const idx = new Array<number>(rank);
+          for (let d = rank - 1; d >= 0; d--) {
+            idx[d] = rem % shape[d]!;
+            rem = Math.floor(rem / shape[d]!);
+          }
+          return idx.reduce((o, v, d) => (axes.includes(d) ? o : o * shape[d]! + v), 0);
+        };
+        const acc = new Float64Array(m);
+        const hi = new Float64Array(m).fill(-Infinity);
+        const lo = new Float64Array(m).fill(Infinity);
+        for (let i = 0; i < n; i++) {
+          const o = outIndex(i);
+          const v = xv[i]!;
+          acc[o] += v;
+          if (v > hi[o]! || v !== v) hi[o] = v;
+          if (v < lo[o]! || v !== v) lo[o] = v;
+        }
+        const lse = new Float64Array(m);
+        for (let i = 0; i < n; i++) {
+          const o = outIndex(i);
+          if (Number.isFinite(hi[o]!)) lse[o] += Math.exp(xv[i]! - hi[o]!);
+        }
+        const want = (arr: Float64Array) => Float32Array.from(arr);
+        const tag = `shape ${JSON.stringify(shape)} axes ${JSON.stringify(axes)}`;
+        expect(firstMismatch(sum(x, axes).dataSync(), want(acc)), `sum ${tag}`).toBeNull();
+        expect(firstMismatch(max(x, axes).dataSync(), want(hi)), `max ${tag}`).toBeNull();
+        expect(firstMismatch(min(x, axes).dataSync(), want(lo)), `min ${tag}`).toBeNull();
+        const got = logsumexp(x, axes).dataSync();
+        for (let o = 0; o < m; o++) {
+          const w = Number.isFinite(hi[o]!) ? Math.fround(hi[o]! + Math.log(lse[o]!)) : hi[o]!;
+          expect(Object.is(got[o], w) || (Number.isNaN(got[o]) && Number.isNaN(w)), `logsumexp ${tag} at ${o}: ${got[o]} vs ${w}`).toBe(true);
+        }
+      }
+      for (let axis = 0; axis < rank; axis++) {
+        const got = argmax(x, axis).dataSync();
+        const stride = shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+        const len = shape[axis]!;
+        for (let o = 0; o < got.length; o++) {
+          const outer = Math.floor(o / stride);
+          const inner = o % stride;
+          let best = 0;
+          for (let r = 1; r < len; r++) {
+            const b = xv[(outer * len + best) * stride + inner]!;
+            const v = xv[(outer * len + r) * stride + inner]!;
+            if (b !== b) break;
+            if (v !== v || v > b) best = r;
+          }
+          expect(got[o], `argmax shape ${JSON.stringify(shape)} axis ${axis} at ${o}`).toBe(best);
+        }
+      }
     }
   });
 });

@@ -34,16 +34,22 @@ function softmaxKernel(logOut: boolean) {
           if (m !== m) break;
         }
         let s = 0;
-        for (let k = 0; k < len; k++) {
-          const t = xv[base + k * inner]! - m;
-          e[k] = t;
-          s += Math.exp(t);
-        }
         if (logOut) {
+          for (let k = 0; k < len; k++) {
+            const t = xv[base + k * inner]! - m;
+            e[k] = t;
+            s += Math.exp(t);
+          }
           const ls = Math.log(s);
           for (let k = 0; k < len; k++) yv[base + k * inner] = e[k]! - ls;
         } else {
-          for (let k = 0; k < len; k++) yv[base + k * inner] = Math.exp(e[k]!) / s;
+          // Keep exp(x - max) itself: one exp per element, not one for the sum and one for the output.
+          for (let k = 0; k < len; k++) {
+            const p = Math.exp(xv[base + k * inner]! - m);
+            e[k] = p;
+            s += p;
+          }
+          for (let k = 0; k < len; k++) yv[base + k * inner] = e[k]! / s;
         }
       }
     }
