@@ -8,7 +8,7 @@
  * the exact value lies within about 2^-40 (relative) of an f32 rounding boundary.
  *
  * Building blocks (Dekker / Knuth / Ogita-Rump-Oishi):
- *   two_sum      a + b = s + e exactly (additions only: no contraction can change it)
+ *   two_sum      a + b = s + e exactly (intermediates opaque: no optimizer can re-associate them)
  *   two_prod     a * b = p + e exactly: p is kept rounded (an opaque XOR with a runtime zero stops
  *                compilers from fusing a * b into a later add), e from a 12 + 12 bit split whose
  *                partial products are exact in f32 (so fused multiply-adds give the same values)
@@ -65,14 +65,16 @@ var<private> FF_ZERO: u32;
 // x rounded to f32 and opaque to the optimizer (FF_ZERO is a runtime 0).
 fn ff_keep(x: f32) -> f32 { return bitcast<f32>(bitcast<u32>(x) ^ FF_ZERO); }
 fn ff_keep4(x: vec4<f32>) -> vec4<f32> { return bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) ^ vec4<u32>(FF_ZERO)); }
+// The sums are opaque too: with a constant operand (1 + e), optimizers have been seen to
+// simplify (1 + e) - 1 to e, which erases the rounding error these formulas compute.
 fn two_sum(a: f32, b: f32) -> vec2<f32> {
-  let s = a + b;
-  let bb = s - a;
-  return vec2<f32>(s, (a - (s - bb)) + (b - bb));
+  let s = ff_keep(a + b);
+  let bb = ff_keep(s - a);
+  return vec2<f32>(s, (a - ff_keep(s - bb)) + (b - bb));
 }
 fn fast_two_sum(a: f32, b: f32) -> vec2<f32> {
-  let s = a + b;
-  return vec2<f32>(s, b - (s - a));
+  let s = ff_keep(a + b);
+  return vec2<f32>(s, b - ff_keep(s - a));
 }
 // a = hi + lo with hi rounded to 12 significant bits (|lo| <= 2^11 units: at most 11 bits), the
 // Veltkamp split done on the bit pattern.
@@ -84,7 +86,9 @@ fn two_prod(a: f32, b: f32) -> vec2<f32> {
   let p = ff_keep(a * b);
   let sa = ff_split(a);
   let sb = ff_split(b);
-  return vec2<f32>(p, ((sa.x * sb.x - p) + sa.x * sb.y + sa.y * sb.x) + sa.y * sb.y);
+  let e1 = ff_keep(sa.x * sb.x - p);
+  let e2 = ff_keep(e1 + sa.x * sb.y);
+  return vec2<f32>(p, ff_keep(e2 + sa.y * sb.x) + sa.y * sb.y);
 }
 fn ff_add(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
   let s = two_sum(a.x, b.x);
