@@ -3,7 +3,8 @@
  * codes (exact for every dtype) and move whole contiguous runs with TypedArray.set where the
  * layout allows.
  */
-import { sizeOf, stridesOf, type StorageArray } from '@ring-linear/core';
+import { bytesPerElement, sizeOf, stridesOf, type DType, type StorageArray } from '@ring-linear/core';
+import type { CpuBuffer } from '../backend.js';
 import { raw, register, storeNumbers } from '../util.js';
 
 type Arr = StorageArray & { set(src: ArrayLike<number>, offset?: number): void };
@@ -45,10 +46,54 @@ function forEachRow(
   }
 }
 
+/**
+ * The storage of a tensor as integers of its element width (raw codes: a copy through them is
+ * exact for every dtype, NaN payloads included). Copy loops see one array type per width, so the
+ * 4-byte dtypes (f32, i32) share one monomorphic loop instead of a megamorphic one.
+ */
+function codes(info: { buffer: unknown; dtype: DType; size: number }): Int32Array | Uint16Array | Uint8Array {
+  const b = (info.buffer as CpuBuffer).bytes;
+  switch (bytesPerElement(info.dtype)) {
+    case 4: return new Int32Array(b.buffer, b.byteOffset, info.size);
+    case 2: return new Uint16Array(b.buffer, b.byteOffset, info.size);
+    default: return new Uint8Array(b.buffer, b.byteOffset, info.size);
+  }
+}
+
+/** dst[d + ia*qDst + ib] = src[s + ia + ib*lastStep] over [Q, L] in square tiles (4-byte codes). */
+function transposePlane32(src: Int32Array, s: number, lastStep: number, dst: Int32Array, d: number, qDst: number, Q: number, L: number): void {
+  for (let a = 0; a < Q; a += TILE) {
+    const aEnd = Math.min(a + TILE, Q);
+    for (let b = 0; b < L; b += TILE) {
+      const bEnd = Math.min(b + TILE, L);
+      for (let ia = a; ia < aEnd; ia++) {
+        const dRow = d + ia * qDst;
+        let sIdx = s + ia + b * lastStep;
+        for (let ib = b; ib < bEnd; ib++, sIdx += lastStep) dst[dRow + ib] = src[sIdx]!;
+      }
+    }
+  }
+}
+
+/** As transposePlane32 for 2- and 1-byte codes. */
+function transposePlaneNarrow(src: Uint16Array | Uint8Array, s: number, lastStep: number, dst: Uint16Array | Uint8Array, d: number, qDst: number, Q: number, L: number): void {
+  for (let a = 0; a < Q; a += TILE) {
+    const aEnd = Math.min(a + TILE, Q);
+    for (let b = 0; b < L; b += TILE) {
+      const bEnd = Math.min(b + TILE, L);
+      for (let ia = a; ia < aEnd; ia++) {
+        const dRow = d + ia * qDst;
+        let sIdx = s + ia + b * lastStep;
+        for (let ib = b; ib < bEnd; ib++, sIdx += lastStep) dst[dRow + ib] = src[sIdx]!;
+      }
+    }
+  }
+}
+
 register('transpose', ({ inputs: [x], outputs: [y], attrs }) => {
   const perm = (attrs as { perm: number[] }).perm;
-  const xr = raw(x!);
-  const yr = raw(y!) as Arr;
+  const xr = codes(x!);
+  const yr = codes(y!) as Arr;
   const r = perm.length;
   if (r === 0) {
     yr[0] = xr[0]!;
@@ -75,19 +120,9 @@ register('transpose', ({ inputs: [x], outputs: [y], attrs }) => {
   const Q = outShape[q]!;
   const qDst = outStrides[q]!;
   const others = outShape.map((_, d) => d).filter((d) => d !== q && d !== last);
-  const B = TILE;
   forEachRow(others.map((d) => outShape[d]!), others.map((d) => step[d]!), others.map((d) => outStrides[d]!), 0, 0, (s, d) => {
-    for (let a = 0; a < Q; a += B) {
-      const aEnd = Math.min(a + B, Q);
-      for (let b = 0; b < lastLen; b += B) {
-        const bEnd = Math.min(b + B, lastLen);
-        for (let ia = a; ia < aEnd; ia++) {
-          const dRow = d + ia * qDst;
-          const sCol = s + ia;
-          for (let ib = b; ib < bEnd; ib++) yr[dRow + ib] = xr[sCol + ib * lastStep]!;
-        }
-      }
-    }
+    if (xr instanceof Int32Array) transposePlane32(xr, s, lastStep, yr as Int32Array, d, qDst, Q, lastLen);
+    else transposePlaneNarrow(xr, s, lastStep, yr as Uint16Array | Uint8Array, d, qDst, Q, lastLen);
   });
 });
 
