@@ -309,8 +309,27 @@ function vecMat(
 ): void {
   if (wIsNK) {
     // y[n] is a dot product of x with the contiguous row n of W, summed in k order (as the blocked
-    // path); four rows at a time give four independent sums for the CPU to overlap.
+    // path); eight (then four) rows at a time give independent sums for the CPU to overlap and
+    // share each load of x (8 rows measured 1.2-1.3x over 4 on the EPYC).
     let n = 0;
+    for (; n + 8 <= N; n += 8) {
+      const r0 = wOff + n * K, r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
+      const r4 = r3 + K, r5 = r4 + K, r6 = r5 + K, r7 = r6 + K;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+      for (let k = 0; k < K; k++) {
+        const xk = x[xOff + k]!;
+        s0 += xk * w[r0 + k]!;
+        s1 += xk * w[r1 + k]!;
+        s2 += xk * w[r2 + k]!;
+        s3 += xk * w[r3 + k]!;
+        s4 += xk * w[r4 + k]!;
+        s5 += xk * w[r5 + k]!;
+        s6 += xk * w[r6 + k]!;
+        s7 += xk * w[r7 + k]!;
+      }
+      y[yOff + n] = s0; y[yOff + n + 1] = s1; y[yOff + n + 2] = s2; y[yOff + n + 3] = s3;
+      y[yOff + n + 4] = s4; y[yOff + n + 5] = s5; y[yOff + n + 6] = s6; y[yOff + n + 7] = s7;
+    }
     for (; n + 4 <= N; n += 4) {
       const r0 = wOff + n * K, r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -331,7 +350,8 @@ function vecMat(
     }
     return;
   }
-  // W stored [K, N]: y += x[k] · (row k of W), streaming W row by row.
+  // W stored [K, N]: y += x[k] · (row k of W), streaming W row by row (a column walk would hit one
+  // cache set per row when N is a power of two).
   if (rowAccumulator.length < N) rowAccumulator = new Float64Array(N);
   const acc = rowAccumulator;
   acc.fill(0, 0, N);
