@@ -7,5 +7,6 @@ import './shape.js';
 import './indexing.js';
 import './nn.js';
 import './creation.js';
+import './attention/index.js';
 import './moe/index.js';
 import './fp8/index.js';

@@ -1,0 +1,158 @@
+/**
+ * Code generation shared by the attention kernels: a workgroup-tiled product of two small
+ * matrices staged through workgroup memory, the tile configuration, and table uploads.
+ *
+ * Threads form a WGX x WGY grid (lid = ty * WGX + tx). A product tile has BM = TM * WGY rows and
+ * BN = TN * WGX columns; thread (tx, ty) owns rows ty + r * WGY (r < TM) and columns tx + c * WGX
+ * (c < TN), so neighbouring threads read neighbouring words of workgroup memory. The k dimension
+ * advances BK at a time: both operands are copied into workgroup memory (guarded loads, zero
+ * outside the matrix), then every thread accumulates its TM x TN outputs. All accumulation is f32.
+ */
+import { BackendError } from '@ring-linear/core';
+import type { WebGpuBackend, WebGpuBuffer } from '../../backend.js';
+
+export interface TileCfg {
+  readonly WGX: number;
+  readonly WGY: number;
+  /** Rows and columns per thread of the score tiles (4 x 4). */
+  readonly TM: number;
+  readonly TN: number;
+  /** k step of the staged products. */
+  readonly BK: number;
+}
+
+/** Threads of a workgroup. */
+export const threads = (c: TileCfg) => c.WGX * c.WGY;
+/** Rows (and, with TN = TM and WGX = WGY, columns) of a score tile: the chunk / block length. */
+export const tileRows = (c: TileCfg) => c.TM * c.WGY;
+export const tileCols = (c: TileCfg) => c.TN * c.WGX;
+
+const BIG: TileCfg = { WGX: 16, WGY: 16, TM: 4, TN: 4, BK: 16 };
+const SMALL: TileCfg = { WGX: 8, WGY: 8, TM: 4, TN: 4, BK: 8 };
+
+/**
+ * 256 threads and 64 x 64 tiles on GPUs; 64 threads and 32 x 32 tiles on CPU adapters
+ * (SwiftShader emulates barriers, so run time grows steeply with the workgroup size) or where the
+ * device's workgroup memory or invocation limits are too small for the big tiles.
+ */
+export function pickTileCfg(backend: WebGpuBackend, sharedBytes: (c: TileCfg) => number): TileCfg {
+  if (backend.isSoftware) return SMALL;
+  const l = backend.limits;
+  const fits = (c: TileCfg) => threads(c) <= l.maxComputeInvocationsPerWorkgroup && sharedBytes(c) <= l.maxComputeWorkgroupStorageSize;
+  if (fits(BIG)) return BIG;
+  if (fits(SMALL)) return SMALL;
+  throw new BackendError(
+    `webgpu: the attention kernels need ${sharedBytes(SMALL)} bytes of workgroup memory and ${threads(SMALL)} invocations per workgroup; ` +
+      `the device allows ${l.maxComputeWorkgroupStorageSize} bytes and ${l.maxComputeInvocationsPerWorkgroup} invocations`,
+  );
+}
+
+/** WGSL: thread coordinates in the tile grid. */
+export const threadCoords = (c: TileCfg) => `let tx = lid % ${c.WGX}u; let ty = lid / ${c.WGX}u;`;
+
+/** How a staged operand is read from memory: which index is contiguous there. */
+export type Fast = 'k' | 'mn';
+
+export interface StagedOperand {
+  /** WGSL function `(row or column index within the tile, global k) -> f32`, zero out of range. */
+  readonly fn: string;
+  /** Which of the two indices is contiguous in memory (consecutive threads take consecutive ones). */
+  readonly fast: Fast;
+}
+
+export interface ProductSpec {
+  readonly cfg: TileCfg;
+  /** WGSL expression of the k extent (uniform across the workgroup). */
+  readonly K: string;
+  /**
+   * The left operand L[m][k]: staged through `lsh` from a function, or read directly from
+   * workgroup memory with `direct(m, k)` (k in [0, K) rounded up to BK: the caller's matrix must
+   * hold zeros, not garbage, in that margin).
+   */
+  readonly left: ({ readonly stage: StagedOperand } | { readonly direct: (m: string, k: string) => string });
+  readonly right: StagedOperand;
+  /** Columns per thread of this product (the right tile is TN * WGX wide). */
+  readonly TN: number;
+  /** Accumulator variable prefix: acc_r_c. */
+  readonly acc: string;
+  /** Workgroup arrays for the staged tiles ([BK][rows + 1] and [BK][cols + 1]). */
+  readonly lsh: string;
+  readonly rsh: string;
+}
+
+/** WGSL declarations of TM x TN accumulators `prefix_r_c`, zeroed. */
+export function declareAcc(prefix: string, TM: number, TN: number): string {
+  const out: string[] = [];
+  for (let r = 0; r < TM; r++) for (let c = 0; c < TN; c++) out.push(`var ${prefix}_${r}_${c} = 0.0;`);
+  return out.join(' ');
+}
+
+/** WGSL zeroing the accumulators. */
+export function zeroAcc(prefix: string, TM: number, TN: number): string {
+  const out: string[] = [];
+  for (let r = 0; r < TM; r++) for (let c = 0; c < TN; c++) out.push(`${prefix}_${r}_${c} = 0.0;`);
+  return out.join(' ');
+}
+
+/** Thread-local row index r as WGSL. */
+export const rowOf = (cfg: TileCfg, r: number) => `(ty + ${r * cfg.WGY}u)`;
+export const colOf = (cfg: TileCfg, c: number) => `(tx + ${c * cfg.WGX}u)`;
+
+/** A cooperative copy of a BK x `extent` tile of a staged operand into `sh[kk][i]`. */
+function stage(cfg: TileCfg, op: StagedOperand, sh: string, extent: number): string {
+  const NT = threads(cfg);
+  const n = extent * cfg.BK;
+  // Consecutive threads take consecutive addresses of the operand's contiguous index.
+  const idx = op.fast === 'k' ? `let kk = q % ${cfg.BK}u; let i = q / ${cfg.BK}u;` : `let i = q % ${extent}u; let kk = q / ${extent}u;`;
+  return `for (var q = lid; q < ${n}u; q = q + ${NT}u) { ${idx} ${sh}[kk][i] = ${op.fn}(i, k0 + kk); }`;
+}
+
+/**
+ * WGSL accumulating acc[r][c] += sum_k L[row r][k] R[k][col c] over k in [0, K). Every thread of
+ * the workgroup must run it (it has barriers); it ends with a barrier, so the workgroup memory
+ * it read may be overwritten right after.
+ */
+export function product(s: ProductSpec): string {
+  const { cfg, TN } = s;
+  const BM = tileRows(cfg);
+  const BN = TN * cfg.WGX;
+  const L: string[] = [];
+  L.push(`for (var k0 = 0u; k0 < ${s.K}; k0 = k0 + ${cfg.BK}u) {`);
+  if ('stage' in s.left) L.push(stage(cfg, s.left.stage, s.lsh, BM));
+  L.push(stage(cfg, s.right, s.rsh, BN));
+  L.push('workgroupBarrier();');
+  L.push(`for (var kk = 0u; kk < ${cfg.BK}u; kk = kk + 1u) {`);
+  for (let r = 0; r < cfg.TM; r++) {
+    const m = rowOf(cfg, r);
+    L.push(`let l${r} = ${'stage' in s.left ? `${s.lsh}[kk][${m}]` : s.left.direct(m, 'k0 + kk')};`);
+  }
+  for (let c = 0; c < TN; c++) L.push(`let r${c} = ${s.rsh}[kk][${colOf(cfg, c)}];`);
+  for (let r = 0; r < cfg.TM; r++) for (let c = 0; c < TN; c++) L.push(`${s.acc}_${r}_${c} = ${s.acc}_${r}_${c} + l${r} * r${c};`);
+  L.push('}');
+  L.push('workgroupBarrier();');
+  L.push('}');
+  return L.join('\n');
+}
+
+/** Bytes of a staged [BK][extent + 1] f32 tile. */
+export const stagedBytes = (cfg: TileCfg, extent: number) => 4 * cfg.BK * (extent + 1);
+
+/** Uploads a u32 table into a fresh device buffer (free it after the dispatches using it). */
+export function uploadTable(backend: WebGpuBackend, words: Uint32Array): WebGpuBuffer {
+  const buf = backend.allocate(Math.max(words.byteLength, 4));
+  backend.write(buf, words);
+  return buf;
+}
+
+/** Throws a clear error when a grid dimension would exceed the device's limit. */
+export function checkGrid(backend: WebGpuBackend, op: string, what: string, n: number): void {
+  const max = backend.limits.maxComputeWorkgroupsPerDimension;
+  if (n > max) throw new BackendError(`webgpu: ${op}: ${n} ${what} exceed the grid limit of ${max} workgroups per dimension`);
+}
+
+/** exp(x) for x <= 0 that underflows to 0 cleanly (decay powers exp(-a n) are formed in log space). */
+export const EXP_NONPOS_WGSL = /* wgsl */ `
+fn at_exp_nonpos(x: f32) -> f32 {
+  if (x < -103.0) { return 0.0; }
+  return exp(x);
+}`;
