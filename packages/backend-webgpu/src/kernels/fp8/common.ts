@@ -15,6 +15,8 @@
  *   quantizers, the fused op's f32 math for the fused kernels, a transposed load for x^T. Codes are
  *   written at r * C + c, whole words with one atomic store (bytes shared with a neighbouring group
  *   with an atomic and/or of this group's bytes only).
+ * colQuant: 1x128 tiles of the transpose of a row-major matrix (coalesced reads, a transposed stage
+ *   in workgroup memory): x^T's half of quant+transpose.
  * blockQuant: 128x128 blocks of the last two dims, one workgroup per block.
  * tensorQuant: one scale: per-workgroup amax folded with atomicMax, then an elementwise pass.
  */
@@ -68,21 +70,27 @@ function quantUniforms(words: number[], dtype: Fp8, pow2Scale: boolean): Uint32A
   return u;
 }
 
-/** WGSL statements writing the codes of bytes [b0, b1) of `q_buf` (atomic words), value bits from `val(i)` (i = byte index). */
-function writeCodes(b0: string, b1: string, WG: number, val: (i: string) => string, s: string, e4m3: string): string {
-  return `if (${b1} > ${b0}) {
-  for (var cw = (${b0} >> 2u) + lid; cw <= ((${b1} - 1u) >> 2u); cw += ${WG}u) {
-    var word = 0u;
+/** WGSL: assembles and stores word `w` of `q_buf` from the codes of its bytes inside [b0, b1) (value bits `val(i)`, i the byte index). */
+function storeWord(w: string, b0: string, b1: string, val: (i: string) => string, s: string, e4m3: string): string {
+  return `var word = 0u;
     var mask = 0u;
     for (var k = 0u; k < 4u; k++) {
-      let i = cw * 4u + k;
+      let i = ${w} * 4u + k;
       if (i >= ${b0} && i < ${b1}) {
         word = word | (enc_fp8(rl_div_exact(${val('i')}, ${s}), ${e4m3}) << (k * 8u));
         mask = mask | (0xffu << (k * 8u));
       }
     }
-    if (mask == 0xffffffffu) { atomicStore(&q_buf[cw], word); }
-    else { atomicAnd(&q_buf[cw], ~mask); atomicOr(&q_buf[cw], word); }
+    // A whole word with one store; a word shared with a neighbouring group: only this group's bytes.
+    if (mask == 0xffffffffu) { atomicStore(&q_buf[${w}], word); }
+    else { atomicAnd(&q_buf[${w}], ~mask); atomicOr(&q_buf[${w}], word); }`;
+}
+
+/** WGSL statements writing the codes of bytes [b0, b1) of `q_buf` (atomic words), value bits from `val(i)` (i = byte index). */
+function writeCodes(b0: string, b1: string, WG: number, val: (i: string) => string, s: string, e4m3: string): string {
+  return `if (${b1} > ${b0}) {
+  for (var cw = (${b0} >> 2u) + lid; cw <= ((${b1} - 1u) >> 2u); cw += ${WG}u) {
+    ${storeWord('cw', b0, b1, val, s, e4m3)}
   }
 }`;
 }
@@ -145,6 +153,85 @@ ${writeCodes('b0', '(r * C + c1)', WG, (i) => `qval(r, c0 + (${i} - b0))`, 's', 
   backend.dispatch(prog, [...buffers, q, s], u, grid1d(R * T, 1), spec.key);
 }
 
+/** Columns per workgroup of the column quantizer (a 128 x CW tile of u32 in workgroup memory: 8 KiB). */
+const CW = 16;
+
+/**
+ * 1x128 tiles of the TRANSPOSE of a row-major [R, C] matrix (values qval(r, c)): the codes of
+ * element (r, c) go to c * R + r, scales [C, ceil(R / 128)]. A workgroup takes 128 rows x CW
+ * columns: reads along the rows (coalesced), staged transposed in workgroup memory, then a column
+ * amax per output row, its scale, and the codes of CW contiguous 128-byte output segments.
+ */
+export function runColQuant(
+  backend: WebGpuBackend, spec: TileQuantSpec, buffers: readonly TensorInfo['buffer'][],
+  q: TensorInfo['buffer'], s: TensorInfo['buffer'], R: number, C: number, dtype: Fp8, pow2Scale: boolean, extra: readonly number[] = [],
+): void {
+  const MT = ceilDiv(R, BLOCK);
+  const KC = ceilDiv(C, CW);
+  if (MT === 0 || KC === 0) return;
+  const WG = backend.workgroupSize(spec.wgPreferred);
+  const nWords = 4 + spec.extraWords;
+  const qu = QUNI(nWords);
+  const prog = backend.program(`fp8_colquant${WG}|${spec.key}`, () => ({
+    tensors: [
+      ...spec.inputs,
+      { name: 'q', dtype: 'f8e4m3', access: 'atomic' },
+      { name: 'sc', dtype: 'f32', access: 'write' },
+    ] as TensorDecl[],
+    uniformWords: nWords + 4,
+    workgroupSize: WG,
+    helpers: [
+      EXACT_WGSL, FF_WGSL, FP8_ENC, spec.helpers,
+      `var<workgroup> tileT: array<u32, ${BLOCK * CW}>;\nvar<workgroup> cam: array<atomic<u32>, ${CW}>;\nvar<workgroup> csc: array<u32, ${CW}>;`,
+    ].join('\n'),
+    body: `FF_ZERO = u(${qu.zero}u);
+let R = u(0u); let C = u(1u); let MT = u(2u); let KC = u(3u);
+let e4m3 = u(${qu.e4m3}u) != 0u; let pow2 = u(${qu.pow2}u) != 0u;
+let g = ${LINEAR_WG};
+if (g >= MT * KC) { return; }
+let mt = g / KC;
+let m0 = mt * ${BLOCK}u;
+let rows = min(R, m0 + ${BLOCK}u) - m0;
+let k0 = (g % KC) * ${CW}u;
+let cols = min(C, k0 + ${CW}u) - k0;
+if (lid < ${CW}u) { atomicStore(&cam[lid], 0u); }
+for (var i = lid; i < ${BLOCK * CW}u; i += ${WG}u) {
+  let r = i / ${CW}u;
+  let c = i % ${CW}u;
+  var v = 0u;
+  if (r < rows && c < cols) { v = qval(m0 + r, k0 + c); }
+  tileT[c * ${BLOCK}u + r] = v;
+}
+workgroupBarrier();
+// Column amax: 8 segments of 16 rows per column, folded with a workgroup atomicMax.
+for (var i = lid; i < ${CW * 8}u; i += ${WG}u) {
+  let c = i / 8u;
+  var m = 0u;
+  for (var r = (i % 8u) * 16u; r < (i % 8u) * 16u + 16u; r++) { m = max(m, tileT[c * ${BLOCK}u + r] & 0x7fffffffu); }
+  atomicMax(&cam[c], m);
+}
+workgroupBarrier();
+if (lid < cols) {
+  let sc_ = fp8_scale_bits(atomicLoad(&cam[lid]), u(${qu.maxBits}u), pow2);
+  csc[lid] = sc_;
+  sc_st_raw((k0 + lid) * MT + mt, sc_);
+}
+workgroupBarrier();
+// Output row k0 + c holds bytes [(k0 + c) R + m0, + rows): at most 33 words each.
+for (var i = lid; i < cols * 33u; i += ${WG}u) {
+  let c = i / 33u;
+  let b0 = (k0 + c) * R + m0;
+  let cw = (b0 >> 2u) + i % 33u;
+  if (cw <= ((b0 + rows - 1u) >> 2u)) {
+    let s = csc[c];
+    ${storeWord('cw', 'b0', '(b0 + rows)', (j) => `tileT[c * ${BLOCK}u + (${j} - b0)]`, 's', 'e4m3')}
+  }
+}`,
+  }));
+  const u = quantUniforms([R, C, MT, KC, ...extra], dtype, pow2Scale);
+  backend.dispatch(prog, [...buffers, q, s], u, grid1d(MT * KC, 1), spec.key);
+}
+
 /** 128x128-block quantization of x viewed as [B, N, K] (the last two dims blocked). */
 export function runBlockQuant(
   backend: WebGpuBackend, x: TensorInfo, q: TensorInfo['buffer'], s: TensorInfo['buffer'], B: number, N: number, K: number, dtype: Fp8, pow2Scale: boolean,
@@ -179,9 +266,14 @@ for (var i = lid; i < (n1 - n0) * bw; i += ${WG}u) { m = max(m, xbits((b * N + n
 let amax = amax_reduce(m, lid);
 let s = fp8_scale_bits(amax, u(${qu.maxBits}u), pow2);
 if (lid == 0u) { sc_st_raw(g, s); }
-for (var n = n0; n < n1; n++) {
-  let b0 = (b * N + n) * K + k0;
-  ${writeCodes('b0', '(b0 + bw)', WG, (i) => `xbits(${i})`, 's', 'e4m3')}
+// Codes: block row n covers bytes [(b N + n) K + k0, + bw), at most 33 words; (row, word) pairs
+// are spread over the whole workgroup.
+for (var i = lid; i < (n1 - n0) * 33u; i += ${WG}u) {
+  let b0 = (b * N + n0 + i / 33u) * K + k0;
+  let cw = (b0 >> 2u) + i % 33u;
+  if (cw <= ((b0 + bw - 1u) >> 2u)) {
+    ${storeWord('cw', 'b0', '(b0 + bw)', (j) => `xbits(${j})`, 's', 'e4m3')}
+  }
 }`,
   }));
   backend.dispatch(prog, [x.buffer, q, s], quantUniforms([N, K, NB, KB, groups, 0, 0, 0], dtype, pow2Scale), grid1d(groups, 1), 'fp8Quantize');
@@ -241,19 +333,32 @@ q_stw(w, word);`,
 }
 
 /** The 1x128-tile (W = 128) or per-row (W = C) quantizer of x viewed as [R, C]. */
-export function runRowsQuant(backend: WebGpuBackend, x: TensorInfo, q: TensorInfo['buffer'], s: TensorInfo['buffer'], R: number, C: number, W: number, dtype: Fp8, pow2Scale: boolean, transposed = false): void {
-  // transposed: x is [C, R] and the quantized matrix is x^T (element (r, c) = x[c, r]).
-  const at = transposed ? 'c * u(0u) + r' : 'r * u(1u) + c';
+export function runRowsQuant(backend: WebGpuBackend, x: TensorInfo, q: TensorInfo['buffer'], s: TensorInfo['buffer'], R: number, C: number, W: number, dtype: Fp8, pow2Scale: boolean): void {
   runTileQuant(
     backend,
     {
-      key: `rows|${x.dtype}|${transposed ? 'T' : 'N'}|${W === BLOCK ? 'tile' : 'row'}`,
+      key: `rows|${x.dtype}|${W === BLOCK ? 'tile' : 'row'}`,
       inputs: [{ name: 'x', dtype: x.dtype, access: 'read' }],
-      helpers: `fn qval(r: u32, c: u32) -> u32 { let i = ${at}; return ${bitsLoad('x', x.dtype, 'i', backend.accessOptions)}; }`,
+      helpers: `fn qval(r: u32, c: u32) -> u32 { let i = r * u(1u) + c; return ${bitsLoad('x', x.dtype, 'i', backend.accessOptions)}; }`,
       extraWords: 0,
       wgPreferred: W === BLOCK ? 128 : 256,
     },
     [x.buffer], q, s, R, C, W, dtype, pow2Scale,
+  );
+}
+
+/** 1x128 tiles of x^T for x [R, C] (codes [C, R], scales [C, ceil(R / 128)]). */
+export function runTransposedQuant(backend: WebGpuBackend, x: TensorInfo, q: TensorInfo['buffer'], s: TensorInfo['buffer'], R: number, C: number, dtype: Fp8, pow2Scale: boolean): void {
+  runColQuant(
+    backend,
+    {
+      key: `cols|${x.dtype}`,
+      inputs: [{ name: 'x', dtype: x.dtype, access: 'read' }],
+      helpers: `fn qval(r: u32, c: u32) -> u32 { let i = r * u(1u) + c; return ${bitsLoad('x', x.dtype, 'i', backend.accessOptions)}; }`,
+      extraWords: 0,
+      wgPreferred: 128,
+    },
+    [x.buffer], q, s, R, C, dtype, pow2Scale,
   );
 }
 

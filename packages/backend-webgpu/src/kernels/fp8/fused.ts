@@ -10,8 +10,8 @@
  *   fp8RmsNormQuant           a row-rms pass (the rmsNorm kernel's reduction, 4 bytes per row),
  *                             then 1x128 tiles of w * (x * r) computed on the fly
  *   fp8SwigluQuant            1x128 tiles of (g * sigmoid(g)) * u
- *   fp8SwigluBackwardQuant    d[g | u] computed on the fly by both quantizations (of dy along 2I
- *                             and of dy^T along M); dy is never stored
+ *   fp8SwigluBackwardQuant    d[g | u] computed on the fly by both quantizations (of dy along 2I,
+ *                             and of dy^T along M by the column quantizer); dy is never stored
  *   fp8GroupRmsNormGateQuant  a (row, group)-rms pass, then tiles of ((o * r_g) * w) * sigmoid(gate)
  *   routerGemm                the router's float-float logits (moe/precise.ts)
  *
@@ -25,7 +25,7 @@ import { EW_HELPERS } from '../elementwise.js';
 import { f32Bits, grid1d, LINEAR_WG, register } from '../util.js';
 import { SUM_F32, wgReduceCall, wgReduceWgsl } from '../wg_reduce.js';
 import { runPreciseLogits } from '../moe/precise.js';
-import { BLOCK, runTileQuant, type Fp8 } from './common.js';
+import { BLOCK, runColQuant, runTileQuant, type Fp8 } from './common.js';
 
 type QuantAttrs = { dtype: Fp8; pow2Scale: boolean };
 
@@ -136,15 +136,16 @@ fn dval(m: u32, c: u32) -> u32 {
     { name: 'gu', dtype: gu!.dtype, access: 'read' },
     { name: 'dh', dtype: dh!.dtype, access: 'read' },
   ];
-  const spec = (transposed: boolean) => ({
-    key: `swiglu_bwd|${gu!.dtype}|${dh!.dtype}|${transposed ? 'T' : 'N'}`,
+  const spec = {
+    key: `swiglu_bwd|${gu!.dtype}|${dh!.dtype}`,
     inputs,
-    helpers: `${dval}\nfn qval(r: u32, c: u32) -> u32 { return ${transposed ? 'dval(c, r)' : 'dval(r, c)'}; }`,
+    helpers: `${dval}\nfn qval(r: u32, c: u32) -> u32 { return dval(r, c); }`,
     extraWords: 1,
     wgPreferred: BLOCK,
-  });
-  runTileQuant(backend, spec(false), [gu!.buffer, dh!.buffer], q!.buffer, s!.buffer, M, C, BLOCK, dtype, pow2Scale, [I]);
-  runTileQuant(backend, spec(true), [gu!.buffer, dh!.buffer], qT!.buffer, sT!.buffer, C, M, BLOCK, dtype, pow2Scale, [I]);
+  };
+  // dy in 1x128 tiles along 2I, and dy^T along M (column tiles of dy, read row-wise).
+  runTileQuant(backend, spec, [gu!.buffer, dh!.buffer], q!.buffer, s!.buffer, M, C, BLOCK, dtype, pow2Scale, [I]);
+  runColQuant(backend, spec, [gu!.buffer, dh!.buffer], qT!.buffer, sT!.buffer, M, C, dtype, pow2Scale, [I]);
 });
 
 register('fp8GroupRmsNormGateQuant', ({ backend, inputs: [o, gate, w], outputs: [q, s], attrs }) => {

@@ -9,7 +9,7 @@ import type { WebGpuBackend } from '../../backend.js';
 import { bitsOf, encodeBitsExpr, perWord, type TensorDecl } from '../../wgsl/access.js';
 import { grid1d, LINEAR_ID, register } from '../util.js';
 import { EXACT_WGSL } from './exact.js';
-import { BLOCK, bitsLoad, FP8_ENC, runQuantize, runRowsQuant, SCALE_INDEX, scaleIndexParams, type Fp8, type Layout } from './common.js';
+import { BLOCK, bitsLoad, FP8_ENC, runQuantize, runRowsQuant, runTransposedQuant, SCALE_INDEX, scaleIndexParams, type Fp8, type Layout } from './common.js';
 
 register('fp8Quantize', ({ backend, inputs: [x], outputs: [q, s], attrs }) => {
   const { dtype, layout, pow2Scale } = attrs as { dtype: Fp8; layout: Layout; pow2Scale: boolean };
@@ -63,13 +63,13 @@ register('fp8Dequantize', ({ backend, inputs: [q, s], outputs: [y], attrs }) => 
 });
 
 /**
- * x [M, K] -> 1x128 tiles of x (along K) and of x^T (along M). Two reads of x: the x^T groups are
- * columns of x, so its pass reads x transposed (a workgroup per 128-element column segment).
+ * x [M, K] -> 1x128 tiles of x (along K) and of x^T (along M), in two passes over x: the row tiles,
+ * then the column tiles (128 x 16 blocks of x staged transposed in workgroup memory).
  */
 register('fp8QuantTranspose', ({ backend, inputs: [x], outputs: [q, s, qT, sT], attrs }) => {
   const { dtype, pow2Scale } = attrs as { dtype: Fp8; pow2Scale: boolean };
   const [M, K] = x!.shape as [number, number];
   runRowsQuant(backend, x!, q!.buffer, s!.buffer, M, K, BLOCK, dtype, pow2Scale);
-  runRowsQuant(backend, x!, qT!.buffer, sT!.buffer, K, M, BLOCK, dtype, pow2Scale, true);
+  runTransposedQuant(backend, x!, qT!.buffer, sT!.buffer, M, K, dtype, pow2Scale);
 });
 
