@@ -5,9 +5,16 @@
  * docs/benchmarks.md.
  *
  *   cd tools/bench && node --conditions=@ring-linear/source --import tsx src/fp8.ts
- *     [--repeat 5] [--filter text] [--small] [--no-docs] [--json <path>]
+ *     [--repeat 5] [--filter text] [--small] [--no-docs] [--json <path>] [--backend cpu|webgpu]
  *   ... src/fp8.ts --docs-from <json>     rewrites the docs section from an earlier run's JSON
  *                                         (e.g. one made by a bundle on another host)
+ *
+ * --backend webgpu runs both sides on @ring-linear/backend-webgpu (Dawn through the `webgpu`
+ * package, or SwiftShader without a GPU): each timed run ends with `backend.synchronize()` (the GPU
+ * finished; nothing read back), bytes are counted by wrapping the WebGPU kernels the same way, and
+ * the results go to a WebGPU block inside the FP8 section (a CPU run keeps that block, and a
+ * WebGPU run keeps the CPU table). On a software adapter (SwiftShader) the numbers only prove that
+ * the bench runs: the docs are not written.
  *
  * Bytes moved are counted, not estimated: every CPU kernel is wrapped for one untimed run of each
  * side, adding the bytes of the tensors it reads and writes (inputs + outputs; reshape views launch
@@ -24,9 +31,12 @@ import '@ring-linear/backend-cpu';
 import {
   bytesPerElement,
   dispose,
+  disposeBackend,
   getKernel,
+  initBackend,
   listKernels,
   registerKernel,
+  setBackend,
   tensor,
   withKernelsDisabled,
   type DType,
@@ -155,8 +165,8 @@ function cases(small: boolean): Case[] {
 
 const infoBytes = (t: TensorInfo) => t.size * bytesPerElement(t.dtype);
 
-function countTraffic(fn: () => void): { bytes: number; launches: number } {
-  const originals: KernelRegistration[] = listKernels('cpu').map((op) => getKernel(op, 'cpu')!);
+function countTraffic(fn: () => void, backend = 'cpu'): { bytes: number; launches: number } {
+  const originals: KernelRegistration[] = listKernels(backend).map((op) => getKernel(op, backend)!);
   let bytes = 0;
   let launches = 0;
   for (const reg of originals) {
@@ -186,13 +196,15 @@ interface Row {
   compositeLaunches: number;
 }
 
-function bench(c: Case): Bench<Tensor[]> {
+/** The side's work on `backend`; `finish` waits for asynchronous backends (WebGPU: synchronize). */
+function bench(c: Case, backend = 'cpu', finish?: () => Promise<void>): Bench<Tensor[]> {
   const side = (composite: boolean) => ({
     setup: () => c.setup(),
     run: (ins: Tensor[]) => {
       const go = () => dispose(c.run(ins));
       if (composite) withKernelsDisabled([c.op], go);
       else go();
+      return finish?.();
     },
     teardown: (ins: Tensor[]) => dispose(ins),
   });
@@ -201,10 +213,10 @@ function bench(c: Case): Bench<Tensor[]> {
     op: c.op,
     shapes: c.shapes,
     dtype: c.dtype,
-    backend: 'cpu',
+    backend,
     ...(c.flops ? { flops: c.flops } : {}),
     ...side(false),
-    comparison: { name: 'unfused composite (cpu)', ...side(true) },
+    comparison: { name: `unfused composite (${backend})`, ...side(true) },
   };
 }
 
@@ -228,12 +240,31 @@ function table(rows: readonly Row[]): string {
 
 const BEGIN = '<!-- fp8-bench:begin (written by tools/bench/src/fp8.ts) -->';
 const END = '<!-- fp8-bench:end -->';
+// The WebGPU rows: a block inside the FP8 section, written by --backend webgpu runs.
+const GPU_BEGIN = '<!-- fp8-bench-webgpu:begin -->';
+const GPU_END = '<!-- fp8-bench-webgpu:end -->';
 
-/** Replaces (or appends) the FP8 section of docs/benchmarks.md, leaving the rest alone. */
-function writeDocs(section: string): string {
+/** The text between two markers of `text` (exclusive), or null. */
+function between(text: string, begin: string, end: string): string | null {
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  return a >= 0 && b > a ? text.slice(a + begin.length, b) : null;
+}
+
+/**
+ * Replaces (or appends) the FP8 section of docs/benchmarks.md, leaving the rest alone. A CPU run
+ * writes `section` and keeps the section's WebGPU block; a WebGPU run (`gpuBlock`) replaces only
+ * that block and keeps the rest of the section.
+ */
+function writeDocs(section: string | null, gpuBlock?: string): string {
   const file = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
-  const block = `${BEGIN}\n${section}\n${END}`;
   let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const old = between(text, BEGIN, END);
+  const oldGpu = old === null ? null : between(old, GPU_BEGIN, GPU_END);
+  const gpu = gpuBlock !== undefined ? `\n${gpuBlock}\n` : oldGpu;
+  let body = section ?? (old === null ? '## FP8' : old.replace(/\n?<!-- fp8-bench-webgpu:begin -->[\s\S]*<!-- fp8-bench-webgpu:end -->/, '').replace(/^\n+|\n+$/g, ''));
+  if (gpu !== null) body = `${body}\n\n${GPU_BEGIN}${gpu}${GPU_END}`;
+  const block = `${BEGIN}\n${body}\n${END}`;
   const a = text.indexOf(BEGIN);
   const b = text.indexOf(END);
   if (a >= 0 && b > a) text = `${text.slice(0, a)}${block}${text.slice(b + END.length)}`;
@@ -245,6 +276,10 @@ function writeDocs(section: string): string {
 interface Report {
   date: string;
   command: string;
+  /** 'cpu' (the default: older reports have no field) or 'webgpu'. */
+  backend?: string;
+  /** WebGPU: the adapter is a CPU implementation (SwiftShader): timings only prove the bench runs. */
+  software?: boolean;
   environment: Record<string, string>;
   device: { name: string };
   loadAverage: [number, number];
@@ -262,28 +297,50 @@ function rowsOf(report: Report): Row[] {
   }));
 }
 
-async function run(values: { repeat?: string; filter?: string; small?: boolean }): Promise<Report> {
+async function run(values: { repeat?: string; filter?: string; small?: boolean; backend?: string }): Promise<Report> {
   const repeat = Number(values.repeat ?? 5);
-  const device = { name: cpuName() };
+  const backendName = values.backend ?? 'cpu';
+  if (backendName !== 'cpu' && backendName !== 'webgpu') throw new Error(`--backend expected 'cpu' or 'webgpu', got '${backendName}'`);
+  let device = { name: cpuName() };
+  let finish: (() => Promise<void>) | undefined;
+  let software = false;
+  if (backendName === 'webgpu') {
+    // Registers the backend and its kernels; inputs are made on the current backend (rand()).
+    await import('@ring-linear/backend-webgpu');
+    const gpu = (await initBackend('webgpu')) as Awaited<ReturnType<typeof initBackend>> & { synchronize(): Promise<void>; isSoftware?: boolean };
+    await setBackend('webgpu');
+    device = { name: gpu.capabilities.device };
+    software = gpu.isSoftware === true;
+    finish = () => gpu.synchronize();
+    if (software) process.stderr.write(`note: ${device.name} is a software adapter: the timings only prove that the bench runs\n`);
+  }
   const load0 = os.loadavg()[0]!;
   const results: Report['results'] = [];
-  for (const c of cases(values.small ?? false)) {
-    if (values.filter && !c.op.toLowerCase().includes(values.filter.toLowerCase())) continue;
-    const b = bench(c);
-    process.stderr.write(`${b.name} ... `);
-    const ins = c.setup();
-    const fusedTraffic = countTraffic(() => dispose(c.run(ins)));
-    const compTraffic = countTraffic(() => withKernelsDisabled([c.op], () => dispose(c.run(ins))));
-    dispose(ins);
-    const { ours, theirs } = await measure(b, { repeat, minRepeat: Math.min(3, repeat), warmup: 1, budgetMs: 2000 });
-    const r = toResult(b, device, ours, theirs);
-    results.push({ ...r, fusedBytes: fusedTraffic.bytes, compositeBytes: compTraffic.bytes, compositeLaunches: compTraffic.launches });
-    process.stderr.write(`fused ${r.medianMs.toFixed(1)} ms, composite ${r.comparisonMedianMs!.toFixed(1)} ms (${ours.samplesMs.length} runs)\n`);
+  try {
+    for (const c of cases(values.small ?? false)) {
+      if (values.filter && !c.op.toLowerCase().includes(values.filter.toLowerCase())) continue;
+      const b = bench(c, backendName, finish);
+      process.stderr.write(`${b.name} ... `);
+      const ins = c.setup();
+      const fusedTraffic = countTraffic(() => dispose(c.run(ins)), backendName);
+      const compTraffic = countTraffic(() => withKernelsDisabled([c.op], () => dispose(c.run(ins))), backendName);
+      dispose(ins);
+      const { ours, theirs } = await measure(b, { repeat, minRepeat: Math.min(3, repeat), warmup: 1, budgetMs: 2000 });
+      const r = toResult(b, device, ours, theirs);
+      results.push({ ...r, fusedBytes: fusedTraffic.bytes, compositeBytes: compTraffic.bytes, compositeLaunches: compTraffic.launches });
+      process.stderr.write(`fused ${r.medianMs.toFixed(1)} ms, composite ${r.comparisonMedianMs!.toFixed(1)} ms (${ours.samplesMs.length} runs)\n`);
+    }
+  } finally {
+    if (backendName === 'webgpu') {
+      await setBackend('cpu');
+      await disposeBackend('webgpu'); // Node.js: lets the process exit
+    }
   }
   const argv = process.argv.slice(2).join(' ');
   return {
     date: new Date().toISOString(),
     command: `cd tools/bench && node --conditions=@ring-linear/source --import tsx src/fp8.ts${argv ? ` ${argv}` : ''}`,
+    ...(backendName === 'webgpu' ? { backend: 'webgpu', software } : {}),
     environment: environment(),
     device,
     loadAverage: [load0, os.loadavg()[0]!],
@@ -330,7 +387,31 @@ function section(report: Report, tableText: string, commit: string, bundled: boo
     'compare the FP8 kernel with its composite (the tile products as one batched f32 matmul of the decoded codes,',
     'then scale and sum with core ops; the grouped composite runs every expert over all rows and masks, E times the',
     'work). On one JavaScript thread an FP8 GEMM is not faster than an f32 GEMM (both compute in f64 registers); FP8',
-    'pays off on hardware with FP8 tensor cores (CUDA). WebGPU rows come once the WebGPU kernels of these ops land.',
+    'pays off on hardware with FP8 tensor cores (CUDA). WebGPU rows: `--backend webgpu` (below, once run on the GPU machine).',
+  ].join('\n');
+}
+
+/** The WebGPU block of the FP8 section (inside its markers). */
+function gpuSection(report: Report, tableText: string, commit: string, bundled: boolean): string {
+  const [load0, load1] = report.loadAverage;
+  return [
+    '### FP8 on WebGPU',
+    '',
+    'The same fused-vs-composite pairs on `@ring-linear/backend-webgpu` (forward; both sides produce the same bytes on',
+    'WebGPU, tested): each timed run enqueues the op and waits for the GPU (`backend.synchronize()`, no readback).',
+    'Bytes moved are counted by wrapping every WebGPU kernel (the tensors each kernel reads and writes).',
+    '',
+    `- device: ${report.device.name}; Node ${report.environment.node}; ${report.date.slice(0, 10)}; commit ${commit}`,
+    `- load average (1 min) ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end`,
+    `- runs: median of up to ${report.repeat} timed runs per side after one warm-up, the two sides interleaved`,
+    `- command: ${reproduce(report, bundled)}`,
+    '',
+    tableText,
+    '',
+    'Reading the table: the quantizers and fused ops are memory-bound, so the bytes ratio bounds what the fusion can',
+    'gain. `routerGemm` is not a plain f32 GEMM on WebGPU: it sums in float-float (about 20 flops per multiply-add)',
+    'so the router sees the CPU\'s float64-accumulated logits; its composite is the plain f32 matmul. The GEMM rows',
+    'decode FP8 codes to f32 in registers (WebGPU has no FP8 arithmetic); their gain is the 1-byte operand reads.',
   ].join('\n');
 }
 
@@ -345,6 +426,7 @@ async function main(): Promise<void> {
       json: { type: 'string' },
       'docs-from': { type: 'string' },
       commit: { type: 'string' },
+      backend: { type: 'string' },
     },
     strict: true,
   });
@@ -358,10 +440,14 @@ async function main(): Promise<void> {
     fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`JSON: ${out}`);
   }
-  if (!values['no-docs'] && !values.filter) {
+  if (report.software && !values['no-docs'] && !values.filter) {
+    console.log('docs not written: a software adapter\'s timings only prove that the bench runs');
+  } else if (!values['no-docs'] && !values.filter) {
     // A run on another host (a bundle, no git there) names its commit with --commit.
     const commit = values.commit ?? (report.environment.commit !== 'unknown' ? report.environment.commit : environment().commit);
-    console.log(`wrote ${writeDocs(section(report, tableText, commit, report.environment.commit === 'unknown'))}`);
+    const bundled = report.environment.commit === 'unknown';
+    const file = (report.backend ?? 'cpu') === 'webgpu' ? writeDocs(null, gpuSection(report, tableText, commit, bundled)) : writeDocs(section(report, tableText, commit, bundled));
+    console.log(`wrote ${file}`);
   }
 }
 
