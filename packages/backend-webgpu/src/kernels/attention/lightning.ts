@@ -23,9 +23,11 @@ import type { TensorDecl } from '../../wgsl/access.js';
 import { f32Bits, register } from '../util.js';
 import {
   EXP_NONPOS_WGSL,
+  actCode,
   checkGrid,
   colOf,
   declareAcc,
+  declareBindings,
   pickTileCfg,
   product,
   rowOf,
@@ -109,36 +111,42 @@ function runChunkState(
 ): void {
   const BM = tileRows(cfg);
   const BN = tileCols(cfg);
-  const factor = mode === 'fwd' ? 'at_exp_nonpos(-g_a * f32(g_L - 1u - k))' : 'g_s * at_exp_nonpos(-g_a * f32(k + 1u))';
-  const key = `lightningChunkState|${mode}|${p.dtype}|${cfg.WGX}x${cfg.WGY}x${cfg.BK}`;
-  const prog = backend.program(key, () => ({
-    tensors: [
-      { name: 'p', dtype: p.dtype, access: 'read' },
-      { name: 'r', dtype: r.dtype, access: 'read' },
-      { name: 'decay', dtype: 'f32', access: 'read' },
-      { name: 'tb', dtype: 'i32', access: 'read' },
-      { name: 'st', dtype: 'f32', access: 'write' },
-    ] as TensorDecl[],
-    uniformWords: 8,
-    workgroupSize: [cfg.WGX * cfg.WGY, 1, 1] as const,
-    helpers: `${COMMON_HELPERS}
+  const prog = backend.program(`lightningChunkState|${cfg.WGX}x${cfg.WGY}x${cfg.BK}`, () => {
+    const b = declareBindings(backend, [
+      { act: 'p', word: 12 },
+      { act: 'r', word: 13 },
+      { fixed: { name: 'decay', dtype: 'f32', access: 'read' } },
+      { fixed: { name: 'tb', dtype: 'i32', access: 'read' } },
+      { fixed: { name: 'st', dtype: 'f32', access: 'write' } },
+    ]);
+    return {
+      tensors: [],
+      extraBindings: b.types,
+      uniformWords: 16,
+      workgroupSize: [cfg.WGX * cfg.WGY, 1, 1] as const,
+      helpers: `${b.decl}
+${COMMON_HELPERS}
 var<private> g_D: u32;
 var<private> g_Dv: u32;
+var<private> g_bwd: bool;
 var<workgroup> lsh: array<array<f32, ${BM + 1}>, ${cfg.BK}>;
 var<workgroup> rsh: array<array<f32, ${BN + 1}>, ${cfg.BK}>;
-// L[m][k] = P[token k][channel m0 + m] f(k): contiguous in m.
+// L[m][k] = P[token k][channel m0 + m] f(k): contiguous in m. f = lambda^(L-1-k) (forward) or
+// s lambda^(k+1) (backward).
 fn ld_p(i: u32, k: u32) -> f32 {
   let dd = g_m0 + i;
   if (k >= g_L || dd >= g_D) { return 0.0; }
-  return p_ld(((g_row0 + k) * g_H + g_h) * g_D + dd) * ${factor};
+  var f: f32;
+  if (g_bwd) { f = g_s * at_exp_nonpos(-g_a * f32(k + 1u)); } else { f = at_exp_nonpos(-g_a * f32(g_L - 1u - k)); }
+  return p_ld(((g_row0 + k) * g_H + g_h) * g_D + dd) * f;
 }
 fn ld_r(i: u32, k: u32) -> f32 {
   let e = g_n0 + i;
   if (k >= g_L || e >= g_Dv) { return 0.0; }
   return r_ld(((g_row0 + k) * g_H + g_h) * g_Dv + e);
 }`,
-    body: `${threadCoords(cfg)}
-g_H = u(0u); g_D = u(1u); g_Dv = u(2u); g_s = uf(3u); let nTn = u(5u);
+      body: `${threadCoords(cfg)}
+g_H = u(0u); g_D = u(1u); g_Dv = u(2u); g_s = uf(3u); let nTn = u(5u); g_bwd = u(9u) != 0u;
 ${LOAD_CHUNK}
 g_row0 = chunk.x; g_L = chunk.y; g_h = wid.y; g_a = decay_ld(wid.y);
 g_m0 = (wid.z / nTn) * ${BM}u; g_n0 = (wid.z % nTn) * ${BN}u;
@@ -146,11 +154,16 @@ ${declareAcc('acc', cfg.TM, cfg.TN)}
 ${product({ cfg, K: 'chunk.y', left: { stage: { fn: 'ld_p', fast: 'mn' } }, right: { fn: 'ld_r', fast: 'mn' }, TN: cfg.TN, acc: 'acc', lsh: 'lsh', rsh: 'rsh' })}
 let base = (wid.x * g_H + g_h) * g_D;
 ${storeTile(cfg, (r, c) => `{ let dd = g_m0 + ${rowOf(cfg, r)}; let e = g_n0 + ${colOf(cfg, c)}; if (dd < g_D && e < g_Dv) { st_st((base + dd) * g_Dv + e, acc_${r}_${c}); } }`)}`,
-  }));
+    };
+  });
   const nTm = Math.ceil(d.D / BM);
   const nTn = Math.ceil(d.Dv / BN);
   checkGrid(backend, 'lightningAttention', 'chunks', plan.G);
-  const u = new Uint32Array([d.H, d.D, d.Dv, f32Bits(d.scale), plan.seqOff, nTn, 0, 0]);
+  const u = new Uint32Array(16);
+  u.set([d.H, d.D, d.Dv, f32Bits(d.scale), plan.seqOff, nTn]);
+  u[9] = mode === 'bwd' ? 1 : 0;
+  u[12] = actCode(p.dtype);
+  u[13] = actCode(r.dtype);
   backend.dispatch(prog, [p.buffer, r.buffer, decay.buffer, tb, out], u, [plan.G, d.H, nTm * nTn], 'lightningAttention');
 }
 
@@ -170,7 +183,7 @@ function runScan(
   decay: TensorInfo, tb: WebGpuBuffer, plan: ChunkPlan, d: Dims,
 ): void {
   const WG = backend.workgroupSize(256);
-  const prog = backend.program(`lightningScan|${dir}|${WG}`, () => ({
+  const prog = backend.program(`lightningScan|${WG}`, () => ({
     tensors: [
       { name: 'sl', dtype: 'f32', access: 'write' },
       { name: 'init', dtype: 'f32', access: 'read' },
@@ -181,7 +194,7 @@ function runScan(
     uniformWords: 4,
     workgroupSize: WG,
     helpers: EXP_NONPOS_WGSL,
-    body: `let H = u(0u); let DD = u(1u); let seqOff = u(2u);
+    body: `let H = u(0u); let DD = u(1u); let seqOff = u(2u); let reverse = u(3u) != 0u;
 let x = wid.x * ${WG}u + lid;
 if (x >= DD) { return; }
 let h = wid.y; let n = wid.z;
@@ -190,7 +203,7 @@ let a = decay_ld(h);
 let si = (n * H + h) * DD + x;
 var S = init_ld(si);
 for (var c = 0u; c < count; c = c + 1u) {
-  let g = ${dir === 'fwd' ? 'first + c' : 'first + count - 1u - c'};
+  let g = select(first + c, first + count - 1u - c, reverse);
   let L = tb_raw(4u * g + 1u);
   let idx = (g * H + h) * DD + x;
   let contrib = sl_ld(idx);
@@ -203,7 +216,7 @@ fin_st(si, S);`,
   checkGrid(backend, 'lightningAttention', 'sequences', plan.N);
   const gx = Math.ceil(DD / WG);
   checkGrid(backend, 'lightningAttention', 'state tiles', gx);
-  backend.dispatch(prog, [slots, init, final, decay.buffer, tb], new Uint32Array([d.H, DD, plan.seqOff, 0]), [gx, d.H, plan.N], 'lightningAttention');
+  backend.dispatch(prog, [slots, init, final, decay.buffer, tb], new Uint32Array([d.H, DD, plan.seqOff, dir === 'rev' ? 1 : 0]), [gx, d.H, plan.N], 'lightningAttention');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,32 +245,35 @@ function runChunkOut(
 ): void {
   const m = OUT_MODES[mode];
   const C = tileRows(cfg);
-  const factor = m.factor === 'q' ? 'g_s * at_exp_nonpos(-g_a * f32(i + 1u))' : 'at_exp_nonpos(-g_a * f32(g_L - 1u - i))';
-  // R2[y][n]: the state [D][Dv] (row stride Dv) or its transpose.
-  const stIdx = m.stateT ? '(g_sbase + n) * g_Dv + y' : '(g_sbase + y) * g_Dv + n';
-  const key = `lightningChunkOut|${mode}|${t.p1.dtype}|${t.out.dtype}|${cfg.WGX}x${cfg.WGY}x${cfg.BK}`;
-  const prog = backend.program(key, () => ({
-    tensors: [
-      { name: 'p1', dtype: t.p1.dtype, access: 'read' },
-      { name: 'p2', dtype: t.p2.dtype, access: 'read' },
-      { name: 'r1', dtype: t.r1.dtype, access: 'read' },
-      { name: 'l2', dtype: t.l2.dtype, access: 'read' },
-      { name: 'st', dtype: 'f32', access: 'read' },
-      { name: 'out', dtype: t.out.dtype, access: 'atomic' },
-      { name: 'decay', dtype: 'f32', access: 'read' },
-      { name: 'tb', dtype: 'i32', access: 'read' },
-    ] as TensorDecl[],
-    uniformWords: 12,
-    workgroupSize: [cfg.WGX * cfg.WGY, 1, 1] as const,
-    helpers: `${COMMON_HELPERS}
+  const prog = backend.program(`lightningChunkOut|${cfg.WGX}x${cfg.WGY}x${cfg.BK}`, () => {
+    const b = declareBindings(backend, [
+      { act: 'p1', word: 12 },
+      { act: 'p2', word: 13 },
+      { act: 'r1', word: 14 },
+      { act: 'l2', word: 15 },
+      { fixed: { name: 'st', dtype: 'f32', access: 'read' } },
+      { actOut: 'out', word: 16 },
+      { fixed: { name: 'decay', dtype: 'f32', access: 'read' } },
+      { fixed: { name: 'tb', dtype: 'i32', access: 'read' } },
+    ]);
+    return {
+      tensors: [],
+      extraBindings: b.types,
+      uniformWords: 20,
+      workgroupSize: [cfg.WGX * cfg.WGY, 1, 1] as const,
+      helpers: `${b.decl}
+${COMMON_HELPERS}
 var<private> g_X: u32;
 var<private> g_N: u32;
 var<private> g_Y: u32;
 var<private> g_Dv: u32;
 var<private> g_sbase: u32;
+var<private> g_qFactor: bool;
+var<private> g_stateT: bool;
 var<workgroup> lsh: array<array<f32, ${C + 1}>, ${cfg.BK}>;
 var<workgroup> rsh: array<array<f32, ${C + 1}>, ${cfg.BK}>;
-// The decay-masked score matrix of the chunk (zeros above the diagonal and past L).
+// The decay-masked score matrix of the chunk, stored transposed in the dk/dv modes (zeros above
+// the diagonal and past L).
 var<workgroup> ash: array<array<f32, ${C + 1}>, ${C}>;
 fn ld_p1(i: u32, k: u32) -> f32 {
   if (i >= g_L || k >= g_X) { return 0.0; }
@@ -272,20 +288,26 @@ fn ld_r1(n: u32, k: u32) -> f32 {
   if (k >= g_L || e >= g_N) { return 0.0; }
   return r1_ld(((g_row0 + k) * g_H + g_h) * g_N + e);
 }
+// L2 rows scaled by s lambda^(i+1) (fwd, dq) or lambda^(L-1-i) (dk, dv).
 fn ld_l2(i: u32, y: u32) -> f32 {
   if (i >= g_L || y >= g_Y) { return 0.0; }
-  return l2_ld(((g_row0 + i) * g_H + g_h) * g_Y + y) * ${factor};
+  var f: f32;
+  if (g_qFactor) { f = g_s * at_exp_nonpos(-g_a * f32(i + 1u)); } else { f = at_exp_nonpos(-g_a * f32(g_L - 1u - i)); }
+  return l2_ld(((g_row0 + i) * g_H + g_h) * g_Y + y) * f;
 }
-fn ld_r2(n0: u32, y: u32) -> f32 {
-  let n = g_n0 + n0;
+// R2[y][n]: the chunk's [D][Dv] state (row stride Dv) or its transpose.
+fn ld_r2(nl: u32, y: u32) -> f32 {
+  let n = g_n0 + nl;
   if (y >= g_Y || n >= g_N) { return 0.0; }
-  return st_ld(${stIdx});
+  if (g_stateT) { return st_ld((g_sbase + n) * g_Dv + y); }
+  return st_ld((g_sbase + y) * g_Dv + n);
 }`,
-    body: `${threadCoords(cfg)}
+      body: `${threadCoords(cfg)}
 g_H = u(0u); let D = u(1u); g_Dv = u(2u); g_s = uf(3u); let nTn = u(5u);
 g_X = u(6u); g_N = u(7u); g_Y = u(8u);
+let transposed = u(9u) != 0u; g_qFactor = u(10u) == 0u; g_stateT = u(11u) != 0u;
 // Loop bounds must be uniform values (lets from the uniform block or workgroupUniformLoad).
-let Xd = u(6u); let Yd = u(8u);
+let Xd = u(6u); let Yd = u(8u); let stateT = u(11u) != 0u;
 ${LOAD_CHUNK}
 g_row0 = chunk.x; g_L = chunk.y; g_h = wid.y; g_a = decay_ld(wid.y);
 g_n0 = wid.z * ${C}u;
@@ -294,22 +316,21 @@ ${declareAcc('sc', cfg.TM, cfg.TN)}
 ${product({ cfg, K: 'Xd', left: { stage: { fn: 'ld_p1', fast: 'k' } }, right: { fn: 'ld_p2', fast: 'k' }, TN: cfg.TN, acc: 'sc', lsh: 'lsh', rsh: 'rsh' })}
 ${storeTile(cfg, (r, c) => `{ let i = ${rowOf(cfg, r)}; let j = ${colOf(cfg, c)}; var x = 0.0;
   if ((j <= i) & (i < g_L)) { x = g_s * at_exp_nonpos(-g_a * f32(i - j)) * sc_${r}_${c}; }
-  ash[i][j] = x; }`)}
+  if (transposed) { ash[j][i] = x; } else { ash[i][j] = x; } }`)}
 workgroupBarrier();
 ${declareAcc('o', cfg.TM, cfg.TN)}
-${product({
-  cfg, K: 'chunk.y', TN: cfg.TN, acc: 'o', lsh: 'lsh', rsh: 'rsh',
-  left: { direct: (mm, k) => (m.transposeScores ? `ash[${k}][${mm}]` : `ash[${mm}][${k}]`) },
-  right: { fn: 'ld_r1', fast: 'mn' },
-})}
-${product({ cfg, K: 'Yd', TN: cfg.TN, acc: 'o', lsh: 'lsh', rsh: 'rsh', left: { stage: { fn: 'ld_l2', fast: 'k' } }, right: { fn: 'ld_r2', fast: m.stateT ? 'k' : 'mn' } })}
-${storeTile(cfg, (r, c) => `{ let i = ${rowOf(cfg, r)}; let e = g_n0 + ${colOf(cfg, c)}; if (i < g_L && e < g_N) { out_st(((g_row0 + i) * g_H + g_h) * g_N + e, o_${r}_${c}); } }`)}`,
-  }));
+${product({ cfg, K: 'chunk.y', TN: cfg.TN, acc: 'o', lsh: 'lsh', rsh: 'rsh', left: { direct: (mm, k) => `ash[${mm}][${k}]` }, right: { fn: 'ld_r1', fast: 'mn' } })}
+${product({ cfg, K: 'Yd', TN: cfg.TN, acc: 'o', lsh: 'lsh', rsh: 'rsh', left: { stage: { fn: 'ld_l2', fast: 'k' } }, right: { fn: 'ld_r2', fast: { when: 'stateT', then: 'k', else: 'mn' } } })}
+${storeTile(cfg, (r, c) => `{ let i = ${rowOf(cfg, r)}; let e = g_n0 + ${colOf(cfg, c)}; if ((i < g_L) & (e < g_N)) { out_st(((g_row0 + i) * g_H + g_h) * g_N + e, o_${r}_${c}); } }`)}`,
+    };
+  });
   const dim = (w: 'D' | 'Dv') => (w === 'D' ? d.D : d.Dv);
   const N = dim(m.N);
   const nTn = Math.ceil(N / C);
   checkGrid(backend, 'lightningAttention', 'chunks', plan.G);
-  const u = new Uint32Array([d.H, d.D, d.Dv, f32Bits(d.scale), plan.seqOff, nTn, dim(m.X), N, dim(m.Y), 0, 0, 0]);
+  const u = new Uint32Array(20);
+  u.set([d.H, d.D, d.Dv, f32Bits(d.scale), plan.seqOff, nTn, dim(m.X), N, dim(m.Y), m.transposeScores ? 1 : 0, m.factor === 'q' ? 0 : 1, m.stateT ? 1 : 0]);
+  u.set([actCode(t.p1.dtype), actCode(t.p2.dtype), actCode(t.r1.dtype), actCode(t.l2.dtype), actCode(t.out.dtype)], 12);
   backend.dispatch(prog, [t.p1.buffer, t.p2.buffer, t.r1.buffer, t.l2.buffer, state, t.out.buffer, decay.buffer, tb], u, [plan.G, d.H, nTn], 'lightningAttention');
 }
 
@@ -383,19 +404,23 @@ register('lightningAttentionStep', ({ backend, inputs: [q, k, v, decay, s0], out
   const DG = NT / STEP_COLS;
   const TT = STEP_TOKENS;
   const tokens = Array.from({ length: TT }, (_, t) => t);
-  const prog = backend.program(`lightningStep|${q!.dtype}|${out!.dtype}|${NT}`, () => ({
-    tensors: [
-      { name: 'q', dtype: q!.dtype, access: 'read' },
-      { name: 'k', dtype: k!.dtype, access: 'read' },
-      { name: 'v', dtype: v!.dtype, access: 'read' },
-      { name: 'decay', dtype: 'f32', access: 'read' },
-      { name: 'st', dtype: 'f32', access: 'read' },
-      { name: 'out', dtype: out!.dtype, access: 'atomic' },
-      { name: 'ns', dtype: 'f32', access: 'write' },
-    ] as TensorDecl[],
-    uniformWords: 8,
+  const prog = backend.program(`lightningStep|${NT}`, () => {
+    const bnd = declareBindings(backend, [
+      { act: 'q', word: 8 },
+      { act: 'k', word: 9 },
+      { act: 'v', word: 10 },
+      { fixed: { name: 'decay', dtype: 'f32', access: 'read' } },
+      { fixed: { name: 'st', dtype: 'f32', access: 'read' } },
+      { actOut: 'out', word: 11 },
+      { fixed: { name: 'ns', dtype: 'f32', access: 'write' } },
+    ]);
+    return {
+    tensors: [],
+    extraBindings: bnd.types,
+    uniformWords: 12,
     workgroupSize: NT,
-    helpers: `${EXP_NONPOS_WGSL}
+    helpers: `${bnd.decl}
+${EXP_NONPOS_WGSL}
 var<workgroup> red: array<f32, ${TT * NT}>;`,
     body: `let T = u(0u); let H = u(1u); let D = u(2u); let Dv = u(3u); let s = uf(4u);
 let el = lid % ${STEP_COLS}u; let dg = lid / ${STEP_COLS}u;
@@ -424,10 +449,11 @@ for (var t0 = 0u; t0 < T; t0 = t0 + ${TT}u) {
   }
   workgroupBarrier();
 }`,
-  }));
+    };
+  });
   const gx = Math.ceil(Dv / STEP_COLS);
   checkGrid(backend, 'lightningAttentionStep', 'heads', H);
   checkGrid(backend, 'lightningAttentionStep', 'batch entries', B);
-  const u = new Uint32Array([T, H, D, Dv, f32Bits(scale), 0, 0, 0]);
+  const u = new Uint32Array([T, H, D, Dv, f32Bits(scale), 0, 0, 0, actCode(q!.dtype), actCode(k!.dtype), actCode(v!.dtype), actCode(out!.dtype)]);
   backend.dispatch(prog, [q!.buffer, k!.buffer, v!.buffer, decay!.buffer, s0!.buffer, out!.buffer, sf!.buffer], u, [gx, H, B], 'lightningAttentionStep');
 });

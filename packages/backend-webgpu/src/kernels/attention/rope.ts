@@ -10,9 +10,9 @@
  * arithmetic (no fused multiply-add or f64 needed), then the Cephes polynomials on [-pi/4, pi/4].
  * The result is within a few f32 ulps of cos/sin of the f32 angle at any finite angle.
  */
-import type { TensorDecl } from '../../wgsl/access.js';
 import { EW_HELPERS } from '../elementwise.js';
 import { grid1d, LINEAR_ID, register } from '../util.js';
+import { actCode, declareBindings } from './tile.js';
 
 interface RopeAttrs {
   rotaryDim: number;
@@ -124,16 +124,19 @@ register('rope', ({ backend, inputs: [x, positions], outputs: [y], attrs }) => {
   if (n === 0) return;
   const perBatch = positions!.shape.length === 2;
   const WG = backend.workgroupSize(256);
-  const prog = backend.program(`rope|${x!.dtype}|${y!.dtype}|${WG}`, () => ({
-    tensors: [
-      { name: 'x', dtype: x!.dtype, access: 'read' },
-      { name: 'pos', dtype: 'i32', access: 'read' },
-      { name: 'inv', dtype: 'f32', access: 'read' },
-      { name: 'y', dtype: y!.dtype, access: 'atomic' },
-    ] as TensorDecl[],
-    uniformWords: 8,
+  const prog = backend.program(`rope|${WG}`, () => {
+    const b = declareBindings(backend, [
+      { act: 'x', word: 8 },
+      { fixed: { name: 'pos', dtype: 'i32', access: 'read' } },
+      { fixed: { name: 'inv', dtype: 'f32', access: 'read' } },
+      { actOut: 'y', word: 9 },
+    ]);
+    return {
+    tensors: [],
+    extraBindings: b.types,
+    uniformWords: 12,
     workgroupSize: WG,
-    helpers: `${EW_HELPERS}\n${SINCOS_WGSL}`,
+    helpers: `${b.decl}\n${EW_HELPERS}\n${SINCOS_WGSL}`,
     body: `let T = u(0u); let H = u(1u); let D = u(2u); let rot = u(3u); let n = u(4u); let perBatch = u(5u) != 0u; let inverse = u(6u) != 0u;
 let i = ${LINEAR_ID(WG)};
 if (i >= n) { return; }
@@ -152,11 +155,12 @@ var v: f32;
 if (d < half) { v = x_ld(i) * cs.x - x_ld(base + d + half) * sn; }
 else { v = x_ld(i) * cs.x + x_ld(base + d - half) * sn; }
 y_st(i, v);`,
-  }));
+    };
+  });
   const table = backend.allocate(4 * (rotaryDim / 2));
   backend.write(table, invFreq(rotaryDim, theta));
   try {
-    const u = new Uint32Array([T, H, D, rotaryDim, n, perBatch ? 1 : 0, inverse ? 1 : 0, 0]);
+    const u = new Uint32Array([T, H, D, rotaryDim, n, perBatch ? 1 : 0, inverse ? 1 : 0, 0, actCode(x!.dtype), actCode(y!.dtype), 0, 0]);
     backend.dispatch(prog, [x!.buffer, positions!.buffer, table, y!.buffer], u, grid1d(n, WG), 'rope');
   } finally {
     backend.free(table);

@@ -18,14 +18,15 @@
  */
 import type { BackendBuffer, TensorInfo } from '@ring-linear/core';
 import type { WebGpuBackend } from '../../backend.js';
-import type { TensorDecl } from '../../wgsl/access.js';
 import { EW_HELPERS } from '../elementwise.js';
 import { f32Bits, grid1d, register } from '../util.js';
 import {
   EXP_NONPOS_WGSL,
+  actCode,
   checkGrid,
   colOf,
   declareAcc,
+  declareBindings,
   pickTileCfg,
   product,
   rowOf,
@@ -36,6 +37,7 @@ import {
   tileRows,
   uploadTable,
   zeroAcc,
+  type BindingSpec,
   type TileCfg,
 } from './tile.js';
 
@@ -106,7 +108,8 @@ function blockTable(a: SoftmaxAttrs, d: Dims, kind: 'query' | 'key', size: numbe
   return { words: Uint32Array.from(w), n: w.length / 8 };
 }
 
-type Mode = 'fwd' | 'dq' | 'dk' | 'dv';
+/** Kernels: forward, dQ, and dK / dV (one pipeline, the output chosen by a uniform word). */
+type Mode = 'fwd' | 'dq' | 'dkv';
 
 /** Output columns per thread for an output `width` wide. */
 const outColsPerThread = (c: TileCfg, width: number) => Math.min(MAX_OUT_COLS_PER_THREAD, Math.ceil(width / c.WGX));
@@ -120,31 +123,45 @@ let blk0 = workgroupUniformLoad(&w_blk0);
 let blk1 = workgroupUniformLoad(&w_blk1);
 let bStart = blk0.x; let bLen = blk0.y; let sQ0 = blk0.z; let sQn = blk0.w; let sK0 = blk1.x; let sKn = blk1.y; let sQPos = blk1.z;`;
 
+/** Uniform words: dims, scale, causal, column tiles, group size, dK-or-dV, activation dtype codes. */
+const U_WORDS = 20;
+const W_Q = 12;
+const W_K = 13;
+const W_V = 14;
+const W_DO = 15;
+const W_OUT = 16;
+
 /**
- * The four kernels from one generator. Rows of the thread tile are queries (fwd, dq) or keys
- * (dk, dv); the score tile is [rows x TN * WGX] and the output tile [rows x TNo * WGX].
+ * The kernels from one generator. Rows of the thread tile are queries (fwd, dq) or keys (dkv);
+ * the score tile is [rows x TN * WGX] and the output tile [rows x TNo * WGX].
  */
-function program(backend: WebGpuBackend, cfg: TileCfg, mode: Mode, dt: { x: string; out: string }, TNo: number) {
+function program(backend: WebGpuBackend, cfg: TileCfg, mode: Mode, TNo: number) {
   const BM = tileRows(cfg);
   const BN = tileCols(cfg);
   const NT = threads(cfg);
   const R = NT / BM; // threads per row in the row-statistics step
   const wide = Math.max(BN, TNo * cfg.WGX);
-  const key = `softmaxAttention|${mode}|${dt.x}|${dt.out}|${cfg.WGX}x${cfg.WGY}x${cfg.BK}|o${TNo}`;
-  const x = dt.x as TensorDecl['dtype'];
-  const tensors: TensorDecl[] = [
-    { name: 'q', dtype: x, access: 'read' },
-    { name: 'k', dtype: x, access: 'read' },
-    ...(mode === 'dv' ? [] : [{ name: 'v', dtype: x, access: 'read' } as TensorDecl]),
-    ...(mode === 'fwd' ? [] : [{ name: 'dO', dtype: x, access: 'read' } as TensorDecl, { name: 'lse', dtype: 'f32', access: 'read' } as TensorDecl]),
-    ...(mode === 'dq' || mode === 'dk' ? [{ name: 'shift', dtype: 'f32', access: 'read' } as TensorDecl] : []),
-    { name: 'tb', dtype: 'i32', access: 'read' },
-    { name: 'out', dtype: dt.out as TensorDecl['dtype'], access: 'atomic' },
-    ...(mode === 'fwd' ? [{ name: 'lseOut', dtype: 'f32', access: 'write' } as TensorDecl] : []),
-  ];
-  // Loaders: (index within the tile, k) -> f32, zero outside. g_r0: first row of the tile's rows
-  // (queries or keys), g_c0: first column of the current inner tile (keys or queries).
-  const helpers = `${EXP_NONPOS_WGSL}
+  const key = `softmaxAttention|${mode}|${cfg.WGX}x${cfg.WGY}x${cfg.BK}|o${TNo}`;
+  return backend.program(key, () => {
+    const b = declareBindings(backend, [
+      { act: 'q', word: W_Q },
+      { act: 'k', word: W_K },
+      { act: 'v', word: W_V },
+      ...(mode === 'fwd'
+        ? []
+        : ([
+            { act: 'dO', word: W_DO },
+            { fixed: { name: 'lse', dtype: 'f32', access: 'read' } },
+            { fixed: { name: 'shift', dtype: 'f32', access: 'read' } },
+          ] as BindingSpec[])),
+      { fixed: { name: 'tb', dtype: 'i32', access: 'read' } },
+      { actOut: 'out', word: W_OUT },
+      ...(mode === 'fwd' ? ([{ fixed: { name: 'lseOut', dtype: 'f32', access: 'write' } }] as BindingSpec[]) : []),
+    ]);
+    // Loaders: (index within the tile, k) -> f32, zero outside. g_r0: first row of the tile's rows
+    // (queries or keys), g_c0: first column of the current inner tile (keys or queries).
+    const helpers = `${b.decl}
+${EXP_NONPOS_WGSL}
 ${EW_HELPERS}
 var<workgroup> w_blk0: vec4<u32>;
 var<workgroup> w_blk1: vec4<u32>;
@@ -170,49 +187,48 @@ var<private> g_rn: u32;
 var<private> g_c0: u32;
 var<private> g_cEnd: u32;
 var<private> g_n0: u32;
+var<private> g_isDk: bool;
 // Query-row operands [query i][channel]; key-row operands [key j][channel].
 fn q_at(i: u32, c: u32) -> f32 { return q_ld(((g_b * g_Tq + i) * g_H + g_h) * g_D + c); }
 fn k_at(j: u32, c: u32) -> f32 { return k_ld(((g_b * g_Tk + j) * g_Hkv + g_hk) * g_D + c); }
-${mode === 'dv' ? '' : 'fn v_at(j: u32, c: u32) -> f32 { return v_ld(((g_b * g_Tk + j) * g_Hkv + g_hk) * g_Dv + c); }'}
+fn v_at(j: u32, c: u32) -> f32 { return v_ld(((g_b * g_Tk + j) * g_Hkv + g_hk) * g_Dv + c); }
 ${mode === 'fwd' ? '' : 'fn do_at(i: u32, c: u32) -> f32 { return dO_ld(((g_b * g_Tq + i) * g_H + g_h) * g_Dv + c); }'}
 ${loaders(mode)}`;
-  return backend.program(key, () => ({
-    tensors,
-    uniformWords: 12,
-    workgroupSize: [NT, 1, 1] as const,
-    helpers,
-    body: body(cfg, mode, TNo, R),
-  }));
+    return {
+      tensors: [],
+      extraBindings: b.types,
+      uniformWords: U_WORDS,
+      workgroupSize: [NT, 1, 1] as const,
+      helpers,
+      body: body(cfg, mode, TNo, R),
+    };
+  });
 }
 
-/** Loader functions of each mode (see `program`). */
+/** Loader functions of each kernel (see `program`). */
 function loaders(mode: Mode): string {
-  const rowsAreQueries = mode === 'fwd' || mode === 'dq';
+  const rowsAreQueries = mode !== 'dkv';
   // Score operands: rows (tile rows) and columns (inner tile), both contiguous in the channel.
-  const rowScore = rowsAreQueries
-    ? `fn ld_rs(i: u32, c: u32) -> f32 { if (i >= g_rn || c >= g_D) { return 0.0; } return q_at(g_r0 + i, c); }`
-    : `fn ld_rs(i: u32, c: u32) -> f32 { if (i >= g_rn || c >= g_D) { return 0.0; } return k_at(g_r0 + i, c); }`;
-  const colScore = rowsAreQueries
-    ? `fn ld_cs(j: u32, c: u32) -> f32 { if (g_c0 + j >= g_cEnd || c >= g_D) { return 0.0; } return k_at(g_c0 + j, c); }`
-    : `fn ld_cs(j: u32, c: u32) -> f32 { if (g_c0 + j >= g_cEnd || c >= g_D) { return 0.0; } return q_at(g_c0 + j, c); }`;
+  const [rowT, colT] = rowsAreQueries ? ['q_at', 'k_at'] : ['k_at', 'q_at'];
+  const score = `fn ld_rs(i: u32, c: u32) -> f32 { if (i >= g_rn || c >= g_D) { return 0.0; } return ${rowT}(g_r0 + i, c); }
+fn ld_cs(j: u32, c: u32) -> f32 { if (g_c0 + j >= g_cEnd || c >= g_D) { return 0.0; } return ${colT}(g_c0 + j, c); }`;
   // dP tiles (backward): dO . v, rows and columns contiguous in the value channel.
+  const [rowP, colP] = mode === 'dq' ? ['do_at', 'v_at'] : ['v_at', 'do_at'];
   const dp =
-    mode === 'dq'
-      ? `fn ld_rp(i: u32, c: u32) -> f32 { if (i >= g_rn || c >= g_Dv) { return 0.0; } return do_at(g_r0 + i, c); }
-fn ld_cp(j: u32, c: u32) -> f32 { if (g_c0 + j >= g_cEnd || c >= g_Dv) { return 0.0; } return v_at(g_c0 + j, c); }`
-      : mode === 'dk'
-        ? `fn ld_rp(i: u32, c: u32) -> f32 { if (i >= g_rn || c >= g_Dv) { return 0.0; } return v_at(g_r0 + i, c); }
-fn ld_cp(j: u32, c: u32) -> f32 { if (g_c0 + j >= g_cEnd || c >= g_Dv) { return 0.0; } return do_at(g_c0 + j, c); }`
-        : '';
+    mode === 'fwd'
+      ? ''
+      : `fn ld_rp(i: u32, c: u32) -> f32 { if (i >= g_rn || c >= g_Dv) { return 0.0; } return ${rowP}(g_r0 + i, c); }
+fn ld_cp(j: u32, c: u32) -> f32 { if (g_c0 + j >= g_cEnd || c >= g_Dv) { return 0.0; } return ${colP}(g_c0 + j, c); }`;
   // The output product's right operand [inner row k][output column n], contiguous in n.
   const right = {
     fwd: 'if (g_c0 + k >= g_cEnd || c >= g_Dv) { return 0.0; } return v_at(g_c0 + k, c);',
     dq: 'if (g_c0 + k >= g_cEnd || c >= g_D) { return 0.0; } return k_at(g_c0 + k, c);',
-    dk: 'if (g_c0 + k >= g_cEnd || c >= g_D) { return 0.0; } return q_at(g_c0 + k, c);',
-    dv: 'if (g_c0 + k >= g_cEnd || c >= g_Dv) { return 0.0; } return do_at(g_c0 + k, c);',
+    // dK = dS^T Q, dV = P^T dO
+    dkv: `if (g_c0 + k >= g_cEnd) { return 0.0; }
+  if (g_isDk) { if (c >= g_D) { return 0.0; } return q_at(g_c0 + k, c); }
+  if (c >= g_Dv) { return 0.0; } return do_at(g_c0 + k, c);`,
   }[mode];
-  return `${rowScore}
-${colScore}
+  return `${score}
 ${dp}
 fn ld_out(n: u32, k: u32) -> f32 { let c = g_n0 + n; ${right} }`;
 }
@@ -220,7 +236,6 @@ fn ld_out(n: u32, k: u32) -> f32 { let c = g_n0 + n; ${right} }`;
 function body(cfg: TileCfg, mode: Mode, TNo: number, R: number): string {
   const BM = tileRows(cfg);
   const BN = tileCols(cfg);
-  const outW = mode === 'fwd' || mode === 'dv' ? 'g_Dv' : 'g_D';
   const L: string[] = [];
   L.push(threadCoords(cfg));
   L.push(`g_H = u(0u); g_Hkv = u(1u); g_D = u(2u); g_Dv = u(3u); g_Tq = u(4u); g_Tk = u(5u);
@@ -229,7 +244,7 @@ let Dd = u(2u); let Dvd = u(3u);`);
   L.push(LOAD_BLOCK);
   L.push(`g_b = wid.z; g_r0 = bStart; g_rn = bLen; g_n0 = (wid.y % nCt) * ${TNo * cfg.WGX}u;`);
   L.push(declareAcc('sc', cfg.TM, cfg.TN));
-  if (mode === 'dq' || mode === 'dk') L.push(declareAcc('dp', cfg.TM, cfg.TN));
+  if (mode !== 'fwd') L.push(declareAcc('dp', cfg.TM, cfg.TN));
   L.push(declareAcc('o', cfg.TM, TNo));
   const scoreProduct = product({ cfg, K: 'Dd', left: { stage: { fn: 'ld_rs', fast: 'k' } }, right: { fn: 'ld_cs', fast: 'k' }, TN: cfg.TN, acc: 'sc', lsh: 'lsh', rsh: 'rsh' });
   const dpProduct = product({ cfg, K: 'Dvd', left: { stage: { fn: 'ld_rp', fast: 'k' } }, right: { fn: 'ld_cp', fast: 'k' }, TN: cfg.TN, acc: 'dp', lsh: 'lsh', rsh: 'rsh' });
@@ -244,7 +259,7 @@ let Dd = u(2u); let Dvd = u(3u);`);
     return out.join('\n');
   };
 
-  if (mode === 'fwd' || mode === 'dq') {
+  if (mode !== 'dkv') {
     // Rows are queries of one head; the inner loop walks key tiles.
     L.push(`g_h = wid.y / nCt; g_hk = g_h / G;
 // Keys this block reads: the sequence's first key up to what its last query may see.
@@ -319,8 +334,10 @@ if (g_n0 == 0u && lid < bLen && lid < ${BM}u) { lseOut_st((g_b * g_H + g_h) * g_
     return L.join('\n');
   }
 
-  // dk, dv: rows are keys of one kv head; loops over the group's query heads and their query tiles.
+  // dK or dV: rows are keys of one kv head; loops over the group's query heads and their query tiles.
   L.push(`g_hk = wid.y / nCt;
+let isDk = u(10u) != 0u; g_isDk = isDk;
+let outW = select(Dvd, Dd, isDk);
 let kRel0 = bStart - sK0;
 let innerEnd = sQ0 + sQn;
 // Causal: the first query that sees the block's first key; none past the valid keys.
@@ -334,7 +351,11 @@ for (var c0 = qStart; c0 < qEnd; c0 = c0 + ${BN}u) {
 g_c0 = c0;
 ${zeroAcc('sc', cfg.TM, cfg.TN)}
 ${scoreProduct}
-${mode === 'dk' ? `${zeroAcc('dp', cfg.TM, cfg.TN)}\n${dpProduct}` : ''}
+if (isDk) {
+${zeroAcc('dp', cfg.TM, cfg.TN)}
+${dpProduct}
+}
+// P^T (dV) or dS^T = P^T (dP^T + dLse - delta) scale (dK), zero where the query does not see the key.
 ${each((r, c) => `{ let jr = ${rowOf(cfg, r)}; let ic = ${colOf(cfg, c)}; let j = bStart + jr; let i = c0 + ic;
   var val = 0.0;
   // Non-short-circuit '&': SwiftShader hung on '&&' / '||' conditions in loops that hold barriers.
@@ -342,40 +363,45 @@ ${each((r, c) => `{ let jr = ${rowOf(cfg, r)}; let ic = ${colOf(cfg, c)}; let j 
   if ((jr < bLen) & (j < sK0 + sKn) & (i < qEnd) & seen) {
     let li = (g_b * g_H + g_h) * g_Tq + i;
     let pr = exp(scale * sc_${r}_${c} - lse_ld(li));
-    ${mode === 'dk' ? `val = pr * (dp_${r}_${c} + shift_ld(li)) * scale;` : 'val = pr;'}
+    val = pr;
+    if (isDk) { val = pr * (dp_${r}_${c} + shift_ld(li)) * scale; }
   }
   ssh[jr][ic] = val; }`)}
 workgroupBarrier();
 ${outProduct}
 }
 }
-${each((r, c) => `{ let jr = ${rowOf(cfg, r)}; let e = g_n0 + ${colOf(cfg, c)}; if (jr < bLen && e < ${outW}) { out_st(((g_b * g_Tk + bStart + jr) * g_Hkv + g_hk) * ${outW} + e, o_${r}_${c}); } }`, TNo)}`);
+${each((r, c) => `{ let jr = ${rowOf(cfg, r)}; let e = g_n0 + ${colOf(cfg, c)}; if ((jr < bLen) & (e < outW)) { out_st(((g_b * g_Tk + bStart + jr) * g_Hkv + g_hk) * outW + e, o_${r}_${c}); } }`, TNo)}`);
   return L.join('\n');
 }
 
-function uniforms(d: Dims, a: SoftmaxAttrs, nCt: number): Uint32Array {
-  return new Uint32Array([d.H, d.Hkv, d.D, d.Dv, d.Tq, d.Tk, f32Bits(a.scale), a.causal ? 1 : 0, nCt, d.H / d.Hkv, 0, 0]);
+function uniforms(d: Dims, a: SoftmaxAttrs, nCt: number, isDk: boolean, codes: readonly number[]): Uint32Array {
+  const u = new Uint32Array(U_WORDS);
+  u.set([d.H, d.Hkv, d.D, d.Dv, d.Tq, d.Tk, f32Bits(a.scale), a.causal ? 1 : 0, nCt, d.H / d.Hkv, isDk ? 1 : 0]);
+  u.set(codes, W_Q);
+  return u;
 }
 
-/** Runs one mode over its blocks: the output [.., width] split into column tiles. */
+/** Runs one kernel over its blocks: the output [.., width] split into column tiles. */
 function run(
   backend: WebGpuBackend, cfg: TileCfg, mode: Mode, a: SoftmaxAttrs, d: Dims, inputs: readonly BackendBuffer[], out: TensorInfo,
-  after: readonly BackendBuffer[], dtype: string,
+  after: readonly BackendBuffer[], codes: readonly number[], isDk = false,
 ): void {
-  const rowsAreQueries = mode === 'fwd' || mode === 'dq';
-  const width = mode === 'fwd' || mode === 'dv' ? d.Dv : d.D;
+  const rowsAreQueries = mode !== 'dkv';
+  const width = mode === 'fwd' || (mode === 'dkv' && !isDk) ? d.Dv : d.D;
   const TNo = outColsPerThread(cfg, width);
   const nCt = Math.ceil(width / (TNo * cfg.WGX));
   const table = blockTable(a, d, rowsAreQueries ? 'query' : 'key', tileRows(cfg));
   if (table.n === 0) return;
   const heads = (rowsAreQueries ? d.H : d.Hkv) * nCt;
-  checkGrid(backend, `softmaxAttention (${mode})`, 'blocks', table.n);
-  checkGrid(backend, `softmaxAttention (${mode})`, 'heads x column tiles', heads);
-  checkGrid(backend, `softmaxAttention (${mode})`, 'batch entries', d.B);
-  const prog = program(backend, cfg, mode, { x: dtype, out: out.dtype }, TNo);
+  const what = `softmaxAttention (${mode === 'dkv' ? (isDk ? 'dk' : 'dv') : mode})`;
+  checkGrid(backend, what, 'blocks', table.n);
+  checkGrid(backend, what, 'heads x column tiles', heads);
+  checkGrid(backend, what, 'batch entries', d.B);
+  const prog = program(backend, cfg, mode, TNo);
   const tb = uploadTable(backend, table.words);
   try {
-    backend.dispatch(prog, [...inputs, tb, out.buffer, ...after], uniforms(d, a, nCt), [table.n, heads, d.B], `softmaxAttention (${mode})`);
+    backend.dispatch(prog, [...inputs, tb, out.buffer, ...after], uniforms(d, a, nCt, isDk, [...codes, actCode(out.dtype)]), [table.n, heads, d.B], what);
   } finally {
     backend.free(tb);
   }
@@ -385,7 +411,7 @@ register('softmaxAttention', ({ backend, inputs: [q, k, v], outputs: [out, lse],
   const a = attrs as SoftmaxAttrs;
   const d = dimsOf(q!, k!, v!);
   const cfg = pickTileCfg(backend, sharedBytes);
-  run(backend, cfg, 'fwd', a, d, [q!.buffer, k!.buffer, v!.buffer], out!, [lse!.buffer], q!.dtype);
+  run(backend, cfg, 'fwd', a, d, [q!.buffer, k!.buffer, v!.buffer], out!, [lse!.buffer], [actCode(q!.dtype), actCode(k!.dtype), actCode(v!.dtype), 0]);
 });
 
 register('softmaxAttentionBackward', ({ backend, inputs: [q, k, v, out, lse, dOut, dLse], outputs: [dq, dk, dv], attrs }) => {
@@ -396,15 +422,19 @@ register('softmaxAttentionBackward', ({ backend, inputs: [q, k, v, out, lse, dOu
   const shift = backend.scratch(4 * d.B * d.H * d.Tq);
   try {
     const WG = backend.workgroupSize(256);
-    const prog = backend.program(`softmaxAttentionDelta|${out!.dtype}|${WG}`, () => ({
-      tensors: [
-        { name: 'o', dtype: out!.dtype, access: 'read' },
-        { name: 'g', dtype: dOut!.dtype, access: 'read' },
-        { name: 'dl', dtype: 'f32', access: 'read' },
-        { name: 'sh', dtype: 'f32', access: 'write' },
-      ] as TensorDecl[],
-      uniformWords: 4,
+    const prog = backend.program(`softmaxAttentionDelta|${WG}`, () => {
+      const b = declareBindings(backend, [
+        { act: 'o', word: 4 },
+        { act: 'g', word: 5 },
+        { fixed: { name: 'dl', dtype: 'f32', access: 'read' } },
+        { fixed: { name: 'sh', dtype: 'f32', access: 'write' } },
+      ]);
+      return {
+      tensors: [],
+      extraBindings: b.types,
+      uniformWords: 8,
       workgroupSize: WG,
+      helpers: b.decl,
       body: `let H = u(0u); let Tq = u(1u); let Dv = u(2u); let n = u(3u);
 let x = (wid.x + wid.y * nwg.x) * ${WG}u + lid;
 if (x >= n) { return; }
@@ -414,12 +444,15 @@ let base = ((b * Tq + i) * H + h) * Dv;
 var acc = 0.0;
 for (var e = 0u; e < Dv; e = e + 1u) { acc = acc + g_ld(base + e) * o_ld(base + e); }
 sh_st(x, dl_ld(x) - acc);`,
-    }));
+      };
+    });
     const n = d.B * d.H * d.Tq;
-    backend.dispatch(prog, [out!.buffer, dOut!.buffer, dLse!.buffer, shift], new Uint32Array([d.H, d.Tq, d.Dv, n]), grid1d(n, WG), 'softmaxAttentionBackward');
-    run(backend, cfg, 'dq', a, d, [q!.buffer, k!.buffer, v!.buffer, dOut!.buffer, lse!.buffer, shift], dq!, [], q!.dtype);
-    run(backend, cfg, 'dk', a, d, [q!.buffer, k!.buffer, v!.buffer, dOut!.buffer, lse!.buffer, shift], dk!, [], q!.dtype);
-    run(backend, cfg, 'dv', a, d, [q!.buffer, k!.buffer, dOut!.buffer, lse!.buffer], dv!, [], q!.dtype);
+    backend.dispatch(prog, [out!.buffer, dOut!.buffer, dLse!.buffer, shift], new Uint32Array([d.H, d.Tq, d.Dv, n, actCode(out!.dtype), actCode(dOut!.dtype), 0, 0]), grid1d(n, WG), 'softmaxAttentionBackward');
+    const ins = [q!.buffer, k!.buffer, v!.buffer, dOut!.buffer, lse!.buffer, shift];
+    const codes = [q!, k!, v!, dOut!].map((t) => actCode(t.dtype));
+    run(backend, cfg, 'dq', a, d, ins, dq!, [], codes);
+    run(backend, cfg, 'dkv', a, d, ins, dk!, [], codes, true);
+    run(backend, cfg, 'dkv', a, d, ins, dv!, [], codes, false);
   } finally {
     backend.free(shift);
   }

@@ -8,8 +8,9 @@
  * advances BK at a time: both operands are copied into workgroup memory (guarded loads, zero
  * outside the matrix), then every thread accumulates its TM x TN outputs. All accumulation is f32.
  */
-import { BackendError } from '@ring-linear/core';
+import { BackendError, type DType } from '@ring-linear/core';
 import type { WebGpuBackend, WebGpuBuffer } from '../../backend.js';
+import { tensorDeclWgsl, type TensorDecl } from '../../wgsl/access.js';
 
 export interface TileCfg {
   readonly WGX: number;
@@ -56,8 +57,11 @@ export type Fast = 'k' | 'mn';
 export interface StagedOperand {
   /** WGSL function `(row or column index within the tile, global k) -> f32`, zero out of range. */
   readonly fn: string;
-  /** Which of the two indices is contiguous in memory (consecutive threads take consecutive ones). */
-  readonly fast: Fast;
+  /**
+   * Which of the two indices is contiguous in memory (consecutive threads take consecutive ones),
+   * or a choice made at run time by a uniform WGSL condition.
+   */
+  readonly fast: Fast | { readonly when: string; readonly then: Fast; readonly else: Fast };
 }
 
 export interface ProductSpec {
@@ -103,8 +107,12 @@ function stage(cfg: TileCfg, op: StagedOperand, sh: string, extent: number): str
   const NT = threads(cfg);
   const n = extent * cfg.BK;
   // Consecutive threads take consecutive addresses of the operand's contiguous index.
-  const idx = op.fast === 'k' ? `let kk = q % ${cfg.BK}u; let i = q / ${cfg.BK}u;` : `let i = q % ${extent}u; let kk = q / ${extent}u;`;
-  return `for (var q = lid; q < ${n}u; q = q + ${NT}u) { ${idx} ${sh}[kk][i] = ${op.fn}(i, k0 + kk); }`;
+  const loop = (fast: Fast) => {
+    const idx = fast === 'k' ? `let kk = q % ${cfg.BK}u; let i = q / ${cfg.BK}u;` : `let i = q % ${extent}u; let kk = q / ${extent}u;`;
+    return `for (var q = lid; q < ${n}u; q = q + ${NT}u) { ${idx} ${sh}[kk][i] = ${op.fn}(i, k0 + kk); }`;
+  };
+  if (typeof op.fast === 'string') return loop(op.fast);
+  return `if (${op.fast.when}) { ${loop(op.fast.then)} } else { ${loop(op.fast.else)} }`;
 }
 
 /**
@@ -156,3 +164,70 @@ fn at_exp_nonpos(x: f32) -> f32 {
   if (x < -103.0) { return 0.0; }
   return exp(x);
 }`;
+
+// ---------------------------------------------------------------------------------------------
+// Bindings. Activations (f32, bf16 or f16) are read and written through accessors that branch on
+// a dtype code held in a uniform word, so one pipeline serves all three dtypes (pipelines compile
+// slowly: tens of milliseconds on GPUs, seconds on SwiftShader). The branch is uniform across the
+// dispatch and costs next to nothing beside the memory access.
+
+/** Dtype code of an activation in the uniform block: 0 f32, 1 bf16, 2 f16. */
+export function actCode(dtype: DType): number {
+  switch (dtype) {
+    case 'f32':
+      return 0;
+    case 'bf16':
+      return 1;
+    case 'f16':
+      return 2;
+    default:
+      throw new BackendError(`webgpu: the attention kernels take f32, bf16 or f16 activations, got ${dtype}`);
+  }
+}
+
+export type BindingSpec =
+  /** An activation read as f32 (`name_ld(i)`), its dtype code in uniform word `word`. */
+  | { readonly act: string; readonly word: number }
+  /** An activation output (`name_st(i, v)`, rounded once to the dtype of uniform word `word`). */
+  | { readonly actOut: string; readonly word: number }
+  /** A tensor of a fixed dtype, with the backend's usual accessors. */
+  | { readonly fixed: TensorDecl };
+
+/** Declarations (binding numbers in order) and the bind group's buffer types. */
+export function declareBindings(backend: WebGpuBackend, list: readonly BindingSpec[]): { decl: string; types: GPUBufferBindingType[] } {
+  const decl: string[] = [];
+  const types: GPUBufferBindingType[] = [];
+  list.forEach((b, i) => {
+    if ('fixed' in b) {
+      decl.push(tensorDeclWgsl(i, b.fixed, backend.accessOptions));
+      types.push(b.fixed.access === 'read' ? 'read-only-storage' : 'storage');
+    } else if ('act' in b) {
+      const n = b.act;
+      decl.push(`@group(0) @binding(${i}) var<storage, read> ${n}_buf: array<u32>;
+fn ${n}_ld(i: u32) -> f32 {
+  let dt = u(${b.word}u);
+  if (dt == 0u) { return bitcast<f32>(${n}_buf[i]); }
+  let c = (${n}_buf[i >> 1u] >> ((i & 1u) << 4u)) & 0xffffu;
+  if (dt == 1u) { return bitcast<f32>(rl_dec_bf16(c)); }
+  return bitcast<f32>(rl_dec_f16(c));
+}`);
+      types.push('read-only-storage');
+    } else {
+      const n = b.actOut;
+      // 16-bit elements share words with their neighbours, which other invocations write: clear
+      // then set this element's bits atomically (AND/OR on disjoint bits commute).
+      decl.push(`@group(0) @binding(${i}) var<storage, read_write> ${n}_buf: array<atomic<u32>>;
+fn ${n}_st(i: u32, v: f32) {
+  let dt = u(${b.word}u);
+  let bits = bitcast<u32>(v);
+  if (dt == 0u) { atomicStore(&${n}_buf[i], bits); return; }
+  let c = select(rl_enc_f16(bits, false), rl_enc_bf16(bits, false), dt == 1u);
+  let sh = (i & 1u) << 4u;
+  atomicAnd(&${n}_buf[i >> 1u], ~(0xffffu << sh));
+  atomicOr(&${n}_buf[i >> 1u], c << sh);
+}`);
+      types.push('storage');
+    }
+  });
+  return { decl: decl.join('\n'), types };
+}
