@@ -58,7 +58,7 @@ vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 async function webgpuBackend(): Promise<{ gpu: Backend | null; reason: string }> {
   try {
-    // Not a declared dependency of this package: resolved from the workspace when present.
+    // A dev dependency, imported dynamically: where it cannot load, the tests skip with the reason.
     await import('@ring-linear/backend-webgpu' as string);
     return { gpu: await initBackend('webgpu'), reason: '' };
   } catch (err) {

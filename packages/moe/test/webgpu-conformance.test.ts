@@ -18,7 +18,7 @@ vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 async function webgpuReason(): Promise<string | null> {
   try {
-    // Not a declared dependency of this package: resolved from the workspace when present.
+    // A dev dependency, imported dynamically: where it cannot load, the tests skip with the reason.
     await import('@ring-linear/backend-webgpu' as string);
     await initBackend('webgpu');
     return null;
