@@ -37,9 +37,22 @@ const SMALL: TileCfg = { WGX: 8, WGY: 8, TM: 4, TN: 4, BK: 8 };
  * device's workgroup memory or invocation limits are too small for the big tiles.
  */
 export function pickTileCfg(backend: WebGpuBackend, sharedBytes: (c: TileCfg) => number): TileCfg {
-  if (backend.isSoftware) return SMALL;
   const l = backend.limits;
   const fits = (c: TileCfg) => threads(c) <= l.maxComputeInvocationsPerWorkgroup && sharedBytes(c) <= l.maxComputeWorkgroupStorageSize;
+  // RING_LINEAR_WEBGPU_ATTENTION_TILES=big|small forces a configuration (tests run the GPU tiles
+  // on SwiftShader with it; tuning).
+  const forced = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.RING_LINEAR_WEBGPU_ATTENTION_TILES;
+  if (forced === 'big' || forced === 'small') {
+    const c = forced === 'big' ? BIG : SMALL;
+    if (!fits(c)) {
+      throw new BackendError(
+        `webgpu: RING_LINEAR_WEBGPU_ATTENTION_TILES=${forced} needs ${sharedBytes(c)} bytes of workgroup memory and ${threads(c)} invocations; ` +
+          `the device allows ${l.maxComputeWorkgroupStorageSize} bytes and ${l.maxComputeInvocationsPerWorkgroup} invocations`,
+      );
+    }
+    return c;
+  }
+  if (backend.isSoftware) return SMALL;
   if (fits(BIG)) return BIG;
   if (fits(SMALL)) return SMALL;
   throw new BackendError(

@@ -104,8 +104,6 @@ export interface TileQuantSpec {
   readonly helpers: string;
   /** Extra uniform words the helpers read, from u(4) on (after R, C, W, T). */
   readonly extraWords: number;
-  /** WGSL run before anything else (e.g. loading a per-row factor); may use the uniforms. */
-  readonly preamble?: string;
   /** Workgroup size hint (128 for 1x128 tiles). */
   readonly wgPreferred: number;
 }
@@ -140,7 +138,6 @@ if (g >= R * T) { return; }
 let r = g / T;
 let c0 = (g % T) * W;
 let c1 = min(C, c0 + W);
-${spec.preamble ?? ''}
 var m = 0u;
 for (var c = c0 + lid; c < c1; c += ${WG}u) { m = max(m, qval(r, c) & 0x7fffffffu); }
 let amax = amax_reduce(m, lid);
