@@ -74,7 +74,7 @@ describe(`auxiliary-loss-free bias update (seed ${SEED})`, () => {
   // direction mu and those experts' router rows point along it. With top-2 of 16 and N = 1024
   // tokens a step, perfect balance is 128 per expert; the raw router gives each preferred expert
   // about 512 (max/mean about 4).
-  it('on a stream where the raw router prefers 4 of 16 experts, the bias update (u = 1e-3) brings max/mean load under 1.5 within 200 steps, and keeps it there (50 more steps)', () => {
+  it('on a stream where the raw router prefers 4 of 16 experts, the bias update (u = 1e-3) brings max/mean load under 1.5 within 200 steps, and keeps it there (mean of the next 50 steps under 1.3, none over 1.75)', () => {
     const rng = rngFor('balance stream');
     const [h, e, n] = [16, 16, 1024];
     const c: MoEConfig = { hiddenSize: h, numExperts: e, numExpertsPerTok: 2, moeIntermediateSize: 2, nGroup: 4, topkGroup: 2, biasUpdateRate: 1e-3 };
@@ -98,11 +98,21 @@ describe(`auxiliary-loss-free bias update (seed ${SEED})`, () => {
       x.dispose();
     }
     const first = ratios.findIndex((r) => r < 1.5);
-    console.log(`balance stream: max/mean ${ratios[0]!.toFixed(2)} at step 0, first under 1.5 at step ${first}, steps 200-249 max ${Math.max(...ratios.slice(200)).toFixed(3)}`);
+    const late = ratios.slice(200);
+    const lateMean = late.reduce((a, b) => a + b, 0) / late.length;
+    console.log(
+      `balance stream: max/mean ${ratios[0]!.toFixed(2)} at step 0, first under 1.5 at step ${first}, ` +
+        `steps 200-249 mean ${lateMean.toFixed(3)} max ${Math.max(...late).toFixed(3)}`,
+    );
     expect(ratios[0]).toBeGreaterThan(2.5);
     expect(first).toBeGreaterThanOrEqual(0);
     expect(first).toBeLessThanOrEqual(200);
-    expect(Math.max(...ratios.slice(200))).toBeLessThan(1.5);
+    // Kept there: one step's max/mean is a maximum over 16 experts of counts near 128 each, so a
+    // single step fluctuates by about +-10% (seen from 1.26 to 1.41 across seeds); the average
+    // over the last 50 steps is the steady figure, and no step may fall back to the raw router's
+    // imbalance.
+    expect(lateMean).toBeLessThan(1.3);
+    expect(Math.max(...late)).toBeLessThan(1.75);
     // The preferred experts ended with the lowest biases.
     const bias = read(m.gate.expert_bias);
     expect(Math.max(...bias.subarray(0, 4))).toBeLessThan(Math.min(...bias.subarray(4)));
