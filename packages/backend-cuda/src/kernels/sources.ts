@@ -36,7 +36,7 @@ export interface ModuleSpec {
 }
 
 /** Every header the modules may include; NVRTC gets them in memory. */
-export const HEADER_FILES = ['common.cuh', 'elementwise.cuh', 'reduce.cuh', 'nn.cuh', 'creation.cuh', 'indexing.cuh'] as const;
+export const HEADER_FILES = ['common.cuh', 'elementwise.cuh', 'reduce.cuh', 'nn.cuh', 'creation.cuh', 'indexing.cuh', 'fp8.cuh'] as const;
 
 export function moduleSource(spec: ModuleSpec): string {
   return `${spec.includes.map((h) => `#include "${h}"`).join('\n')}\n\n${spec.body}`;
@@ -335,7 +335,41 @@ export function indexModule(dt: DType): ModuleSpec {
   return m.build();
 }
 
-export type Family = 'unary' | 'binary' | 'cast' | 'reduce' | 'nn' | 'creation' | 'index' | 'misc';
+/** Input dtypes of the FP8 quantizers (@ring-linear/fp8's HIGH_PRECISION_DTYPES). */
+export const FP8_INPUT_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
+export const FP8_FORMATS = ['f8e4m3', 'f8e5m2'] as const;
+
+/**
+ * The FP8 quantizers and fused quantizing kernels of one input dtype (kernels/fp8.cuh), for both
+ * FP8 formats: the ops are @ring-linear/fp8's, registered by name in src/ops/fp8.ts.
+ */
+export function fp8Module(dt: DType): ModuleSpec {
+  const m = new ModuleBuilder(`fp8.${sfx(dt)}`, ['fp8.cuh']);
+  const T = DTYPE_TAG[dt];
+  const s = sfx(dt);
+  const x: Param = [`const ${S(dt)}*`, 'x'];
+  const qs: Param[] = [['u8*', 'q'], ['float*', 's']];
+  m.entry(`fp8_amax_${s}`, [x, ['u32*', 'amax'], ['i64', 'n']], `fp8_amax_all<${T}>(x, amax, n);`);
+  for (const f of FP8_FORMATS) {
+    const Q = DTYPE_TAG[f];
+    const k = (name: string) => `fp8_${name}_${s}_${sfx(f)}`;
+    m.entry(k('tiles'), [x, ...qs, ['i64', 'rows'], ['i64', 'K'], ['int', 'pow2']], `fp8_quant_tiles<${T}, ${Q}>(x, q, s, rows, K, pow2);`);
+    m.entry(k('rows'), [x, ...qs, ['i64', 'rows'], ['i64', 'K'], ['int', 'pow2']], `fp8_quant_rows<${T}, ${Q}>(x, q, s, rows, K, pow2);`);
+    m.entry(k('tensor'), [x, ...qs, ['const u32*', 'amax'], ['i64', 'n'], ['int', 'pow2']], `fp8_quant_tensor<${T}, ${Q}>(x, q, s, amax, n, pow2);`);
+    m.entry(k('blocks'), [x, ...qs, ['i64', 'N'], ['i64', 'K'], ['i64', 'nblocks'], ['int', 'pow2']], `fp8_quant_blocks<${T}, ${Q}>(x, q, s, N, K, nblocks, pow2);`);
+    m.entry(k('transpose'), [x, ...qs, ['u8*', 'qT'], ['float*', 'sT'], ['i64', 'M'], ['i64', 'K'], ['int', 'pow2']],
+      `fp8_quant_transpose<${T}, ${Q}>(x, q, s, qT, sT, M, K, pow2);`);
+    m.entry(k('swiglu'), [[`const ${S(dt)}*`, 'gu'], ...qs, ['i64', 'rows'], ['i64', 'I'], ['int', 'pow2']], `fp8_swiglu_quant<${T}, ${Q}>(gu, q, s, rows, I, pow2);`);
+    for (const w of FP8_INPUT_DTYPES) {
+      m.entry(`fp8_rmsnorm_${s}_${sfx(w)}_${sfx(f)}`,
+        [x, [`const ${S(w)}*`, 'w'], ...qs, ['i64', 'rows'], ['i64', 'd'], ['float', 'eps'], ['int', 'pow2']],
+        `fp8_rms_norm_quant<${T}, ${DTYPE_TAG[w]}, ${Q}>(x, w, q, s, rows, d, eps, pow2);`, 1024);
+    }
+  }
+  return m.build();
+}
+
+export type Family = 'unary' | 'binary' | 'cast' | 'reduce' | 'nn' | 'creation' | 'index' | 'fp8' | 'misc';
 
 const BUILDERS: Record<Exclude<Family, 'misc'>, { build: (d: DType) => ModuleSpec; dtypes: readonly DType[] }> = {
   unary: { build: unaryModule, dtypes: ALL_DTYPES },
@@ -345,6 +379,7 @@ const BUILDERS: Record<Exclude<Family, 'misc'>, { build: (d: DType) => ModuleSpe
   nn: { build: nnModule, dtypes: FLOATS },
   creation: { build: creationModule, dtypes: [...FLOATS, 'i32'] },
   index: { build: indexModule, dtypes: ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8'] },
+  fp8: { build: fp8Module, dtypes: FP8_INPUT_DTYPES },
 };
 
 const specCache = new Map<string, ModuleSpec>();

@@ -16,6 +16,27 @@ const SFX: Record<string, DType> = { f32: 'f32', f16: 'f16', bf16: 'bf16', e4m3:
 const WIDTH: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, f8e4m3: 1, f8e5m2: 1, i32: 4, u8: 1, bool: 1 };
 const isF = (d: DType) => d === 'f32' || d === 'f16' || d === 'bf16' || d === 'f8e4m3' || d === 'f8e5m2';
 const f = Math.fround;
+type Fp8 = 'f8e4m3' | 'f8e5m2';
+
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+/** Bits of |v| as f32 (the kernels' amax key: NaN patterns sort above +inf). */
+const absBits = (v: number) => {
+  F32[0] = v;
+  return U32[0]! & 0x7fffffff;
+};
+/** The scale rule of kernels/fp8.cuh from the amax bits. */
+function fp8Scale(bits: number, q: Fp8, pow2: boolean): number {
+  if (bits > 0x7f800000) return NaN;
+  U32[0] = bits;
+  const s = f(F32[0]! / (q === 'f8e4m3' ? 448 : 57344));
+  const c = s > 2 ** -126 ? s : 2 ** -126;
+  F32[0] = c;
+  const u = U32[0]!;
+  if (!pow2 || u >= 0x7f800000 || (u & 0x7fffff) === 0) return c;
+  U32[0] = ((u >>> 23) + 1) << 23;
+  return F32[0]!;
+}
 
 export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<string, number> } {
   const launches = new Map<string, number>();
@@ -340,6 +361,88 @@ export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<str
             acc = isF(d) ? f(acc + v) : (acc + v) | 0;
             if (!exclusive) store(d, y, at, acc);
           }
+        }
+      }
+    } else if ((m = /^fp8_amax_([a-z0-9]+)$/.exec(name))) {
+      const d = SFX[m[1]!]!;
+      const [x, amax, n] = a;
+      let bits = load('i32', amax, 0) >>> 0;
+      for (let i = 0; i < n; i++) bits = Math.max(bits, absBits(load(d, x, i)));
+      putRaw(4, amax, 0, bits);
+    } else if ((m = /^fp8_(tiles|rows|tensor|blocks|transpose|swiglu)_([a-z0-9]+)_(e4m3|e5m2)$/.exec(name))) {
+      const [, kind, s, qs] = m;
+      const d = SFX[s!]!, qd = SFX[qs!]! as Fp8;
+      const [x, q, sc] = a;
+      // Quantizes the groups (lists of [value, code index]) into q, scale g into sc[g].
+      const groups = (list: [number, number][][], pow2: number, qp = q, sp = sc) => list.forEach((g, gi) => {
+        let bits = 0;
+        for (const [v] of g) bits = Math.max(bits, absBits(v));
+        const scale = fp8Scale(bits, qd, pow2 !== 0);
+        store('f32', sp, gi, scale);
+        for (const [v, i] of g) putRaw(1, qp, i, encodeF32(qd, [f(v / scale)], undefined, true)[0]!);
+      });
+      const tiles = (rows: number, K: number, at: (r: number, k: number) => number) => {
+        const out: [number, number][][] = [];
+        for (let r = 0; r < rows; r++) {
+          for (let t = 0; t < Math.ceil(K / 128); t++) {
+            const g: [number, number][] = [];
+            for (let k = t * 128; k < Math.min(K, t * 128 + 128); k++) g.push([at(r, k), r * K + k]);
+            out.push(g);
+          }
+        }
+        return out;
+      };
+      if (kind === 'tiles' || kind === 'rows') {
+        const [, , , rows, K, pow2] = a;
+        if (kind === 'tiles' && grid[0] * block[0] < rows * Math.ceil(K / 128) * 16) throw new Error(`${name}: grid ${grid[0]} x ${block[0]} does not cover the tiles`);
+        if (kind === 'rows' && grid[0] !== rows) throw new Error(`${name}: grid.x ${grid[0]} is not ${rows} rows`);
+        const at = (r: number, k: number) => load(d, x, r * K + k);
+        groups(kind === 'tiles' ? tiles(rows, K, at) : Array.from({ length: rows }, (_, r) => Array.from({ length: K }, (_, k) => [at(r, k), r * K + k] as [number, number])), pow2);
+      } else if (kind === 'swiglu') {
+        const [, , , rows, I, pow2] = a;
+        const silu = UNARY.silu!;
+        groups(tiles(rows, I, (r, k) => f(silu(load(d, x, r * 2 * I + k), false) * load(d, x, r * 2 * I + I + k))), pow2);
+      } else if (kind === 'tensor') {
+        const [, , , amax, n, pow2] = a;
+        const scale = fp8Scale(load('i32', amax, 0) >>> 0, qd, pow2 !== 0);
+        store('f32', sc, 0, scale);
+        for (let i = 0; i < n; i++) putRaw(1, q, i, encodeF32(qd, [f(load(d, x, i) / scale)], undefined, true)[0]!);
+      } else if (kind === 'blocks') {
+        const [, , , N, K, nblocks, pow2] = a;
+        if (grid[0] !== nblocks) throw new Error(`${name}: grid.x ${grid[0]} is not ${nblocks} blocks`);
+        const [NB, KB] = [Math.ceil(N / 128), Math.ceil(K / 128)];
+        const out: [number, number][][] = [];
+        for (let blk = 0; blk < nblocks; blk++) {
+          const bb = Math.floor(blk / (NB * KB)), nb = Math.floor(blk / KB) % NB, kb = blk % KB;
+          const g: [number, number][] = [];
+          for (let r = nb * 128; r < Math.min(N, nb * 128 + 128); r++) {
+            for (let k = kb * 128; k < Math.min(K, kb * 128 + 128); k++) g.push([load(d, x, (bb * N + r) * K + k), (bb * N + r) * K + k]);
+          }
+          out.push(g);
+        }
+        groups(out, pow2);
+      } else {
+        const [, , , qT, sT, M, K, pow2] = a;
+        if (grid[0] !== Math.ceil(M / 128) * Math.ceil(K / 128)) throw new Error(`${name}: grid.x ${grid[0]} does not cover [${M}, ${K}]`);
+        groups(tiles(M, K, (r, k) => load(d, x, r * K + k)), pow2);
+        groups(tiles(K, M, (k, r) => load(d, x, r * K + k)), pow2, qT, sT);
+      }
+    } else if ((m = /^fp8_rmsnorm_([a-z0-9]+)_([a-z0-9]+)_(e4m3|e5m2)$/.exec(name))) {
+      const d = SFX[m[1]!]!, wd = SFX[m[2]!]!, qd = SFX[m[3]!]! as Fp8;
+      const [x, w, q, sc, rows, dim, eps, pow2] = a;
+      if (grid[0] !== rows) throw new Error(`${name}: grid.x ${grid[0]} is not ${rows} rows`);
+      const T = Math.ceil(dim / 128);
+      for (let r = 0; r < rows; r++) {
+        // As the rms_norm model above (the composite's kernel), then the tile rule.
+        let ss = 0;
+        for (let j = 0; j < dim; j++) ss += load(d, x, r * dim + j) ** 2;
+        const inv = 1 / Math.sqrt(ss / dim + eps);
+        const y = Array.from({ length: dim }, (_, j) => f(load(wd, w, j) * (load(d, x, r * dim + j) * inv)));
+        for (let t = 0; t < T; t++) {
+          const seg = y.slice(t * 128, Math.min(dim, t * 128 + 128));
+          const scale = fp8Scale(seg.reduce((acc, v) => Math.max(acc, absBits(v)), 0), qd, pow2 !== 0);
+          store('f32', sc, r * T + t, scale);
+          seg.forEach((v, j) => putRaw(1, q, r * dim + t * 128 + j, encodeF32(qd, [f(v / scale)], undefined, true)[0]!));
         }
       }
     } else {

@@ -1,0 +1,84 @@
+/**
+ * CUDA kernels of @ring-linear/fp8's quantizer ops (kernels/fp8.cuh), registered by op name (this
+ * package does not import the fp8 package): fp8Quantize (every layout), fp8QuantTranspose,
+ * fp8RmsNormQuant, fp8SwigluQuant. Each produces the CPU kernel's codes and scales byte for byte;
+ * the fused ones equal their composites on this backend (same f32 steps as the rmsNorm, silu and
+ * mul kernels). The other FP8 ops run their composites here.
+ */
+import { sizeOf, type DType } from '@ring-linear/core';
+import { DTYPE_SUFFIX, moduleSpec } from '../kernels/sources.js';
+import { rowThreads } from './nn.js';
+import { blocksFor, ptr, register, type Ctx } from './common.js';
+
+type Fp8 = 'f8e4m3' | 'f8e5m2';
+type Layout = 'tensor' | 'row' | 'tile1x128' | 'block128x128';
+const TILE = 128;
+const cdiv = (a: number, b: number) => Math.ceil(a / b);
+const name = (kind: string, x: DType, q: Fp8) => `fp8_${kind}_${DTYPE_SUFFIX[x]}_${DTYPE_SUFFIX[q]}`;
+
+/** Blocks of 256 threads for `tiles` 1x128 tiles, one per half-warp. */
+export const tileBlocks = (tiles: number) => Math.max(1, cdiv(tiles * 16, 256));
+
+register('fp8Quantize', ({ backend: b, inputs: [x], outputs: [q, s], attrs }: Ctx<{ dtype: Fp8; layout: Layout; pow2Scale: boolean }>) => {
+  const spec = moduleSpec('fp8', x!.dtype);
+  const n = x!.size;
+  const pow2 = attrs.pow2Scale ? 1 : 0;
+  const shape = x!.shape;
+  const r = shape.length;
+  const args = [ptr(x!), ptr(q!), ptr(s!)];
+  switch (attrs.layout) {
+    case 'tile1x128': {
+      const K = shape[r - 1]!;
+      const rows = n / K;
+      b.kernel(spec, name('tiles', x!.dtype, attrs.dtype)).launch([tileBlocks(rows * cdiv(K, TILE)), 1, 1], [256, 1, 1], [...args, rows, K, pow2]);
+      return;
+    }
+    case 'row': {
+      const K = shape[r - 1]!;
+      const rows = n / K;
+      b.kernel(spec, name('rows', x!.dtype, attrs.dtype)).launch([rows, 1, 1], [256, 1, 1], [...args, rows, K, pow2]);
+      return;
+    }
+    case 'tensor': {
+      // The amax as bits of a u32 (atomicMax), zeroed first.
+      const amax = b.temp(4);
+      b.memset(amax.ptr, 0, 4, 1);
+      const blocks = blocksFor(cdiv(n, 8), 256, 4096);
+      b.kernel(spec, `fp8_amax_${DTYPE_SUFFIX[x!.dtype]}`).launch([blocks, 1, 1], [256, 1, 1], [ptr(x!), amax.ptr, n]);
+      b.kernel(spec, name('tensor', x!.dtype, attrs.dtype)).launch([blocksFor(cdiv(n, 8), 256, 1 << 16), 1, 1], [256, 1, 1], [...args, amax.ptr, n, pow2]);
+      b.releaseTemp(amax);
+      return;
+    }
+    case 'block128x128': {
+      const [N, K] = [shape[r - 2]!, shape[r - 1]!];
+      const nblocks = (n / (N * K)) * cdiv(N, TILE) * cdiv(K, TILE);
+      b.kernel(spec, name('blocks', x!.dtype, attrs.dtype)).launch([nblocks, 1, 1], [256, 1, 1], [...args, N, K, nblocks, pow2]);
+      return;
+    }
+  }
+});
+
+register('fp8QuantTranspose', ({ backend: b, inputs: [x], outputs: [q, s, qT, sT], attrs }: Ctx<{ dtype: Fp8; pow2Scale: boolean }>) => {
+  const [M, K] = [x!.shape[0]!, x!.shape[1]!];
+  b.kernel(moduleSpec('fp8', x!.dtype), name('transpose', x!.dtype, attrs.dtype)).launch(
+    [cdiv(M, TILE) * cdiv(K, TILE), 1, 1], [256, 1, 1],
+    [ptr(x!), ptr(q!), ptr(s!), ptr(qT!), ptr(sT!), M, K, attrs.pow2Scale ? 1 : 0],
+  );
+});
+
+register('fp8RmsNormQuant', ({ backend: b, inputs: [x, w], outputs: [q, s], attrs }: Ctx<{ eps: number; dtype: Fp8; pow2Scale: boolean }>) => {
+  const d = x!.shape[x!.shape.length - 1]!;
+  const rows = x!.size / d;
+  const kernel = `fp8_rmsnorm_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}`;
+  // rowThreads(d): the rmsNorm kernel's block size, so the sum of squares is reduced in the same
+  // order as the composite's and the normalized row is the same f32 values.
+  b.kernel(moduleSpec('fp8', x!.dtype), kernel).launch([rows, 1, 1], [rowThreads(d), 1, 1],
+    [ptr(x!), ptr(w!), ptr(q!), ptr(s!), rows, d, Math.fround(attrs.eps), attrs.pow2Scale ? 1 : 0]);
+});
+
+register('fp8SwigluQuant', ({ backend: b, inputs: [gu], outputs: [q, s], attrs }: Ctx<{ dtype: Fp8; pow2Scale: boolean }>) => {
+  const I = gu!.shape[gu!.shape.length - 1]! / 2;
+  const rows = sizeOf(gu!.shape.slice(0, -1));
+  b.kernel(moduleSpec('fp8', gu!.dtype), name('swiglu', gu!.dtype, attrs.dtype)).launch([tileBlocks(rows * cdiv(I, TILE)), 1, 1], [256, 1, 1],
+    [ptr(gu!), ptr(q!), ptr(s!), rows, I, attrs.pow2Scale ? 1 : 0]);
+});
