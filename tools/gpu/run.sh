@@ -7,9 +7,12 @@
 #   conformance the conformance suite against 'cuda' (CONFORMANCE_OPS=a,b to narrow, SEED=N)
 #   torch       PyTorch baselines (torch_bench.py) -> $OUT/torch.json
 #   bench       CUDA benchmarks, with the PyTorch ratios; prints the table last
+#   fp8         (not in the default list; STEPS="fp8" alone works, best after precompile) the FP8
+#               kernels: torch_bench.py --fp8 -> $OUT/torch_fp8.json, then the fp8 OpInfo records
+#               against the CPU, byte checks, and timings at [8192, 8192] -> $OUT/fp8.txt / fp8.json
 # Results: $OUT (the device tool's output folder; default .carry/gpu/out).
 # Limits per step: info 60 s, precompile 150, conformance CONFORMANCE_LIMIT (300) + 30, torch 120,
-# bench 150. Node is unpacked to /tmp and cubins cached in /tmp, so a second command on the same
+# bench 150, fp8 45 (torch) + 60. Node is unpacked to /tmp and cubins cached in /tmp, so a second command on the same
 # (warm) machine skips both: e.g. STEPS="info precompile conformance", then STEPS="torch bench".
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -49,6 +52,9 @@ for s in $STEPS; do
       fi ;;
     torch) step torch 120 sh -c "python3 '$HERE/torch_bench.py' > '$OUT/torch.json'" ;;
     bench) step bench 150 "$NODE" "$HERE/run.mjs" bench --out "$OUT" --torch "$OUT/torch.json" ;;
+    fp8)
+      step torch_fp8 45 sh -c "python3 '$HERE/torch_bench.py' --fp8 > '$OUT/torch_fp8.json'"
+      step fp8 60 "$NODE" "$HERE/run.mjs" fp8 --out "$OUT" --seed "$SEED" --torch "$OUT/torch_fp8.json" ;;
     *) echo "unknown step $s"; status=2 ;;
   esac
 done
@@ -56,4 +62,5 @@ done
 echo "=== summary (seed $SEED, results in $OUT)"
 [ -f "$OUT/conformance.txt" ] && grep -E "passed, .* failed" "$OUT/conformance.txt"
 [ -f "$OUT/bench.txt" ] && cat "$OUT/bench.txt"
+[ -f "$OUT/fp8.txt" ] && grep -E "passed, .* failed" "$OUT/fp8-conformance.txt" && cat "$OUT/fp8.txt"
 exit $status

@@ -10,6 +10,11 @@
  *   node run.mjs bench --out DIR [--torch FILE]
  *                                             CUDA benchmarks; with the PyTorch numbers of the same
  *                                             run (tools/gpu/torch_bench.py) as ratios
+ *   node run.mjs fp8 --out DIR [--torch FILE] [--seed N] [--small]
+ *                                             the FP8 kernels: @ring-linear/fp8's OpInfo records
+ *                                             against the CPU, byte checks at vector-path sizes
+ *                                             (CUDA == CPU; fused == composite on CUDA), then
+ *                                             timings at [8192, 8192] (torch_bench.py --fp8 ratios)
  *
  * Results go to DIR as JSON and text; the last thing printed is a short table.
  */
@@ -21,6 +26,8 @@ import * as core from '@ring-linear/core';
 import '@ring-linear/backend-cpu';
 import { allModuleSpecs, captureGraph, cudaAvailability, CudaBackend, devicePointer, type CudaAvailability } from '@ring-linear/backend-cuda';
 import { ALL_OP_INFOS, formatSummary, runConformance, type CaseResult, type ConformanceResult } from '@ring-linear/conformance';
+import { quantTransposeRaw, quantizeRaw, rmsNormQuant, swigluQuant } from '@ring-linear/fp8';
+import { fp8OpInfos } from '@ring-linear/fp8/opinfo';
 
 type Args = Record<string, string | boolean>;
 
@@ -430,6 +437,165 @@ function formatBench(device: string, rows: BenchRow[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// fp8
+
+/** Outputs' raw bytes of `fn` (run in a tidy scope). */
+async function outBytes(fn: () => core.Tensor[]): Promise<Uint8Array[]> {
+  const outs = core.tidy(fn);
+  try {
+    return await Promise.all(outs.map((o) => o.bytes()));
+  } finally {
+    core.dispose(outs);
+  }
+}
+
+/** Where two byte arrays first differ, or null. */
+function firstDiff(p: Uint8Array, q: Uint8Array): string | null {
+  if (p.length !== q.length) return `lengths ${p.length} vs ${q.length}`;
+  let n = 0;
+  let first = -1;
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] !== q[i]) {
+      if (first < 0) first = i;
+      n++;
+    }
+  }
+  return n === 0 ? null : `${n} of ${p.length} bytes differ, first at byte ${first} (${p[first]} vs ${q[first]})`;
+}
+
+async function fp8(a: Args): Promise<number> {
+  const out = outDir(a);
+  const b = await cudaBackend();
+  const cpu = core.findBackend('cpu');
+  const seed = a.seed !== undefined ? Number(a.seed) : Math.floor(Math.random() * 2 ** 31);
+  const small = a.small === true;
+  const t0 = performance.now();
+  let failed = 0;
+
+  // 1. The OpInfo records (quantizers exact; fused ops within a step of the CPU; kernel vs
+  //    composite; errors). Gradients are off: fp8Linear has no CUDA kernel, and through its
+  //    composite the quantizers have no gradient (docs/fp8.md).
+  const conf = await runConformance({ backend: 'cuda', reference: 'cpu', opInfos: fp8OpInfos, seed, tfjs: false, grad: false, log: null, maxMessages: 4 });
+  const confText = formatSummary(conf);
+  writeFileSync(join(out, 'fp8-conformance.txt'), confText + '\n');
+  log(confText);
+  if (!conf.ok) failed++;
+
+  // 2. Byte checks at sizes that take the kernels' vector paths (rows a multiple of 8 long),
+  //    with a partial tile: CUDA == CPU for the quantizers; fused == composite on CUDA.
+  const checks: { name: string; ok: boolean; detail: string }[] = [];
+  const gen = new core.Generator(seed);
+  // Host data: normal values (Box-Muller over a seeded mulberry32), the same bytes on both backends.
+  let state = seed >>> 0;
+  const uniform = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 2 ** 32;
+  };
+  const host = (shape: number[], scale = 1) =>
+    Float32Array.from({ length: shape.reduce((p, q) => p * q, 1) }, () => scale * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()));
+  const on = (vals: Float32Array, shape: number[], dtype: core.DType, be: core.Backend) => core.tensor(vals, shape, dtype, be);
+  const check = (name: string, diffs: (string | null)[]) => {
+    const bad = diffs.map((d, i) => (d ? `output ${i}: ${d}` : null)).filter(Boolean);
+    checks.push({ name, ok: bad.length === 0, detail: bad.join('; ') || 'byte-equal' });
+  };
+  for (const [M, K] of [[256, 1024], [136, 1000]] as const) {
+    for (const dt of ['f32', 'bf16'] as const) {
+      const xv = host([M, K], 3);
+      const xs = [on(xv, [M, K], dt, cpu), on(xv, [M, K], dt, b)];
+      for (const [q, pow2] of [['f8e4m3', false], ['f8e5m2', true]] as const) {
+        for (const layout of ['tile1x128', 'block128x128', 'row', 'tensor'] as const) {
+          const [c, g] = [await outBytes(() => quantizeRaw(xs[0]!, { dtype: q, layout, pow2Scale: pow2 })), await outBytes(() => quantizeRaw(xs[1]!, { dtype: q, layout, pow2Scale: pow2 }))];
+          check(`quantize ${layout} ${dt} [${M}, ${K}] ${q}${pow2 ? ' pow2' : ''}: cuda == cpu`, c.map((cb, i) => firstDiff(cb, g[i]!)));
+        }
+        const [c, g] = [await outBytes(() => quantTransposeRaw(xs[0]!, { dtype: q, pow2Scale: pow2 })), await outBytes(() => quantTransposeRaw(xs[1]!, { dtype: q, pow2Scale: pow2 }))];
+        check(`quantTranspose ${dt} [${M}, ${K}] ${q}: cuda == cpu`, c.map((cb, i) => firstDiff(cb, g[i]!)));
+        const w = on(host([K]).map((e) => 0.5 + Math.abs(e)), [K], 'f32', b);
+        const rms = () => rmsNormQuant(xs[1]!, w, { eps: 1e-5, dtype: q, pow2Scale: pow2 });
+        const [fr, cr] = [await outBytes(rms), await core.withKernelsDisabled(['fp8RmsNormQuant'], () => outBytes(rms))];
+        check(`rmsNormQuant ${dt} [${M}, ${K}] ${q}: fused == composite on cuda`, fr.map((fb, i) => firstDiff(fb, cr[i]!)));
+        const gu = on(host([M, 2 * K], 2), [M, 2 * K], dt, b);
+        const sw = () => swigluQuant(gu, { dtype: q, pow2Scale: pow2 });
+        const [fs, cs] = [await outBytes(sw), await core.withKernelsDisabled(['fp8SwigluQuant'], () => outBytes(sw))];
+        check(`swigluQuant ${dt} [${M}, ${2 * K}] ${q}: fused == composite on cuda`, fs.map((fb, i) => firstDiff(fb, cs[i]!)));
+        core.dispose([w, gu]);
+      }
+      core.dispose(xs);
+    }
+  }
+  for (const c of checks) log(`${c.ok ? 'ok  ' : 'BAD '} ${c.name}${c.ok ? '' : `: ${c.detail}`}`);
+  const badChecks = checks.filter((c) => !c.ok).length;
+  log(`byte checks: ${checks.length - badChecks} of ${checks.length} ok`);
+  if (badChecks) failed++;
+
+  // 3. Timings at [8192, 8192] (bf16 unless named), as a fraction of the copy bandwidth measured
+  //    here and as a ratio to torch_bench.py --fp8 (eager PyTorch: amax per tile, scale, cast).
+  const S = small ? 512 : 8192;
+  const sq = `${S}^2`;
+  const copyBytes = small ? 2 ** 20 : 2 ** 30;
+  const src = b.allocate(copyBytes);
+  const dst = b.allocate(copyBytes);
+  b.memset(src.ptr, 0x3f800000, 4, copyBytes / 4);
+  const copy = timeGpu(b, () => b.copy(src, 0, dst, 0, copyBytes), 20);
+  b.free(src);
+  b.free(dst);
+  const copyGbps = (2 * copyBytes) / (copy.ms * 1e-3) / 1e9;
+  const rows: BenchRow[] = [{ name: small ? 'copy_1MiB' : 'copy_1GiB', what: 'device-to-device copy', ...copy, bytes: 2 * copyBytes, gbps: copyGbps, ofCopy: 1, check: 'n/a' }];
+  const n = S * S;
+  const T = n / 128;
+  const rnd = (shape: number[], dtype: core.DType) => core.keep(core.randomNormal(shape, { dtype, generator: gen }));
+  const x = rnd([S, S], 'bf16');
+  const xf = rnd([S, S], 'f32');
+  const w = core.keep(core.add(core.abs(rnd([S], 'f32')), 0.5));
+  const gu = rnd([S, 2 * S], 'bf16');
+  const cases: [string, string, number, () => unknown][] = [
+    [`fp8_tile_bf16_${sq}`, '1x128 tiles, bf16 -> E4M3', 2 * n + n + 4 * T, () => quantizeRaw(x, { layout: 'tile1x128' })],
+    [`fp8_tile_f32_${sq}`, '1x128 tiles, f32 -> E4M3', 4 * n + n + 4 * T, () => quantizeRaw(xf, { layout: 'tile1x128' })],
+    [`fp8_block_bf16_${sq}`, '128x128 blocks, bf16 -> E4M3', 2 * n + n + (4 * n) / 16384, () => quantizeRaw(x, { layout: 'block128x128' })],
+    [`fp8_row_bf16_${sq}`, 'per row, bf16 -> E4M3', 2 * n + n + 4 * S, () => quantizeRaw(x, { layout: 'row' })],
+    [`fp8_tensor_bf16_${sq}`, 'per tensor (amax pass + quantize pass), bf16 -> E4M3', 2 * n + n, () => quantizeRaw(x, { layout: 'tensor' })],
+    [`fp8_qt_bf16_${sq}`, 'quant+transpose, bf16 -> E4M3 x and x^T tiles', 2 * n + 2 * n + 8 * T, () => quantTransposeRaw(x)],
+    [`fp8_rmsq_bf16_${sq}`, 'RMSNorm (f32 weight) + 1x128 quant, bf16', 2 * n + 4 * S + n + 4 * T, () => rmsNormQuant(x, w)],
+    [`fp8_swigluq_bf16_${sq}`, `SwiGLU of [${S}, ${2 * S}] + 1x128 quant, bf16`, 4 * n + n + 4 * T, () => swigluQuant(gu)],
+  ];
+  for (const [name, what, bytes, fn] of cases) {
+    const tm = timeGpu(b, () => void fn(), 20);
+    const gbps = bytes / (tm.ms * 1e-3) / 1e9;
+    rows.push({ name, what, ...tm, bytes, gbps, ofCopy: gbps / copyGbps, check: 'bytes checked above' });
+  }
+  core.dispose([x, xf, w, gu]);
+
+  const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch_fp8.json');
+  let torch: { device?: string; torch?: string; benchmarks?: Record<string, { ms: number }> } = {};
+  if (existsSync(torchFile)) {
+    try {
+      torch = JSON.parse(readFileSync(torchFile, 'utf8'));
+    } catch (err) {
+      log(`could not read ${torchFile}: ${(err as Error).message}`);
+    }
+  } else log(`no PyTorch results at ${torchFile}; ratios left out`);
+  for (const r of rows) {
+    const t = torch.benchmarks?.[r.name];
+    if (t && t.ms > 0) {
+      r.torchMs = t.ms;
+      r.vsTorch = t.ms / r.ms;
+    }
+  }
+  const result = {
+    device: b.capabilities.device, seed, torchDevice: torch.device, torchVersion: torch.torch, secs: (performance.now() - t0) / 1000,
+    conformance: { counts: conf.counts, ok: conf.ok }, checks, rows,
+  };
+  writeFileSync(join(out, 'fp8.json'), JSON.stringify(result, null, 1));
+  const table = formatBench(result.device, rows);
+  writeFileSync(join(out, 'fp8.txt'), table + '\n');
+  log(`fp8: conformance ${conf.counts.passed} passed, ${conf.counts.failed} failed; byte checks ${checks.length - badChecks}/${checks.length} ok (seed ${seed})`);
+  log(table);
+  return failed ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const { cmd, args } = parseArgs(process.argv.slice(2));
 const commands: Record<string, (a: Args) => Promise<number>> = {
@@ -438,10 +604,11 @@ const commands: Record<string, (a: Args) => Promise<number>> = {
   conformance,
   'conformance-worker': conformanceWorker,
   bench,
+  fp8,
 };
 const run = commands[cmd];
 if (!run) {
-  log('usage: node run.mjs info | precompile | conformance [--ops a,b] [--seed N] | bench [--torch FILE]   (all take --out DIR)');
+  log('usage: node run.mjs info | precompile | conformance [--ops a,b] [--seed N] | bench [--torch FILE] | fp8 [--torch FILE] [--seed N]   (all take --out DIR)');
   process.exitCode = 2;
 } else {
   try {

@@ -3,6 +3,8 @@
 same run. Same names, shapes and dtypes as the Node side; CUDA-event timing per run after warm-up,
 median of many runs, random (never all-zero) inputs. Prints JSON:
     {"device": ..., "torch": ..., "benchmarks": {name: {"ms": median, "ms_min": ...}}}
+With --fp8: only the FP8 quantizer baselines of `run.mjs fp8` (eager PyTorch: amax per block,
+scale = max(amax / 448, 2^-126), x / scale cast to torch.float8_e4m3fn), plus the copy.
 """
 import json
 import statistics
@@ -26,7 +28,79 @@ def time_gpu(fn, reps, warmup=3):
     return {"ms": statistics.median(times), "ms_min": min(times)}
 
 
+FP8_MAX = 448.0
+TINY = 2.0**-126
+
+
+def q_tiles(x):
+    """1x128 tiles along the last dim (K a multiple of 128): codes and scales [M, K/128]."""
+    m, k = x.shape
+    t = x.float().view(m, k // 128, 128)
+    s = torch.clamp(t.abs().amax(-1, keepdim=True) / FP8_MAX, min=TINY)
+    return (t / s).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn).view(m, k), s.view(m, k // 128)
+
+
+def q_blocks(x):
+    m, k = x.shape
+    t = x.float().view(m // 128, 128, k // 128, 128)
+    s = torch.clamp(t.abs().amax(dim=(1, 3), keepdim=True) / FP8_MAX, min=TINY)
+    return (t / s).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn).view(m, k), s.view(m // 128, k // 128)
+
+
+def q_rows(x):
+    t = x.float()
+    s = torch.clamp(t.abs().amax(-1, keepdim=True) / FP8_MAX, min=TINY)
+    return (t / s).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn), s
+
+
+def q_tensor(x):
+    t = x.float()
+    s = torch.clamp(t.abs().amax() / FP8_MAX, min=TINY)
+    return (t / s).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn), s
+
+
+def fp8_main():
+    torch.manual_seed(1234)
+    dev = torch.device("cuda")
+    out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "benchmarks": {}}
+    b = out["benchmarks"]
+    n = 2**30 // 4
+    src = torch.ones(n, device=dev)
+    dst = torch.empty_like(src)
+    b["copy_1GiB"] = time_gpu(lambda: dst.copy_(src), 20)
+    del src, dst
+    s = 8192
+    sq = f"{s}^2"
+    x = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+    xf = torch.randn(s, s, device=dev)
+    w = torch.randn(s, device=dev).abs() + 0.5
+    gu = torch.randn(s, 2 * s, device=dev, dtype=torch.bfloat16)
+    b[f"fp8_tile_bf16_{sq}"] = time_gpu(lambda: q_tiles(x), 20)
+    b[f"fp8_tile_f32_{sq}"] = time_gpu(lambda: q_tiles(xf), 20)
+    b[f"fp8_block_bf16_{sq}"] = time_gpu(lambda: q_blocks(x), 20)
+    b[f"fp8_row_bf16_{sq}"] = time_gpu(lambda: q_rows(x), 20)
+    b[f"fp8_tensor_bf16_{sq}"] = time_gpu(lambda: q_tensor(x), 20)
+    b[f"fp8_qt_bf16_{sq}"] = time_gpu(lambda: (q_tiles(x), q_tiles(x.t().contiguous())), 20)
+
+    def rmsq():
+        t = x.float()
+        y = t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+        return q_tiles(y)
+
+    def swigluq():
+        g, u = gu.float().chunk(2, dim=-1)
+        return q_tiles(torch.nn.functional.silu(g) * u)
+
+    b[f"fp8_rmsq_bf16_{sq}"] = time_gpu(rmsq, 20)
+    b[f"fp8_swigluq_bf16_{sq}"] = time_gpu(swigluq, 20)
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
 def main():
+    if "--fp8" in sys.argv[1:]:
+        fp8_main()
+        return
     torch.manual_seed(1234)
     dev = torch.device("cuda")
     out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "benchmarks": {}}
