@@ -6,6 +6,8 @@
  *
  *   cd tools/bench && node --conditions=@ring-linear/source --import tsx src/fp8.ts
  *     [--repeat 5] [--filter text] [--small] [--no-docs] [--json <path>] [--backend cpu|webgpu]
+ *     [--budget-s N]   no further op is started once N seconds have passed (the JSON says so; it is
+ *                      rewritten after every op, so a run killed from outside keeps what it measured)
  *   ... src/fp8.ts --docs-from <json>     rewrites the docs section from an earlier run's JSON
  *                                         (e.g. one made by a bundle on another host)
  *
@@ -26,7 +28,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import '@ring-linear/backend-cpu';
 import {
   bytesPerElement,
@@ -58,8 +59,10 @@ import {
 } from '@ring-linear/fp8';
 import { measure, toResult, type Bench, type BenchResult } from './framework.js';
 import { cpuName, environment } from './device.js';
+import { TimeBudget, allowSoftwareDocs, parseBudget, scriptContext } from './docs.js';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+// From source: the repository root; from a bundle (another host): the working directory.
+const { repoRoot: REPO_ROOT } = scriptContext(import.meta.url, 'fp8.ts');
 
 function randomValues(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
@@ -284,6 +287,11 @@ interface Report {
   device: { name: string };
   loadAverage: [number, number];
   repeat: number;
+  budgetS?: number | null;
+  /** Why the run stopped before the last op (the time budget), or null. */
+  stopped?: string | null;
+  /** False while the run goes on (the JSON is rewritten after every op). */
+  complete?: boolean;
   results: (BenchResult & { fusedBytes: number; compositeBytes: number; compositeLaunches: number })[];
 }
 
@@ -297,8 +305,9 @@ function rowsOf(report: Report): Row[] {
   }));
 }
 
-async function run(values: { repeat?: string; filter?: string; small?: boolean; backend?: string }): Promise<Report> {
+async function run(values: { repeat?: string; filter?: string; small?: boolean; backend?: string; 'budget-s'?: string }, save: (r: Report) => void): Promise<Report> {
   const repeat = Number(values.repeat ?? 5);
+  const budget = new TimeBudget(parseBudget(values['budget-s']));
   const backendName = values.backend ?? 'cpu';
   if (backendName !== 'cpu' && backendName !== 'webgpu') throw new Error(`--backend expected 'cpu' or 'webgpu', got '${backendName}'`);
   let device = { name: cpuName() };
@@ -316,9 +325,24 @@ async function run(values: { repeat?: string; filter?: string; small?: boolean; 
   }
   const load0 = os.loadavg()[0]!;
   const results: Report['results'] = [];
+  const argv = process.argv.slice(2).join(' ');
+  const report = (complete: boolean): Report => ({
+    date: new Date().toISOString(),
+    command: `cd tools/bench && node --conditions=@ring-linear/source --import tsx src/fp8.ts${argv ? ` ${argv}` : ''}`,
+    ...(backendName === 'webgpu' ? { backend: 'webgpu', software } : {}),
+    environment: environment(),
+    device,
+    loadAverage: [load0, os.loadavg()[0]!],
+    repeat,
+    budgetS: budget.limitS,
+    stopped: budget.stopped,
+    complete,
+    results,
+  });
   try {
     for (const c of cases(values.small ?? false)) {
       if (values.filter && !c.op.toLowerCase().includes(values.filter.toLowerCase())) continue;
+      if (!budget.allows(c.op)) break;
       const b = bench(c, backendName, finish);
       process.stderr.write(`${b.name} ... `);
       const ins = c.setup();
@@ -329,6 +353,7 @@ async function run(values: { repeat?: string; filter?: string; small?: boolean; 
       const r = toResult(b, device, ours, theirs);
       results.push({ ...r, fusedBytes: fusedTraffic.bytes, compositeBytes: compTraffic.bytes, compositeLaunches: compTraffic.launches });
       process.stderr.write(`fused ${r.medianMs.toFixed(1)} ms, composite ${r.comparisonMedianMs!.toFixed(1)} ms (${ours.samplesMs.length} runs)\n`);
+      save(report(false));
     }
   } finally {
     if (backendName === 'webgpu') {
@@ -336,17 +361,7 @@ async function run(values: { repeat?: string; filter?: string; small?: boolean; 
       await disposeBackend('webgpu'); // Node.js: lets the process exit
     }
   }
-  const argv = process.argv.slice(2).join(' ');
-  return {
-    date: new Date().toISOString(),
-    command: `cd tools/bench && node --conditions=@ring-linear/source --import tsx src/fp8.ts${argv ? ` ${argv}` : ''}`,
-    ...(backendName === 'webgpu' ? { backend: 'webgpu', software } : {}),
-    environment: environment(),
-    device,
-    loadAverage: [load0, os.loadavg()[0]!],
-    repeat,
-    results,
-  };
+  return report(true);
 }
 
 /** The command that reproduces a run: its flags without the output-only ones. */
@@ -404,6 +419,7 @@ function gpuSection(report: Report, tableText: string, commit: string, bundled: 
     `- device: ${report.device.name}; Node ${report.environment.node}; ${report.date.slice(0, 10)}; commit ${commit}`,
     `- load average (1 min) ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end`,
     `- runs: median of up to ${report.repeat} timed runs per side after one warm-up, the two sides interleaved`,
+    ...(report.stopped ? [`- ${report.stopped}: the ops after it were not run`] : []),
     `- command: ${reproduce(report, bundled)}`,
     '',
     tableText,
@@ -427,20 +443,25 @@ async function main(): Promise<void> {
       'docs-from': { type: 'string' },
       commit: { type: 'string' },
       backend: { type: 'string' },
+      'budget-s': { type: 'string' },
     },
     strict: true,
   });
   const from = values['docs-from'];
-  const report: Report = from ? (JSON.parse(fs.readFileSync(path.resolve(from), 'utf8')) as Report) : await run(values);
+  const out = values.json ? path.resolve(values.json) : path.join(REPO_ROOT, 'runs', 'bench', `fp8-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const save = (r: Report) => {
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, `${JSON.stringify(r, null, 2)}\n`);
+  };
+  const report: Report = from ? (JSON.parse(fs.readFileSync(path.resolve(from), 'utf8')) as Report) : await run(values, save);
   const tableText = table(rowsOf(report));
   console.log(`\n${report.device.name}\n${tableText}`);
+  if (report.stopped) console.log(report.stopped);
   if (!from) {
-    const out = values.json ? path.resolve(values.json) : path.join(REPO_ROOT, 'runs', 'bench', `fp8-${report.date.replace(/[:.]/g, '-')}.json`);
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+    save(report);
     console.log(`JSON: ${out}`);
   }
-  if (report.software && !values['no-docs'] && !values.filter) {
+  if (report.software && !allowSoftwareDocs() && !values['no-docs'] && !values.filter) {
     console.log('docs not written: a software adapter\'s timings only prove that the bench runs');
   } else if (!values['no-docs'] && !values.filter) {
     // A run on another host (a bundle, no git there) names its commit with --commit.
