@@ -10,7 +10,7 @@
  *   node run.mjs bench --out DIR [--torch FILE]
  *                                             CUDA benchmarks; with the PyTorch numbers of the same
  *                                             run (tools/gpu/torch_bench.py) as ratios
- *   node run.mjs fp8 --out DIR [--torch FILE] [--seed N] [--small]
+ *   node run.mjs fp8 --out DIR [--torch FILE] [--seed N] [--ops a,b] [--small]
  *                                             the FP8 kernels: @ring-linear/fp8's OpInfo records
  *                                             against the CPU, byte checks at vector-path sizes
  *                                             (CUDA == CPU; fused == composite on CUDA), then
@@ -475,7 +475,8 @@ async function fp8(a: Args): Promise<number> {
   // 1. The OpInfo records (quantizers exact; fused ops within a step of the CPU; kernel vs
   //    composite; errors). Gradients are off: fp8Linear has no CUDA kernel, and through its
   //    composite the quantizers have no gradient (docs/fp8.md).
-  const conf = await runConformance({ backend: 'cuda', reference: 'cpu', opInfos: fp8OpInfos, seed, tfjs: false, grad: false, log: null, maxMessages: 4 });
+  const ops = typeof a.ops === 'string' ? a.ops.split(',') : undefined;
+  const conf = await runConformance({ backend: 'cuda', reference: 'cpu', opInfos: fp8OpInfos, ...(ops ? { ops } : {}), seed, tfjs: false, grad: false, log: null, maxMessages: 4 });
   const confText = formatSummary(conf);
   writeFileSync(join(out, 'fp8-conformance.txt'), confText + '\n');
   log(confText);
@@ -501,7 +502,7 @@ async function fp8(a: Args): Promise<number> {
     const bad = diffs.map((d, i) => (d ? `output ${i}: ${d}` : null)).filter(Boolean);
     checks.push({ name, ok: bad.length === 0, detail: bad.join('; ') || 'byte-equal' });
   };
-  for (const [M, K] of [[256, 1024], [136, 1000]] as const) {
+  for (const [M, K] of small ? ([[32, 256], [9, 136]] as const) : ([[256, 1024], [136, 1000]] as const)) {
     for (const dt of ['f32', 'bf16'] as const) {
       const xv = host([M, K], 3);
       const xs = [on(xv, [M, K], dt, cpu), on(xv, [M, K], dt, b)];

@@ -22,6 +22,7 @@ export const tileBlocks = (tiles: number) => Math.max(1, cdiv(tiles * 16, 256));
 register('fp8Quantize', ({ backend: b, inputs: [x], outputs: [q, s], attrs }: Ctx<{ dtype: Fp8; layout: Layout; pow2Scale: boolean }>) => {
   const spec = moduleSpec('fp8', x!.dtype);
   const n = x!.size;
+  if (n === 0) return; // leading dims of size 0: nothing to write
   const pow2 = attrs.pow2Scale ? 1 : 0;
   const shape = x!.shape;
   const r = shape.length;
@@ -69,6 +70,7 @@ register('fp8QuantTranspose', ({ backend: b, inputs: [x], outputs: [q, s, qT, sT
 register('fp8RmsNormQuant', ({ backend: b, inputs: [x, w], outputs: [q, s], attrs }: Ctx<{ eps: number; dtype: Fp8; pow2Scale: boolean }>) => {
   const d = x!.shape[x!.shape.length - 1]!;
   const rows = x!.size / d;
+  if (rows === 0) return;
   const kernel = `fp8_rmsnorm_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}`;
   // rowThreads(d): the rmsNorm kernel's block size, so the sum of squares is reduced in the same
   // order as the composite's and the normalized row is the same f32 values.
@@ -79,6 +81,7 @@ register('fp8RmsNormQuant', ({ backend: b, inputs: [x, w], outputs: [q, s], attr
 register('fp8SwigluQuant', ({ backend: b, inputs: [gu], outputs: [q, s], attrs }: Ctx<{ dtype: Fp8; pow2Scale: boolean }>) => {
   const I = gu!.shape[gu!.shape.length - 1]! / 2;
   const rows = sizeOf(gu!.shape.slice(0, -1));
+  if (rows === 0) return;
   b.kernel(moduleSpec('fp8', gu!.dtype), name('swiglu', gu!.dtype, attrs.dtype)).launch([tileBlocks(rows * cdiv(I, TILE)), 1, 1], [256, 1, 1],
     [ptr(gu!), ptr(q!), ptr(s!), rows, I, attrs.pow2Scale ? 1 : 0]);
 });
