@@ -67,6 +67,77 @@ template <class Q> RL_DEV float fp8_scale(u32 amax_bits, int pow2) {
 
 template <class Q> RL_DEV u8 fp8_code(float x, float scale) { return Q::st(__fdiv_rn(x, scale), true); }
 
+// v2 kernels (HW = true) encode with the hardware conversion where the device has one (sm_89+:
+// cvt.rn.satfinite.{e4m3,e5m2}x2.f32, two codes per instruction) instead of the bit-level
+// encoder above, which costs about 25 instructions per element and made the v1 kernels
+// instruction-bound (1x128 tiles: f32 and bf16 inputs took the same time for 1.7x the bytes).
+// The two agree on every finite input: both round to nearest even, both saturate finite
+// overflow to +-max (448 / 57344) and keep the sign of zero. They differ on NaN (the hardware
+// gives the canonical NaN, the encoder keeps the sign) and, for E5M2, maybe on inf, so a group
+// whose amax is not finite (x holds a NaN or an inf, and then so may x / scale) takes the
+// encoder. With a finite amax the scale is a finite normal and every x / scale is finite.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+#define FP8_HW_CVT 1
+#else
+#define FP8_HW_CVT 0
+#endif
+template <class Q> struct Fp8Cvt2;
+// PTX: cvt ... d, a, b puts the code of a in the upper byte of d and that of b in the lower.
+template <> struct Fp8Cvt2<E4M3> {
+  static RL_DEV u32 run(float lo, float hi) {
+    unsigned short d;
+#if FP8_HW_CVT
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(d) : "f"(hi), "f"(lo));
+#else
+    d = (unsigned short)(f32_to_e4m3(lo, true) | ((u32)f32_to_e4m3(hi, true) << 8));
+#endif
+    return d;
+  }
+};
+template <> struct Fp8Cvt2<E5M2> {
+  static RL_DEV u32 run(float lo, float hi) {
+    unsigned short d;
+#if FP8_HW_CVT
+    asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(d) : "f"(hi), "f"(lo));
+#else
+    d = (unsigned short)(f32_to_e5m2(lo, true) | ((u32)f32_to_e5m2(hi, true) << 8));
+#endif
+    return d;
+  }
+};
+
+// Two codes (lo in bits 0-7, hi in 8-15) of finite values. The sign bits are set from the
+// inputs as the encoder sets them (sign | magnitude), so a -0 or a negative value that rounds to
+// zero gives 0x80 whatever the conversion does with the sign of zero.
+template <class Q> RL_DEV u32 fp8_cvt2(float lo, float hi) {
+  const u32 sign = ((__float_as_uint(lo) >> 24) & 0x80u) | ((__float_as_uint(hi) >> 16) & 0x8000u);
+  return Fp8Cvt2<Q>::run(lo, hi) | sign;
+}
+
+RL_DEV bool fp8_finite_amax(u32 amax_bits) { return amax_bits < 0x7f800000u; }
+
+// Codes of N values (N even) with one scale, as fp8_code gives them. `finite`: the group's amax
+// is finite (see above). With a power-of-two scale, x * (1 / scale) is the same correctly
+// rounded value as x / scale: with a finite amax the scale is 2^k, -126 <= k <= 120, so 1 / scale
+// is exact, and the product, like the quotient, is the exact x * 2^-k rounded once (subnormal
+// results included: no flush to zero). One multiply instead of a division.
+template <class Q, bool HW, int N> RL_DEV void fp8_codes(const float* v, float scale, bool finite, bool pow2, u8* c) {
+  if (HW && finite) {
+    const float inv = pow2 ? __fdiv_rn(1.0f, scale) : 0.0f;
+#pragma unroll
+    for (int j = 0; j < N; j += 2) {
+      const float a = pow2 ? v[j] * inv : __fdiv_rn(v[j], scale);
+      const float b = pow2 ? v[j + 1] * inv : __fdiv_rn(v[j + 1], scale);
+      const u32 d = fp8_cvt2<Q>(a, b);
+      c[j] = (u8)d;
+      c[j + 1] = (u8)(d >> 8);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; j++) c[j] = fp8_code<Q>(v[j], scale);
+  }
+}
+
 RL_DEV bool aligned_to(const void* p, unsigned bytes) { return ((u64)p & (u64)(bytes - 1)) == 0; }
 
 // 8 consecutive elements p[i .. i+8) as f32, `valid` of them in range (the rest read as 0, which
@@ -93,6 +164,24 @@ template <class Q> RL_DEV void store8(u8* __restrict__ q, i64 i, int valid, bool
 #pragma unroll
     for (int j = 0; j < 8; j++)
       if (j < valid) q[i + j] = fp8_code<Q>(v[j], scale);
+  }
+}
+
+// store8 for v1 (HW = false: exactly the code above) and v2 (fp8_codes); `amax` is the group's.
+template <class Q, bool HW>
+RL_DEV void store8v(u8* __restrict__ q, i64 i, int valid, bool vec, const float* v, float scale, u32 amax, int pow2) {
+  if (!HW) {
+    store8<Q>(q, i, valid, vec, v, scale);
+    return;
+  }
+  Vec<u8, 8> o;
+  fp8_codes<Q, HW, 8>(v, scale, fp8_finite_amax(amax), pow2 != 0, o.e);
+  if (vec && valid == 8) {
+    *reinterpret_cast<Vec<u8, 8>*>(q + i) = o;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+      if (j < valid) q[i + j] = o.e[j];
   }
 }
 
@@ -137,7 +226,7 @@ template <class T> struct SwigluRows {
 
 // One 1x128 tile per half-warp: `tiles` = rows * T tiles of rows of length K. Every lane of a warp
 // takes part in the shuffles; lanes past the last tile load nothing and store nothing.
-template <class SRC, class Q>
+template <class SRC, class Q, bool HW>
 RL_DEV void tile_quant(const SRC& src, u8* __restrict__ q, float* __restrict__ s, i64 rows, i64 K, int pow2, bool vec) {
   const i64 T = (K + FP8_TILE - 1) / FP8_TILE;
   const i64 h = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 4;
@@ -153,27 +242,27 @@ RL_DEV void tile_quant(const SRC& src, u8* __restrict__ q, float* __restrict__ s
   const float scale = fp8_scale<Q>(m, pow2);
   if (!active) return;
   if (lane == 0) s[h] = scale;
-  store8<Q>(q, row * K + col0, valid, vec, v, scale);
+  store8v<Q, HW>(q, row * K + col0, valid, vec, v, scale, m, pow2);
 }
 
-template <class T, class Q>
+template <class T, class Q, bool HW>
 RL_DEV void fp8_quant_tiles(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, i64 rows, i64 K, int pow2) {
   const bool vec = K % 8 == 0 && aligned_to(x, 32) && aligned_to(q, 8);
   const PlainRows<T> src = {x, K, vec};
-  tile_quant<PlainRows<T>, Q>(src, q, s, rows, K, pow2, vec);
+  tile_quant<PlainRows<T>, Q, HW>(src, q, s, rows, K, pow2, vec);
 }
 
-template <class T, class Q>
+template <class T, class Q, bool HW>
 RL_DEV void fp8_swiglu_quant(const typename T::S* __restrict__ gu, u8* __restrict__ q, float* __restrict__ s, i64 rows, i64 I, int pow2) {
   const bool vec = I % 8 == 0 && aligned_to(gu, 32) && aligned_to(q, 8);
   const SwigluRows<T> src = {gu, I, vec};
-  tile_quant<SwigluRows<T>, Q>(src, q, s, rows, I, pow2, vec);
+  tile_quant<SwigluRows<T>, Q, HW>(src, q, s, rows, I, pow2, vec);
 }
 
 // ---------------------------------------------------------------------------------------------
 // One scale per row (layout 'row'): one block per row, the row read twice (the second time from
 // L1/L2).
-template <class T, class Q>
+template <class T, class Q, bool HW>
 RL_DEV void fp8_quant_rows(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, i64 rows, i64 K, int pow2) {
   const i64 row = blockIdx.x;
   if (row >= rows) return;
@@ -185,12 +274,13 @@ RL_DEV void fp8_quant_rows(const typename T::S* __restrict__ x, u8* __restrict__
     load8<T>(x, base + c, clamp8(K - c), vec, v);
     m = umax(m, amax8(v));
   }
-  const float scale = fp8_scale<Q>(block_umax(m), pow2);
+  m = block_umax(m);
+  const float scale = fp8_scale<Q>(m, pow2);
   if (threadIdx.x == 0) s[row] = scale;
   for (i64 c = (i64)threadIdx.x * 8; c < K; c += (i64)blockDim.x * 8) {
     const int valid = clamp8(K - c);
     load8<T>(x, base + c, valid, vec, v);
-    store8<Q>(q, base + c, valid, vec, v, scale);
+    store8v<Q, HW>(q, base + c, valid, vec, v, scale, m, pow2);
   }
 }
 
@@ -209,26 +299,42 @@ RL_DEV void fp8_amax_all(const typename T::S* __restrict__ x, u32* __restrict__ 
   if (threadIdx.x == 0 && m != 0u) atomicMax(amax, m);
 }
 
-template <class T, class Q>
+template <class T, class Q, bool HW>
 RL_DEV void fp8_quant_tensor(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, const u32* __restrict__ amax, i64 n, int pow2) {
   const bool vec = aligned_to(x, 32) && aligned_to(q, 8);
-  const float scale = fp8_scale<Q>(*amax, pow2);
+  const u32 m = *amax;
+  const float scale = fp8_scale<Q>(m, pow2);
   if (global_thread() == 0) s[0] = scale;
   float v[8];
-  for (i64 i = global_thread() * 8; i < n; i += grid_threads() * 8) {
-    const int valid = clamp8(n - i);
-    load8<T>(x, i, valid, vec, v);
-    store8<Q>(q, i, valid, vec, v, scale);
+  if (HW) {
+    // v2 walks the 8-element groups from the end: the amax pass (a grid-stride loop from the
+    // start) read the end of x last, so that part is still in L2 (50 MB on an H100) and is not
+    // read from memory twice.
+    const i64 groups = (n + 7) / 8;
+    for (i64 g = global_thread(); g < groups; g += grid_threads()) {
+      const i64 i = (groups - 1 - g) * 8;
+      const int valid = clamp8(n - i);
+      load8<T>(x, i, valid, vec, v);
+      store8v<Q, HW>(q, i, valid, vec, v, scale, m, pow2);
+    }
+  } else {
+    for (i64 i = global_thread() * 8; i < n; i += grid_threads() * 8) {
+      const int valid = clamp8(n - i);
+      load8<T>(x, i, valid, vec, v);
+      store8<Q>(q, i, valid, vec, v, scale);
+    }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // 128x128 blocks of the last two dims of x [B, N, K]: one block of 256 threads per 128x128 block
-// (16 rows x 16 lanes of 8 columns per pass, 8 passes), values kept in registers between the
-// amax and the quantization, so x is read once. `nblocks` = B * NB * KB.
+// (16 rows x 16 lanes of 8 columns per pass, 8 passes; v2: 512 threads, 32 rows, 4 passes),
+// values kept in registers between the amax and the quantization, so x is read once.
+// `nblocks` = B * NB * KB.
 
-template <class T, class Q>
+template <class T, class Q, bool HW>
 RL_DEV void fp8_quant_blocks(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, i64 N, i64 K, i64 nblocks, int pow2) {
+  typedef typename T::S S;
   const i64 blk = blockIdx.x;
   if (blk >= nblocks) return;
   const i64 NB = (N + FP8_TILE - 1) / FP8_TILE, KB = (K + FP8_TILE - 1) / FP8_TILE;
@@ -239,6 +345,29 @@ RL_DEV void fp8_quant_blocks(const typename T::S* __restrict__ x, u8* __restrict
   const int r0 = threadIdx.x >> 4;
   const i64 col0 = kb * FP8_TILE + (threadIdx.x & 15) * 8;
   const int cvalid = clamp8(K - col0);
+  if (HW) {
+    // v2 runs 512 threads a block (the host launches it so), 32 rows per pass and 4 passes: 32
+    // live floats a thread instead of 64, so twice the threads per SM and loads in flight.
+    const int rr = threadIdx.x >> 4;
+    float v[4][8];
+    u32 m = 0u;
+#pragma unroll
+    for (int p = 0; p < 4; p++) {
+      const i64 row = nb * FP8_TILE + p * 32 + rr;
+      const int valid = row < N ? cvalid : 0;
+      load8<T>(x, base + row * K + col0, valid, vec, v[p]);
+      m = umax(m, amax8(v[p]));
+    }
+    m = block_umax(m);
+    const float scale = fp8_scale<Q>(m, pow2);
+    if (threadIdx.x == 0) s[blk] = scale;
+#pragma unroll
+    for (int p = 0; p < 4; p++) {
+      const i64 row = nb * FP8_TILE + p * 32 + rr;
+      if (row < N) store8v<Q, HW>(q, base + row * K + col0, cvalid, vec, v[p], scale, m, pow2);
+    }
+    return;
+  }
   float v[8][8];
   u32 m = 0u;
 #pragma unroll
@@ -268,11 +397,12 @@ RL_DEV void fp8_quant_blocks(const typename T::S* __restrict__ x, u8* __restrict
 // writes (8 columns apart) over 4 banks instead of one.
 #define FP8_QT_PITCH 132
 
-template <class T, class Q>
+template <class T, class Q, bool HW>
 RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, u8* __restrict__ qT,
                                 float* __restrict__ sT, i64 M, i64 K, int pow2) {
   __shared__ u32 colmax[16][FP8_TILE];
   __shared__ float colscale[FP8_TILE];
+  __shared__ bool colfinite[FP8_TILE];
   __shared__ __align__(16) u8 staged[FP8_TILE * FP8_QT_PITCH];
   const i64 MT = (M + FP8_TILE - 1) / FP8_TILE, KT = (K + FP8_TILE - 1) / FP8_TILE;
   const i64 mb = blockIdx.x / KT, kb = blockIdx.x % KT;
@@ -294,10 +424,11 @@ RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restr
 #pragma unroll
     for (int j = 0; j < 8; j++) cm[j] = umax(cm[j], abs_bits(v[p][j]));
     // The row's tile along K: this half-warp holds all of it.
-    const float scale = fp8_scale<Q>(half_warp_max(amax8(v[p])), pow2);
+    const u32 rm = half_warp_max(amax8(v[p]));
+    const float scale = fp8_scale<Q>(rm, pow2);
     if (in) {
       if (lane == 0) s[row * KT + kb] = scale;
-      store8<Q>(q, row * K + col0, cvalid, vec, v[p], scale);
+      store8v<Q, HW>(q, row * K + col0, cvalid, vec, v[p], scale, rm, pow2);
     }
   }
 #pragma unroll
@@ -309,6 +440,7 @@ RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restr
     for (int g = 0; g < 16; g++) m = umax(m, colmax[g][threadIdx.x]);
     const float scale = fp8_scale<Q>(m, pow2);
     colscale[threadIdx.x] = scale;
+    colfinite[threadIdx.x] = fp8_finite_amax(m);
     const i64 k = kb * FP8_TILE + threadIdx.x;
     if (k < K) sT[k * MT + mb] = scale;
   }
@@ -317,7 +449,17 @@ RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restr
   for (int p = 0; p < 8; p++) {
     const int r = p * 16 + r0;
 #pragma unroll
-    for (int j = 0; j < 8; j++) staged[(c0 + j) * FP8_QT_PITCH + r] = fp8_code<Q>(v[p][j], colscale[c0 + j]);
+    for (int j = 0; j < 8; j += 2) {
+      if (HW && FP8_HW_CVT && colfinite[c0 + j] && colfinite[c0 + j + 1]) {
+        // Two columns' codes, each with its own scale, in one conversion (see fp8_codes).
+        const u32 d = fp8_cvt2<Q>(__fdiv_rn(v[p][j], colscale[c0 + j]), __fdiv_rn(v[p][j + 1], colscale[c0 + j + 1]));
+        staged[(c0 + j) * FP8_QT_PITCH + r] = (u8)d;
+        staged[(c0 + j + 1) * FP8_QT_PITCH + r] = (u8)(d >> 8);
+      } else {
+        staged[(c0 + j) * FP8_QT_PITCH + r] = fp8_code<Q>(v[p][j], colscale[c0 + j]);
+        staged[(c0 + j + 1) * FP8_QT_PITCH + r] = fp8_code<Q>(v[p][j + 1], colscale[c0 + j + 1]);
+      }
+    }
   }
   __syncthreads();
   // qT rows k = kb*128 + c, columns m = mb*128 + [0, 128): a warp writes one row as 32 words.
@@ -335,6 +477,91 @@ RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restr
     } else {
       const int n = mvalid - part < 4 ? mvalid - part : 4;
       for (int e = 0; e < n; e++) dst[e] = src[e];
+    }
+  }
+}
+
+// v2 of quant+transpose for 2-byte inputs (f32 would need 64 KiB of staging; it keeps the kernel
+// above with the hardware conversion). v1 spent its time in 64 single-byte shared stores per
+// thread with 8-way bank conflicts, 4-byte global stores, and 64 live floats per thread (low
+// occupancy). Here the block stages its 128x128 block of x itself (the raw 2-byte values, rows
+// padded by 16 bytes, written with the 16-byte loads' data) and no codes:
+//   phase 1 (as v1): half-warp per row tile, 8 rows per thread, codes of q from registers;
+//   phase 2: thread (c = tid & 127, h = tid >> 7) reads column c, rows h*64 .. h*64+63, from
+//            shared memory (a warp reads 64 consecutive bytes of a staged row: no conflicts),
+//            the two halves' amax meet in shared memory, and the thread writes its 64 codes of
+//            row k = kb*128 + c of qT as four 16-byte stores.
+#define FP8_QT_XPITCH (FP8_TILE + 8)
+
+template <class T, class Q>
+RL_DEV void fp8_quant_transpose_staged(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, u8* __restrict__ qT,
+                                       float* __restrict__ sT, i64 M, i64 K, int pow2) {
+  typedef typename T::S S;
+  static_assert(sizeof(S) == 2, "staged quant+transpose is for 2-byte inputs");
+  __shared__ __align__(16) S xs[FP8_TILE * FP8_QT_XPITCH];
+  __shared__ u32 colmax[2][FP8_TILE];
+  const i64 MT = (M + FP8_TILE - 1) / FP8_TILE, KT = (K + FP8_TILE - 1) / FP8_TILE;
+  const i64 mb = blockIdx.x / KT, kb = blockIdx.x % KT;
+  if (mb >= MT) return;
+  const bool vec = K % 8 == 0 && aligned_to(x, 16) && aligned_to(q, 8);
+  const int r0 = threadIdx.x >> 4, lane = threadIdx.x & 15;
+  const int c0 = lane * 8;
+  const i64 col0 = kb * FP8_TILE + c0;
+  const int cvalid = clamp8(K - col0);
+#pragma unroll
+  for (int p = 0; p < 8; p++) {
+    const int r = p * 16 + r0;
+    const i64 row = mb * FP8_TILE + r;
+    const bool in = row < M;
+    const int valid = in ? cvalid : 0;
+    Vec<S, 8> raw;
+    if (vec && valid == 8) {
+      raw = *reinterpret_cast<const Vec<S, 8>*>(x + row * K + col0);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; j++) raw.e[j] = j < valid ? x[row * K + col0 + j] : (S)0; // 0 encodes +0
+    }
+    *reinterpret_cast<Vec<S, 8>*>(xs + r * FP8_QT_XPITCH + c0) = raw;
+    float v[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) v[j] = T::ld(raw.e[j]);
+    const u32 rm = half_warp_max(amax8(v));
+    const float scale = fp8_scale<Q>(rm, pow2);
+    if (in) {
+      if (lane == 0) s[row * KT + kb] = scale;
+      store8v<Q, true>(q, row * K + col0, valid, vec, v, scale, rm, pow2);
+    }
+  }
+  __syncthreads();
+  const int c = threadIdx.x & (FP8_TILE - 1), h = threadIdx.x >> 7;
+  const S* col = xs + (h * 64) * FP8_QT_XPITCH + c;
+  u32 m = 0u;
+#pragma unroll 16
+  for (int r = 0; r < 64; r++) m = umax(m, abs_bits(T::ld(col[r * FP8_QT_XPITCH])));
+  colmax[h][c] = m;
+  __syncthreads();
+  m = umax(colmax[0][c], colmax[1][c]);
+  const float scale = fp8_scale<Q>(m, pow2);
+  const bool finite = fp8_finite_amax(m);
+  const i64 k = kb * FP8_TILE + c;
+  if (k >= K) return;
+  if (h == 0) sT[k * MT + mb] = scale;
+  const i64 m0 = mb * FP8_TILE + h * 64;
+  const i64 mvalid = M - m0 < 64 ? M - m0 : 64; // may be <= 0 for the second half
+  const bool vecT = M % 16 == 0 && aligned_to(qT, 16);
+  u8* dst = qT + k * M + m0;
+#pragma unroll
+  for (int part = 0; part < 4; part++) {
+    if (part * 16 >= mvalid) break;
+    float v[16];
+#pragma unroll
+    for (int j = 0; j < 16; j++) v[j] = T::ld(col[(part * 16 + j) * FP8_QT_XPITCH]);
+    Vec<u8, 16> o;
+    fp8_codes<Q, true, 16>(v, scale, finite, pow2 != 0, o.e);
+    if (vecT && mvalid - part * 16 >= 16) {
+      *reinterpret_cast<Vec<u8, 16>*>(dst + part * 16) = o;
+    } else {
+      for (int j = 0; j < 16 && part * 16 + j < mvalid; j++) dst[part * 16 + j] = o.e[j];
     }
   }
 }
@@ -385,6 +612,75 @@ RL_DEV void fp8_rms_norm_quant(const typename T::S* __restrict__ x, const typena
     if (t < NT) {
       if (lane == 0) s[row * NT + t] = scale;
       store8<Q>(q, row * d + col0, valid, vec, v, scale);
+    }
+  }
+}
+
+#define FP8_RMS_STAGE_BYTES 32768
+
+// v2 of RMSNorm + quant. The rmsNorm kernel's summation order belongs to its block size B =
+// rowThreads(d) (up to 1024 threads, one row a block: at most two rows per SM in flight). v2 runs
+// R = min(B, 256) threads and lets each real thread r play the virtual threads r + R*j, j < B/R,
+// of a B-thread block: virtual thread t sums x[t], x[t + B], ... in that order as before; since R
+// is a multiple of 32, the virtual threads of one virtual warp sit in the lanes of one real warp
+// (lane = t & 31), so the same shuffle sum gives each virtual warp's total, lane 0's value goes to
+// sh[virtual warp], and the last step is v1's. The row is staged in shared memory as in
+// fp8_rms_norm_quant<HW = true> (one read of x, 16-byte loads); up to six 256-thread rows per SM.
+template <class T, class W, class Q>
+RL_DEV void fp8_rms_norm_quant_v2(const typename T::S* __restrict__ x, const typename W::S* __restrict__ w, u8* __restrict__ q,
+                                  float* __restrict__ s, i64 rows, i64 d, float eps, int pow2, int vthreads) {
+  typedef typename T::S S;
+  __shared__ float sh[32];
+  __shared__ __align__(32) S xs[FP8_RMS_STAGE_BYTES / sizeof(S)];
+  const i64 row = blockIdx.x;
+  if (row >= rows) return;
+  const S* xr = x + row * d;
+  if (d % 8 == 0 && aligned_to(x, 16) && d * (i64)sizeof(S) <= FP8_RMS_STAGE_BYTES) {
+    const int V = 16 / sizeof(S);
+    for (i64 i = (i64)threadIdx.x * V; i < d; i += (i64)blockDim.x * V)
+      *reinterpret_cast<Vec<S, 16 / sizeof(S)>*>(xs + i) = *reinterpret_cast<const Vec<S, 16 / sizeof(S)>*>(xr + i);
+    __syncthreads();
+    xr = xs;
+  }
+  const int R = blockDim.x, B = vthreads;
+  const int lane32 = threadIdx.x & 31;
+  for (int t = threadIdx.x; t < B; t += R) {
+    float ss = 0.0f;
+    for (i64 k = t; k < d; k += B) {
+      const float v = T::ld(xr[k]);
+      ss += v * v;
+    }
+    ss = warp_sum(ss);
+    if (lane32 == 0) sh[t >> 5] = ss;
+  }
+  __syncthreads();
+  const int nvwarps = (B + 31) >> 5;
+  if (threadIdx.x < 32) {
+    float t = (int)threadIdx.x < nvwarps ? sh[threadIdx.x] : 0.0f;
+    t = warp_sum(t);
+    if (threadIdx.x == 0) sh[0] = t;
+  }
+  __syncthreads();
+  const float inv = 1.0f / sqrtf(sh[0] / (float)d + eps);
+  const i64 NT = (d + FP8_TILE - 1) / FP8_TILE;
+  const bool vec = d % 8 == 0 && aligned_to(x, 32) && aligned_to(q, 8); // (the staged copy is 32-byte aligned)
+  const bool wvec = d % 8 == 0 && aligned_to(w, 32);
+  const int warp = threadIdx.x >> 5, nwarps = (R + 31) >> 5;
+  const int lane = threadIdx.x & 15, half = (threadIdx.x >> 4) & 1;
+  for (i64 t0 = (i64)warp * 2; t0 < NT; t0 += (i64)nwarps * 2) {
+    const i64 t = t0 + half;
+    const i64 col0 = t * FP8_TILE + lane * 8;
+    const int valid = t < NT ? clamp8(d - col0) : 0;
+    float v[8], wv[8];
+    load8<T>(xr, col0, valid, vec, v);
+    load8<W>(w, col0, valid, wvec, wv);
+#pragma unroll
+    for (int j = 0; j < 8; j++) v[j] = wv[j] * (v[j] * inv);
+    const u32 m = half_warp_max(amax8(v));
+    const float scale = fp8_scale<Q>(m, pow2);
+    if (t < NT) {
+      if (lane == 0) s[row * NT + t] = scale;
+      store8v<Q, true>(q, row * d + col0, valid, vec, v, scale, m, pow2);
     }
   }
 }

@@ -352,18 +352,34 @@ export function fp8Module(dt: DType): ModuleSpec {
   m.entry(`fp8_amax_${s}`, [x, ['u32*', 'amax'], ['i64', 'n']], `fp8_amax_all<${T}>(x, amax, n);`);
   for (const f of FP8_FORMATS) {
     const Q = DTYPE_TAG[f];
-    const k = (name: string) => `fp8_${name}_${s}_${sfx(f)}`;
-    m.entry(k('tiles'), [x, ...qs, ['i64', 'rows'], ['i64', 'K'], ['int', 'pow2']], `fp8_quant_tiles<${T}, ${Q}>(x, q, s, rows, K, pow2);`);
-    m.entry(k('rows'), [x, ...qs, ['i64', 'rows'], ['i64', 'K'], ['int', 'pow2']], `fp8_quant_rows<${T}, ${Q}>(x, q, s, rows, K, pow2);`);
-    m.entry(k('tensor'), [x, ...qs, ['const u32*', 'amax'], ['i64', 'n'], ['int', 'pow2']], `fp8_quant_tensor<${T}, ${Q}>(x, q, s, amax, n, pow2);`);
-    m.entry(k('blocks'), [x, ...qs, ['i64', 'N'], ['i64', 'K'], ['i64', 'nblocks'], ['int', 'pow2']], `fp8_quant_blocks<${T}, ${Q}>(x, q, s, N, K, nblocks, pow2);`);
-    m.entry(k('transpose'), [x, ...qs, ['u8*', 'qT'], ['float*', 'sT'], ['i64', 'M'], ['i64', 'K'], ['int', 'pow2']],
-      `fp8_quant_transpose<${T}, ${Q}>(x, q, s, qT, sT, M, K, pow2);`);
-    m.entry(k('swiglu'), [[`const ${S(dt)}*`, 'gu'], ...qs, ['i64', 'rows'], ['i64', 'I'], ['int', 'pow2']], `fp8_swiglu_quant<${T}, ${Q}>(gu, q, s, rows, I, pow2);`);
-    for (const w of FP8_INPUT_DTYPES) {
-      m.entry(`fp8_rmsnorm_${s}_${sfx(w)}_${sfx(f)}`,
-        [x, [`const ${S(w)}*`, 'w'], ...qs, ['i64', 'rows'], ['i64', 'd'], ['float', 'eps'], ['int', 'pow2']],
-        `fp8_rms_norm_quant<${T}, ${DTYPE_TAG[w]}, ${Q}>(x, w, q, s, rows, d, eps, pow2);`, 1024);
+    // Two versions of each kernel (kernels/fp8.cuh): v1 (the first kernels, kept selectable with
+    // RING_LINEAR_CUDA_FP8_KERNELS=v1) and v2 (hardware FP8 conversion on sm_89+, staged
+    // quant+transpose and RMSNorm rows), named with a `_v2` suffix. Same arguments, same geometry.
+    for (const v of ['v1', 'v2'] as const) {
+      const hw = v === 'v2' ? 'true' : 'false';
+      const k = (name: string) => `fp8_${name}_${s}_${sfx(f)}${v === 'v2' ? '_v2' : ''}`;
+      m.entry(k('tiles'), [x, ...qs, ['i64', 'rows'], ['i64', 'K'], ['int', 'pow2']], `fp8_quant_tiles<${T}, ${Q}, ${hw}>(x, q, s, rows, K, pow2);`);
+      m.entry(k('rows'), [x, ...qs, ['i64', 'rows'], ['i64', 'K'], ['int', 'pow2']], `fp8_quant_rows<${T}, ${Q}, ${hw}>(x, q, s, rows, K, pow2);`);
+      m.entry(k('tensor'), [x, ...qs, ['const u32*', 'amax'], ['i64', 'n'], ['int', 'pow2']], `fp8_quant_tensor<${T}, ${Q}, ${hw}>(x, q, s, amax, n, pow2);`);
+      // (v2's block kernel runs 512 threads a block: src/ops/fp8.ts.)
+      m.entry(k('blocks'), [x, ...qs, ['i64', 'N'], ['i64', 'K'], ['i64', 'nblocks'], ['int', 'pow2']], `fp8_quant_blocks<${T}, ${Q}, ${hw}>(x, q, s, N, K, nblocks, pow2);`,
+        v === 'v2' ? 512 : 256);
+      // v2's staged quant+transpose is for 2-byte inputs; f32 keeps v1's kernel with the v2 encoding.
+      const transpose = v === 'v2' && dt !== 'f32' ? `fp8_quant_transpose_staged<${T}, ${Q}>` : `fp8_quant_transpose<${T}, ${Q}, ${hw}>`;
+      m.entry(k('transpose'), [x, ...qs, ['u8*', 'qT'], ['float*', 'sT'], ['i64', 'M'], ['i64', 'K'], ['int', 'pow2']],
+        `${transpose}(x, q, s, qT, sT, M, K, pow2);`);
+      m.entry(k('swiglu'), [[`const ${S(dt)}*`, 'gu'], ...qs, ['i64', 'rows'], ['i64', 'I'], ['int', 'pow2']], `fp8_swiglu_quant<${T}, ${Q}, ${hw}>(gu, q, s, rows, I, pow2);`);
+      for (const w of FP8_INPUT_DTYPES) {
+        const rms: Param[] = [x, [`const ${S(w)}*`, 'w'], ...qs, ['i64', 'rows'], ['i64', 'd'], ['float', 'eps'], ['int', 'pow2']];
+        if (v === 'v1') {
+          m.entry(`fp8_rmsnorm_${s}_${sfx(w)}_${sfx(f)}`, rms, `fp8_rms_norm_quant<${T}, ${DTYPE_TAG[w]}, ${Q}>(x, w, q, s, rows, d, eps, pow2);`, 1024);
+        } else {
+          // vthreads: the rmsNorm kernel's block size for d (its summation order); the block has
+          // min(vthreads, 256) threads.
+          m.entry(`fp8_rmsnorm_${s}_${sfx(w)}_${sfx(f)}_v2`, [...rms, ['int', 'vthreads']],
+            `fp8_rms_norm_quant_v2<${T}, ${DTYPE_TAG[w]}, ${Q}>(x, w, q, s, rows, d, eps, pow2, vthreads);`, 256);
+        }
+      }
     }
   }
   return m.build();

@@ -4,6 +4,10 @@
  * fp8RmsNormQuant, fp8SwigluQuant. Each produces the CPU kernel's codes and scales byte for byte;
  * the fused ones equal their composites on this backend (same f32 steps as the rmsNorm, silu and
  * mul kernels). The other FP8 ops run their composites here.
+ *
+ * Kernel versions: v2 (default) and v1, the first kernels, selected per launch with
+ * RING_LINEAR_CUDA_FP8_KERNELS=v1 (same arguments and geometry; both byte-equal to the CPU):
+ * tools/gpu/run.ts times and checks both.
  */
 import { sizeOf, type DType } from '@ring-linear/core';
 import { DTYPE_SUFFIX, moduleSpec } from '../kernels/sources.js';
@@ -14,7 +18,10 @@ type Fp8 = 'f8e4m3' | 'f8e5m2';
 type Layout = 'tensor' | 'row' | 'tile1x128' | 'block128x128';
 const TILE = 128;
 const cdiv = (a: number, b: number) => Math.ceil(a / b);
-const name = (kind: string, x: DType, q: Fp8) => `fp8_${kind}_${DTYPE_SUFFIX[x]}_${DTYPE_SUFFIX[q]}`;
+/** The kernel name suffix of the selected version: '' (v1) or '_v2'. Read at every launch. */
+export const fp8KernelVersion = (): 'v1' | 'v2' => (process.env.RING_LINEAR_CUDA_FP8_KERNELS === 'v1' ? 'v1' : 'v2');
+const ver = () => (fp8KernelVersion() === 'v1' ? '' : '_v2');
+const name = (kind: string, x: DType, q: Fp8) => `fp8_${kind}_${DTYPE_SUFFIX[x]}_${DTYPE_SUFFIX[q]}${ver()}`;
 
 /** Blocks of 256 threads for `tiles` 1x128 tiles, one per half-warp. */
 export const tileBlocks = (tiles: number) => Math.max(1, cdiv(tiles * 16, 256));
@@ -53,7 +60,9 @@ register('fp8Quantize', ({ backend: b, inputs: [x], outputs: [q, s], attrs }: Ct
     case 'block128x128': {
       const [N, K] = [shape[r - 2]!, shape[r - 1]!];
       const nblocks = (n / (N * K)) * cdiv(N, TILE) * cdiv(K, TILE);
-      b.kernel(spec, name('blocks', x!.dtype, attrs.dtype)).launch([nblocks, 1, 1], [256, 1, 1], [...args, N, K, nblocks, pow2]);
+      // v2: 512 threads a 128x128 block (4 rows each), v1: 256 (8 rows each).
+      const threads = fp8KernelVersion() === 'v1' ? 256 : 512;
+      b.kernel(spec, name('blocks', x!.dtype, attrs.dtype)).launch([nblocks, 1, 1], [threads, 1, 1], [...args, N, K, nblocks, pow2]);
       return;
     }
   }
@@ -71,11 +80,14 @@ register('fp8RmsNormQuant', ({ backend: b, inputs: [x, w], outputs: [q, s], attr
   const d = x!.shape[x!.shape.length - 1]!;
   const rows = x!.size / d;
   if (rows === 0) return;
-  const kernel = `fp8_rmsnorm_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}`;
+  const kernel = `fp8_rmsnorm_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}${ver()}`;
   // rowThreads(d): the rmsNorm kernel's block size, so the sum of squares is reduced in the same
-  // order as the composite's and the normalized row is the same f32 values.
-  b.kernel(moduleSpec('fp8', x!.dtype), kernel).launch([rows, 1, 1], [rowThreads(d), 1, 1],
-    [ptr(x!), ptr(w!), ptr(q!), ptr(s!), rows, d, Math.fround(attrs.eps), attrs.pow2Scale ? 1 : 0]);
+  // order as the composite's and the normalized row is the same f32 values. v1 runs that many
+  // threads; v2 at most 256, each playing rowThreads(d) / 256 of them (kernels/fp8.cuh).
+  const args = [ptr(x!), ptr(w!), ptr(q!), ptr(s!), rows, d, Math.fround(attrs.eps), attrs.pow2Scale ? 1 : 0];
+  const vthreads = rowThreads(d);
+  if (fp8KernelVersion() === 'v1') b.kernel(moduleSpec('fp8', x!.dtype), kernel).launch([rows, 1, 1], [vthreads, 1, 1], args);
+  else b.kernel(moduleSpec('fp8', x!.dtype), kernel).launch([rows, 1, 1], [Math.min(vthreads, 256), 1, 1], [...args, vthreads]);
 });
 
 register('fp8SwigluQuant', ({ backend: b, inputs: [gu], outputs: [q, s], attrs }: Ctx<{ dtype: Fp8; pow2Scale: boolean }>) => {

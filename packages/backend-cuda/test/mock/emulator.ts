@@ -369,7 +369,7 @@ export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<str
       let bits = load('i32', amax, 0) >>> 0;
       for (let i = 0; i < n; i++) bits = Math.max(bits, absBits(load(d, x, i)));
       putRaw(4, amax, 0, bits);
-    } else if ((m = /^fp8_(tiles|rows|tensor|blocks|transpose|swiglu)_([a-z0-9]+)_(e4m3|e5m2)$/.exec(name))) {
+    } else if ((m = /^fp8_(tiles|rows|tensor|blocks|transpose|swiglu)_([a-z0-9]+)_(e4m3|e5m2)(?:_v2)?$/.exec(name))) {
       const [, kind, s, qs] = m;
       const d = SFX[s!]!, qd = SFX[qs!]! as Fp8;
       const [x, q, sc] = a;
@@ -410,6 +410,9 @@ export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<str
       } else if (kind === 'blocks') {
         const [, , , N, K, nblocks, pow2] = a;
         if (grid[0] !== nblocks) throw new Error(`${name}: grid.x ${grid[0]} is not ${nblocks} blocks`);
+        // v1 covers a 128x128 block with 256 threads (8 rows each), v2 with 512 (4 rows each).
+        const threads = name.endsWith('_v2') ? 512 : 256;
+        if (block[0] !== threads) throw new Error(`${name}: ${block[0]} threads a block, the kernel is written for ${threads}`);
         const [NB, KB] = [Math.ceil(N / 128), Math.ceil(K / 128)];
         const out: [number, number][][] = [];
         for (let blk = 0; blk < nblocks; blk++) {
@@ -427,10 +430,17 @@ export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<str
         groups(tiles(M, K, (r, k) => load(d, x, r * K + k)), pow2);
         groups(tiles(K, M, (k, r) => load(d, x, r * K + k)), pow2, qT, sT);
       }
-    } else if ((m = /^fp8_rmsnorm_([a-z0-9]+)_([a-z0-9]+)_(e4m3|e5m2)$/.exec(name))) {
+    } else if ((m = /^fp8_rmsnorm_([a-z0-9]+)_([a-z0-9]+)_(e4m3|e5m2)(?:_v2)?$/.exec(name))) {
       const d = SFX[m[1]!]!, wd = SFX[m[2]!]!, qd = SFX[m[3]!]! as Fp8;
-      const [x, w, q, sc, rows, dim, eps, pow2] = a;
+      const [x, w, q, sc, rows, dim, eps, pow2, vthreads] = a;
       if (grid[0] !== rows) throw new Error(`${name}: grid.x ${grid[0]} is not ${rows} rows`);
+      // v2 gets the rmsNorm kernel's block size (its summation order) and runs min(it, 256)
+      // threads, each playing the rest (a power of two, so they divide evenly).
+      if (name.endsWith('_v2')) {
+        const want = Math.min(1024, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(dim / 4))))));
+        if (vthreads !== want) throw new Error(`${name}: vthreads ${vthreads}, the rmsNorm kernel runs ${want} for d = ${dim}`);
+        if (block[0] !== Math.min(want, 256)) throw new Error(`${name}: ${block[0]} threads a block, expected ${Math.min(want, 256)}`);
+      }
       const T = Math.ceil(dim / 128);
       for (let r = 0; r < rows; r++) {
         // As the rms_norm model above (the composite's kernel), then the tile rule.
