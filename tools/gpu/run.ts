@@ -14,7 +14,9 @@
  *                                             the FP8 kernels: @ring-linear/fp8's OpInfo records
  *                                             against the CPU, byte checks at vector-path sizes
  *                                             (CUDA == CPU; fused == composite on CUDA), then
- *                                             timings at [8192, 8192] (torch_bench.py --fp8 ratios)
+ *                                             timings at [8192, 8192] (torch_bench.py --fp8 ratios);
+ *                                             byte checks and timings for both kernel versions
+ *                                             (v2, the default, and v1: RING_LINEAR_CUDA_FP8_KERNELS)
  *
  * Results go to DIR as JSON and text; the last thing printed is a short table.
  */
@@ -419,11 +421,11 @@ async function bench(a: Args): Promise<number> {
 function formatBench(device: string, rows: BenchRow[]): string {
   const f = (x: number | undefined, d = 2) => (x === undefined ? '-' : x.toFixed(d));
   const lines = [`CUDA benchmarks on ${device} (median of CUDA-event timings after warm-up; vs torch = torch time / ours)`];
-  lines.push(['benchmark'.padEnd(24), 'ms'.padStart(10), 'GB/s'.padStart(8), 'TFLOP/s'.padStart(8), 'of copy'.padStart(8), 'torch ms'.padStart(10), 'vs torch'.padStart(9), '  check'].join(''));
+  lines.push(['benchmark'.padEnd(Math.max(24, ...rows.map((q) => q.name.length + 1))), 'ms'.padStart(10), 'GB/s'.padStart(8), 'TFLOP/s'.padStart(8), 'of copy'.padStart(8), 'torch ms'.padStart(10), 'vs torch'.padStart(9), '  check'].join(''));
   for (const r of rows) {
     const us = r.name.startsWith('launch');
     lines.push([
-      r.name.padEnd(24),
+      r.name.padEnd(Math.max(24, ...rows.map((q) => q.name.length + 1))),
       (us ? `${f(r.ms * 1000, 2)} us` : f(r.ms, 3)).padStart(10),
       f(r.gbps, 0).padStart(8),
       f(r.tflops, 0).padStart(8),
@@ -483,7 +485,8 @@ async function fp8(a: Args): Promise<number> {
   if (!conf.ok) failed++;
 
   // 2. Byte checks at sizes that take the kernels' vector paths (rows a multiple of 8 long),
-  //    with a partial tile: CUDA == CPU for the quantizers; fused == composite on CUDA.
+  //    with a partial tile, and rows as long as the timed ones (8192: RMSNorm with 1024 threads):
+  //    CUDA == CPU for the quantizers; fused == composite on CUDA.
   const checks: { name: string; ok: boolean; detail: string }[] = [];
   const gen = new core.Generator(seed);
   // Host data: normal values (Box-Muller over a seeded mulberry32), the same bytes on both backends.
@@ -498,11 +501,21 @@ async function fp8(a: Args): Promise<number> {
   const host = (shape: number[], scale = 1) =>
     Float32Array.from({ length: shape.reduce((p, q) => p * q, 1) }, () => scale * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()));
   const on = (vals: Float32Array, shape: number[], dtype: core.DType, be: core.Backend) => core.tensor(vals, shape, dtype, be);
-  const check = (name: string, diffs: (string | null)[]) => {
+  const checkOne = (name: string, diffs: (string | null)[]) => {
     const bad = diffs.map((d, i) => (d ? `output ${i}: ${d}` : null)).filter(Boolean);
     checks.push({ name, ok: bad.length === 0, detail: bad.join('; ') || 'byte-equal' });
   };
-  for (const [M, K] of small ? ([[32, 256], [9, 136]] as const) : ([[256, 1024], [136, 1000]] as const)) {
+  // Both kernel versions (backend-cuda src/ops/fp8.ts reads RING_LINEAR_CUDA_FP8_KERNELS at every
+  // launch): v2, the default, and v1, the fallback; the composites' kernels are the same for both.
+  const envBefore = process.env.RING_LINEAR_CUDA_FP8_KERNELS;
+  const setVersion = (v: 'v1' | 'v2') => {
+    if (v === 'v1') process.env.RING_LINEAR_CUDA_FP8_KERNELS = 'v1';
+    else delete process.env.RING_LINEAR_CUDA_FP8_KERNELS;
+  };
+  for (const version of ['v2', 'v1'] as const)
+  for (const [M, K] of small ? ([[32, 256], [9, 136]] as const) : ([[256, 1024], [136, 1000], [64, 8192]] as const)) {
+    setVersion(version);
+    const check = (name: string, diffs: (string | null)[]) => checkOne(`[${version}] ${name}`, diffs);
     for (const dt of ['f32', 'bf16'] as const) {
       const xv = host([M, K], 3);
       const xs = [on(xv, [M, K], dt, cpu), on(xv, [M, K], dt, b)];
@@ -561,11 +574,17 @@ async function fp8(a: Args): Promise<number> {
     [`fp8_rmsq_bf16_${sq}`, 'RMSNorm (f32 weight) + 1x128 quant, bf16', 2 * n + 4 * S + n + 4 * T, () => rmsNormQuant(x, w)],
     [`fp8_swigluq_bf16_${sq}`, `SwiGLU of [${S}, ${2 * S}] + 1x128 quant, bf16`, 4 * n + n + 4 * T, () => swigluQuant(gu)],
   ];
-  for (const [name, what, bytes, fn] of cases) {
-    const tm = timeGpu(b, () => void fn(), 20);
-    const gbps = bytes / (tm.ms * 1e-3) / 1e9;
-    rows.push({ name, what, ...tm, bytes, gbps, ofCopy: gbps / copyGbps, check: 'bytes checked above' });
+  // v2 rows under the names torch_bench.py uses; v1 rows (the first kernels) with a `_v1` suffix.
+  for (const version of ['v2', 'v1'] as const) {
+    setVersion(version);
+    for (const [name, what, bytes, fn] of cases) {
+      const tm = timeGpu(b, () => void fn(), 20);
+      const gbps = bytes / (tm.ms * 1e-3) / 1e9;
+      rows.push({ name: version === 'v1' ? `${name}_v1` : name, what: `${what} (${version} kernels)`, ...tm, bytes, gbps, ofCopy: gbps / copyGbps, check: 'bytes checked above' });
+    }
   }
+  if (envBefore === undefined) delete process.env.RING_LINEAR_CUDA_FP8_KERNELS;
+  else process.env.RING_LINEAR_CUDA_FP8_KERNELS = envBefore;
   core.dispose([x, xf, w, gu]);
 
   const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch_fp8.json');
@@ -578,7 +597,7 @@ async function fp8(a: Args): Promise<number> {
     }
   } else log(`no PyTorch results at ${torchFile}; ratios left out`);
   for (const r of rows) {
-    const t = torch.benchmarks?.[r.name];
+    const t = torch.benchmarks?.[r.name.replace(/_v1$/, '')];
     if (t && t.ms > 0) {
       r.torchMs = t.ms;
       r.vsTorch = t.ms / r.ms;
