@@ -36,7 +36,7 @@ export interface ModuleSpec {
 }
 
 /** Every header the modules may include; NVRTC gets them in memory. */
-export const HEADER_FILES = ['common.cuh', 'elementwise.cuh', 'reduce.cuh', 'nn.cuh', 'creation.cuh', 'indexing.cuh', 'fp8.cuh'] as const;
+export const HEADER_FILES = ['common.cuh', 'elementwise.cuh', 'reduce.cuh', 'nn.cuh', 'creation.cuh', 'indexing.cuh', 'fp8.cuh', 'attention.cuh'] as const;
 
 export function moduleSource(spec: ModuleSpec): string {
   return `${spec.includes.map((h) => `#include "${h}"`).join('\n')}\n\n${spec.body}`;
@@ -385,7 +385,45 @@ export function fp8Module(dt: DType): ModuleSpec {
   return m.build();
 }
 
-export type Family = 'unary' | 'binary' | 'cast' | 'reduce' | 'nn' | 'creation' | 'index' | 'fp8' | 'misc';
+/** Activation dtypes of @ring-linear/attention's ops (ACT_DTYPES there). */
+export const ATTENTION_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
+
+/**
+ * The decode-path attention kernels of one activation dtype (kernels/attention.cuh): the lightning
+ * step (16-byte state access when Dv % 4 == 0, else scalar) and its row-chunk combine; the split-K
+ * softmax attention forward (vector loads of k when D % 4 == 0 and of v when Dv % 4 == 0) and its
+ * split combine. The ops are @ring-linear/attention's, registered by name in src/ops/attention.ts.
+ */
+export function attentionModule(dt: DType): ModuleSpec {
+  const m = new ModuleBuilder(`attention.${sfx(dt)}`, ['attention.cuh']);
+  const T = DTYPE_TAG[dt];
+  const s = sfx(dt);
+  const X = (name: string): Param => [`const ${S(dt)}*`, name];
+  for (const vec of [4, 1] as const) {
+    m.entry(`attn_lightning_step_${s}_v${vec}`,
+      [X('q'), X('k'), X('v'), ['const float*', 'decay'], ['const float*', 's0'], [`${S(dt)}*`, 'out'], ['float*', 's1'], ['float*', 'opart'],
+        ['int', 'B'], ['int', 'Tn'], ['int', 'H'], ['int', 'D'], ['int', 'Dv'], ['float', 'scale'], ['int', 'rowChunks'], ['int', 'rowsPerChunk']],
+      `lightning_step<${T}, ${vec}>(q, k, v, decay, s0, out, s1, opart, B, Tn, H, D, Dv, scale, rowChunks, rowsPerChunk);`);
+  }
+  m.entry(`attn_lightning_combine_${s}`, [['const float*', 'opart'], [`${S(dt)}*`, 'out'], ['i64', 'n'], ['int', 'rowChunks'], ['float', 'scale']],
+    `lightning_step_combine<${T}>(opart, out, n, rowChunks, scale);`);
+  for (const vd of [4, 1] as const) {
+    for (const vv of [4, 1] as const) {
+      m.entry(`attn_softmax_split_${s}_d${vd}_v${vv}`,
+        [X('q'), X('k'), X('v'), ['float*', 'pm'], ['float*', 'pl'], ['float*', 'pacc'], ['int', 'Tq'], ['int', 'Tk'], ['int', 'H'], ['int', 'Hkv'],
+          ['int', 'D'], ['int', 'Dv'], ['int', 'q0'], ['int', 'nq'], ['int', 'k0'], ['int', 'nk'], ['int', 'kvOffset'], ['int', 'causal'],
+          ['float', 'scale'], ['int', 'chunk'], ['int', 'nsplit']],
+        `softmax_attn_split<${T}, ${vd}, ${vv}>(q, k, v, pm, pl, pacc, Tq, Tk, H, Hkv, D, Dv, q0, nq, k0, nk, kvOffset, causal, scale, chunk, nsplit);`, 128);
+    }
+  }
+  m.entry(`attn_softmax_combine_${s}`,
+    [['const float*', 'pm'], ['const float*', 'pl'], ['const float*', 'pacc'], [`${S(dt)}*`, 'out'], ['float*', 'lse'], ['int', 'Tq'], ['int', 'H'],
+      ['int', 'Hkv'], ['int', 'Dv'], ['int', 'q0'], ['int', 'nq'], ['int', 'nsplit']],
+    `softmax_attn_combine<${T}>(pm, pl, pacc, out, lse, Tq, H, Hkv, Dv, q0, nq, nsplit);`, 128);
+  return m.build();
+}
+
+export type Family = 'unary' | 'binary' | 'cast' | 'reduce' | 'nn' | 'creation' | 'index' | 'fp8' | 'attention' | 'misc';
 
 const BUILDERS: Record<Exclude<Family, 'misc'>, { build: (d: DType) => ModuleSpec; dtypes: readonly DType[] }> = {
   unary: { build: unaryModule, dtypes: ALL_DTYPES },
@@ -396,6 +434,7 @@ const BUILDERS: Record<Exclude<Family, 'misc'>, { build: (d: DType) => ModuleSpe
   creation: { build: creationModule, dtypes: [...FLOATS, 'i32'] },
   index: { build: indexModule, dtypes: ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8'] },
   fp8: { build: fp8Module, dtypes: FP8_INPUT_DTYPES },
+  attention: { build: attentionModule, dtypes: ATTENTION_DTYPES },
 };
 
 const specCache = new Map<string, ModuleSpec>();

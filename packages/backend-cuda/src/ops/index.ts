@@ -7,3 +7,4 @@ import './indexing.js';
 import './nn.js';
 import './creation.js';
 import './fp8.js';
+import './attention.js';

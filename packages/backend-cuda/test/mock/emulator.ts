@@ -455,6 +455,126 @@ export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<str
           seg.forEach((v, j) => putRaw(1, q, r * dim + t * 128 + j, encodeF32(qd, [f(v / scale)], undefined, true)[0]!));
         }
       }
+    } else if ((m = /^attn_lightning_step_([a-z0-9]+)_v(4|1)$/.exec(name))) {
+      // kernels/attention.cuh lightning_step, block by block: the state elements of this block's
+      // rows and column tile, the tokens in passes of 4, the per-block output (or partial).
+      const d = SFX[m[1]!]!, vec = Number(m[2]);
+      const [q, k, v, decay, s0, out, s1, opart, B, Tn, H, D, Dv, scale, rowChunks, rowsPerChunk] = a;
+      if (vec === 4 && Dv % 4 !== 0) throw new Error(`${name}: vector kernel for Dv ${Dv}`);
+      if (block[0] !== 256) throw new Error(`${name}: ${block[0]} threads a block, the kernel is written for 256`);
+      const COLS = 32 * vec, colTiles = Math.ceil(Dv / COLS);
+      if (grid[0] !== B * H || grid[1] !== colTiles * rowChunks) throw new Error(`${name}: grid [${grid}] is not [${B * H}, ${colTiles * rowChunks}]`);
+      if (rowChunks * rowsPerChunk < D || (rowChunks - 1) * rowsPerChunk >= D) throw new Error(`${name}: ${rowChunks} chunks of ${rowsPerChunk} rows do not tile ${D}`);
+      if (rowChunks > 1 && !opart) throw new Error(`${name}: row chunks without a partial buffer`);
+      for (let bh = 0; bh < grid[0]; bh++) {
+        const b0 = Math.floor(bh / H), h = bh % H;
+        const lambda = f(Math.exp(-load('f32', decay, h)));
+        for (let y = 0; y < grid[1]; y++) {
+          const ct = y % colTiles, rc = Math.floor(y / colTiles);
+          const d0 = rc * rowsPerChunk, d1 = Math.min(D, d0 + rowsPerChunk);
+          for (let t0 = 0; t0 < Tn; t0 += 4) {
+            const nt = Math.min(4, Tn - t0);
+            for (let c = ct * COLS; c < Math.min(Dv, ct * COLS + COLS); c++) {
+              const acc = [0, 0, 0, 0];
+              for (let dd = d0; dd < d1; dd++) {
+                const at = (bh * D + dd) * Dv + c;
+                let sv = load('f32', t0 === 0 ? s0 : s1, at);
+                for (let t = 0; t < nt; t++) {
+                  const qi = ((b0 * Tn + t0 + t) * H + h) * D + dd;
+                  sv = f(lambda * sv + f(load(d, k, qi) * load(d, v, ((b0 * Tn + t0 + t) * H + h) * Dv + c)));
+                  acc[t] = f(acc[t]! + f(load(d, q, qi) * sv));
+                }
+                store('f32', s1, at, sv);
+              }
+              for (let t = 0; t < nt; t++) {
+                const oi = ((b0 * Tn + t0 + t) * H + h) * Dv + c;
+                if (rowChunks === 1) store(d, out, oi, f(acc[t]! * scale));
+                else store('f32', opart, rc * B * Tn * H * Dv + oi, acc[t]!);
+              }
+            }
+          }
+        }
+      }
+    } else if ((m = /^attn_lightning_combine_([a-z0-9]+)$/.exec(name))) {
+      const d = SFX[m[1]!]!;
+      const [opart, out, n, rowChunks, scale] = a;
+      for (let i = 0; i < n; i++) {
+        let o = 0;
+        for (let r = 0; r < rowChunks; r++) o = f(o + load('f32', opart, r * n + i));
+        store(d, out, i, f(o * scale));
+      }
+    } else if ((m = /^attn_softmax_split_([a-z0-9]+)_d(4|1)_v(4|1)$/.exec(name))) {
+      // kernels/attention.cuh softmax_attn_split, block by block: this split's keys of the tile's
+      // rows, online softmax per tile of 64 keys, partials (m, l, acc) at their slots.
+      const d = SFX[m[1]!]!, vd = Number(m[2]), vv = Number(m[3]);
+      const [q, k, v, pm, pl, pacc, Tq, Tk, H, Hkv, D, Dv, q0, nq, k0, nk, kvOffset, causal, scale, chunk, nsplit] = a;
+      if ((vd === 4 && D % 4 !== 0) || (vv === 4 && Dv % 4 !== 0)) throw new Error(`${name}: vector kernel for D ${D}, Dv ${Dv}`);
+      if (block[0] !== 128) throw new Error(`${name}: ${block[0]} threads a block, the kernel is written for 128`);
+      const G = H / Hkv, R = nq * G, rowTiles = Math.ceil(R / 8), COLS = 32 * vv, colTiles = Math.ceil(Dv / COLS);
+      if (grid[0] !== nsplit * rowTiles * colTiles) throw new Error(`${name}: grid.x ${grid[0]} is not ${nsplit} splits x ${rowTiles} row tiles x ${colTiles} column tiles`);
+      if (chunk % 64 !== 0) throw new Error(`${name}: chunk ${chunk} is not a multiple of the key tile`);
+      for (let bh = 0; bh < grid[1]; bh++) {
+        const b0 = Math.floor(bh / Hkv), hk = bh % Hkv;
+        for (let x = 0; x < grid[0]; x++) {
+          const sp = x % nsplit, rt = Math.floor(x / nsplit) % rowTiles, ct = Math.floor(x / (nsplit * rowTiles));
+          const r0 = rt * 8, nr = Math.min(8, R - r0);
+          const lastI = Math.floor((r0 + nr - 1) / G);
+          const hi = causal ? Math.min(nk, kvOffset + lastI + 1) : nk;
+          const kBegin = sp * chunk, kEnd = Math.min(hi, kBegin + chunk);
+          for (let r = 0; r < nr; r++) {
+            const rr = r0 + r, i = Math.floor(rr / G), hq = hk * G + (rr % G);
+            const qrow = Array.from({ length: D }, (_, c) => load(d, q, ((b0 * Tq + q0 + i) * H + hq) * D + c));
+            let mr = -Infinity, lr = 0;
+            const acc = new Array<number>(Dv).fill(0);
+            for (let kt = kBegin; kt < kEnd; kt += 64) {
+              const sc: number[] = [];
+              for (let j = kt; j < Math.min(kEnd, kt + 64); j++) {
+                let dot = 0;
+                for (let c = 0; c < D; c++) dot = f(dot + f(qrow[c]! * load(d, k, ((b0 * Tk + k0 + j) * Hkv + hk) * D + c)));
+                sc.push(!causal || j <= kvOffset + i ? f(dot * scale) : -Infinity);
+              }
+              const mn = Math.max(mr, ...sc);
+              const p = sc.map((z) => (z === -Infinity ? 0 : f(Math.exp(z - mn))));
+              const al = mn === -Infinity ? 1 : f(Math.exp(mr - mn));
+              lr = f(f(lr * al) + p.reduce((u, w) => f(u + w), 0));
+              mr = mn;
+              for (let c = 0; c < Dv; c++) {
+                let o = f(acc[c]! * al);
+                p.forEach((pj, jj) => { o = f(o + f(pj * load(d, v, ((b0 * Tk + k0 + kt + jj) * Hkv + hk) * Dv + c))); });
+                acc[c] = o;
+              }
+            }
+            const slot = ((bh * R + rr) * nsplit + sp);
+            for (let c = ct * COLS; c < Math.min(Dv, ct * COLS + COLS); c++) store('f32', pacc, slot * Dv + c, acc[c]!);
+            if (ct === 0) {
+              store('f32', pm, slot, mr);
+              store('f32', pl, slot, lr);
+            }
+          }
+        }
+      }
+    } else if ((m = /^attn_softmax_combine_([a-z0-9]+)$/.exec(name))) {
+      const d = SFX[m[1]!]!;
+      const [pm, pl, pacc, out, lseOut, Tq, H, Hkv, Dv, q0, nq, nsplit] = a;
+      const G = H / Hkv, R = nq * G;
+      if (grid[0] !== R) throw new Error(`${name}: grid.x ${grid[0]} is not ${R} rows`);
+      for (let bh = 0; bh < grid[1]; bh++) {
+        const b0 = Math.floor(bh / Hkv), hk = bh % Hkv;
+        for (let r = 0; r < R; r++) {
+          const i = Math.floor(r / G), h = hk * G + (r % G);
+          const p0 = (bh * R + r) * nsplit;
+          const ms = Array.from({ length: nsplit }, (_, s2) => load('f32', pm, p0 + s2));
+          const M = Math.max(...ms);
+          let L = 0;
+          ms.forEach((mm, s2) => { if (mm !== -Infinity) L = f(L + f(f(Math.exp(mm - M)) * load('f32', pl, p0 + s2))); });
+          for (let c = 0; c < Dv; c++) {
+            let o = 0;
+            ms.forEach((mm, s2) => { if (mm !== -Infinity) o = f(o + f(f(Math.exp(mm - M)) * load('f32', pacc, (p0 + s2) * Dv + c))); });
+            store(d, out, ((b0 * Tq + q0 + i) * H + h) * Dv + c, f(o / L));
+          }
+          store('f32', lseOut, (b0 * H + h) * Tq + q0 + i, f(M + Math.log(L)));
+        }
+      }
     } else {
       throw new Error(`emulator: no model of kernel ${name}`);
     }

@@ -1,0 +1,334 @@
+// Decode-path attention kernels (MODEL_SPEC §2-3; the ops are defined in @ring-linear/attention):
+//
+// lightningAttentionStep — the recurrent lightning step, per (sequence b, head h):
+//   S_t = lambda_h S_{t-1} + k_t^T v_t,  o_t = s q_t S_t,  lambda_h = exp(-a_h),  S fp32 [D, Dv].
+//   Each state element belongs to one thread for the whole launch: it is read once, updated for
+//   every token in registers and written once (16-byte accesses when Dv % 4 == 0; a warp covers a
+//   row of 32 * VEC columns, the 8 warps of a block take rows d = w, w + 8, ...). q, k and v of up
+//   to LS_TOKENS tokens are staged in shared memory as f32; each thread keeps the partial products
+//   q_t[d] S_t[d][c] of its rows per token and the block sums them over its warps. Few heads (small
+//   batch): the rows of a head are split over `rowChunks` blocks that write f32 partial outputs,
+//   summed by a second kernel in a fixed order (deterministic). Longer T: passes of LS_TOKENS
+//   tokens, the state carried in `newState` between passes.
+//
+// softmaxAttention — split-K ("flash-decoding") forward against a KV cache with grouped-query heads:
+//   a block owns one (b, kv head) group, a tile of up to SA_ROWS rows (row r = query i * G + the
+//   group's head g, so the G heads sharing a kv head read each key once) and one chunk of keys.
+//   Per tile of SA_KEYS keys: warps score the keys (lanes split the channels, 4 per lane when
+//   D % 4 == 0), one warp per row runs the online softmax (running max m and sum l, the
+//   accumulator rescaled by exp(m_old - m_new)), and the probabilities times V accumulate in
+//   registers (lane = 4 value columns when Dv % 4 == 0, else 1; warps split the keys). The block
+//   writes its chunk's (m, l, acc); a combine kernel merges the chunks of a row:
+//   out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s and lse = M + log(sum_s e^(m_s - M) l_s).
+//   Query i sits at position kvOffset + i; key j is visible when j < nk and (not causal or
+//   j <= kvOffset + i). Packed sequences run one launch pair per sequence (q0/k0 offsets).
+#pragma once
+#ifndef RING_LINEAR_ATTENTION_CUH
+#define RING_LINEAR_ATTENTION_CUH
+#include "common.cuh"
+
+#define LS_TOKENS 4
+#define LS_WARPS 8
+#define SA_ROWS 8
+#define SA_KEYS 64
+#define SA_WARPS 4
+
+// Loads VEC consecutive elements of T as f32 (VEC = 4: one aligned 8- or 16-byte load).
+template <class T, int VEC> RL_DEV void load_vec(const typename T::S* p, float* out) {
+  if (VEC == 4) {
+    const Vec<typename T::S, 4> v = *reinterpret_cast<const Vec<typename T::S, 4>*>(p);
+#pragma unroll
+    for (int x = 0; x < 4; x++) out[x] = T::ld(v.e[x]);
+  } else {
+#pragma unroll
+    for (int x = 0; x < VEC; x++) out[x] = T::ld(p[x]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lightning step. Grid: x = b * H + h, y = column tile + colTiles * row chunk; 256 threads.
+// Dynamic shared memory: 2 * LS_TOKENS * D floats (q and k of a pass).
+
+template <class T, int VEC>
+RL_DEV void lightning_step(const typename T::S* __restrict__ q, const typename T::S* __restrict__ k, const typename T::S* __restrict__ v,
+                           const float* __restrict__ decay, const float* __restrict__ s0, typename T::S* __restrict__ out,
+                           float* __restrict__ s1, float* __restrict__ opart, int B, int Tn, int H, int D, int Dv, float scale,
+                           int rowChunks, int rowsPerChunk) {
+  extern __shared__ float ls_dyn[];
+  float* qs = ls_dyn;                  // [LS_TOKENS][D]
+  float* ks = ls_dyn + LS_TOKENS * D;  // [LS_TOKENS][D]
+  __shared__ float vs[LS_TOKENS][32 * VEC];
+  __shared__ float red[LS_WARPS][LS_TOKENS][32 * VEC];
+  const int COLS = 32 * VEC;
+  const int colTiles = (Dv + COLS - 1) / COLS;
+  const int ct = blockIdx.y % colTiles;
+  const int rc = blockIdx.y / colTiles;
+  const int bh = blockIdx.x;
+  const int b = bh / H, h = bh - (bh / H) * H;
+  const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+  const int c0 = ct * COLS + lane * VEC;  // this thread's first column
+  const bool colOk = c0 < Dv;             // VEC == 4 implies Dv % 4 == 0, so the whole vector is in range
+  const int d0 = rc * rowsPerChunk;
+  const int d1 = min(D, d0 + rowsPerChunk);
+  const float lambda = expf(-decay[h]);
+  const i64 sBase = (i64)bh * D * Dv;
+
+  for (int t0 = 0; t0 < Tn; t0 += LS_TOKENS) {
+    const int nt = min(LS_TOKENS, Tn - t0);
+    // Stage q, k (this chunk's rows) and v (this tile's columns) of the pass.
+    for (int x = tid; x < nt * D; x += blockDim.x) {
+      const int t = x / D, d = x - (x / D) * D;
+      const i64 at = (((i64)b * Tn + t0 + t) * H + h) * D + d;
+      qs[t * D + d] = T::ld(q[at]);
+      ks[t * D + d] = T::ld(k[at]);
+    }
+    for (int x = tid; x < nt * COLS; x += blockDim.x) {
+      const int t = x / COLS, c = ct * COLS + (x - t * COLS);
+      vs[t][x - t * COLS] = c < Dv ? T::ld(v[(((i64)b * Tn + t0 + t) * H + h) * Dv + c]) : 0.0f;
+    }
+    __syncthreads();
+    float acc[LS_TOKENS][VEC];
+#pragma unroll
+    for (int t = 0; t < LS_TOKENS; t++)
+#pragma unroll
+      for (int x = 0; x < VEC; x++) acc[t][x] = 0.0f;
+    const float* src = t0 == 0 ? s0 : s1;
+    if (colOk) {
+#pragma unroll 4
+      for (int d = d0 + w; d < d1; d += LS_WARPS) {
+        const i64 at = sBase + (i64)d * Dv + c0;
+        float s[VEC];
+        if (VEC == 4) {
+          const float4 s4 = *reinterpret_cast<const float4*>(src + at);
+          s[0] = s4.x; s[1] = s4.y; s[2] = s4.z; s[3] = s4.w;
+        } else {
+#pragma unroll
+          for (int x = 0; x < VEC; x++) s[x] = src[at + x];
+        }
+#pragma unroll
+        for (int t = 0; t < LS_TOKENS; t++) {
+          if (t < nt) {
+            const float kd = ks[t * D + d], qd = qs[t * D + d];
+#pragma unroll
+            for (int x = 0; x < VEC; x++) {
+              s[x] = fmaf(lambda, s[x], kd * vs[t][lane * VEC + x]);
+              acc[t][x] = fmaf(qd, s[x], acc[t][x]);
+            }
+          }
+        }
+        if (VEC == 4) {
+          *reinterpret_cast<float4*>(s1 + at) = make_float4(s[0], s[1], s[2], s[3]);
+        } else {
+#pragma unroll
+          for (int x = 0; x < VEC; x++) s1[at + x] = s[x];
+        }
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < LS_TOKENS; t++)
+#pragma unroll
+      for (int x = 0; x < VEC; x++) red[w][t][lane * VEC + x] = acc[t][x];
+    __syncthreads();
+    // Sum over the warps (fixed order) and store, or keep the chunk's partial for the combine.
+    for (int x = tid; x < nt * COLS; x += blockDim.x) {
+      const int t = x / COLS, cc = x - t * COLS, c = ct * COLS + cc;
+      if (c >= Dv) continue;
+      float o = 0.0f;
+#pragma unroll
+      for (int ww = 0; ww < LS_WARPS; ww++) o += red[ww][t][cc];
+      const i64 oi = (((i64)b * Tn + t0 + t) * H + h) * Dv + c;
+      if (rowChunks == 1) out[oi] = T::st(o * scale, false);
+      else opart[(i64)rc * B * Tn * H * Dv + oi] = o;
+    }
+    __syncthreads();
+  }
+}
+
+// out = scale * sum over row chunks of the partial outputs (n = B * T * H * Dv elements).
+template <class T>
+RL_DEV void lightning_step_combine(const float* __restrict__ opart, typename T::S* __restrict__ out, i64 n, int rowChunks, float scale) {
+  for (i64 i = global_thread(); i < n; i += grid_threads()) {
+    float o = 0.0f;
+    for (int r = 0; r < rowChunks; r++) o += opart[(i64)r * n + i];
+    out[i] = T::st(o * scale, false);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax attention, split over keys. Grid: x = split + nsplit * (row tile + rowTiles * column
+// tile), y = b * Hkv + kv head; SA_WARPS * 32 threads; dynamic shared memory SA_ROWS * D floats.
+// Partials of row r of group bh, split s at p = (bh * R + r) * nsplit + s: pm[p], pl[p],
+// pacc[p * Dv + c].
+
+template <class T, int VD, int VV>
+RL_DEV void softmax_attn_split(const typename T::S* __restrict__ q, const typename T::S* __restrict__ k, const typename T::S* __restrict__ v,
+                               float* __restrict__ pm, float* __restrict__ pl, float* __restrict__ pacc, int Tq, int Tk, int H, int Hkv,
+                               int D, int Dv, int q0, int nq, int k0, int nk, int kvOffset, int causal, float scale, int chunk, int nsplit) {
+  extern __shared__ float sa_dyn[];
+  float* qs = sa_dyn;  // [SA_ROWS][D]
+  __shared__ float sc[SA_ROWS][SA_KEYS];
+  __shared__ float alpha[SA_ROWS];
+  __shared__ float mrow[SA_ROWS];
+  __shared__ float lrow[SA_ROWS];
+  __shared__ float red[SA_WARPS][SA_ROWS][32 * VV];
+  const int COLS = 32 * VV;
+  const int G = H / Hkv;
+  const int R = nq * G;
+  const int rowTiles = (R + SA_ROWS - 1) / SA_ROWS;
+  const int s = blockIdx.x % nsplit;
+  const int rt = (blockIdx.x / nsplit) % rowTiles;
+  const int ct = blockIdx.x / (nsplit * rowTiles);
+  const int bh = blockIdx.y;
+  const int b = bh / Hkv, hk = bh - (bh / Hkv) * Hkv;
+  const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+  const int r0 = rt * SA_ROWS;
+  const int nr = min(SA_ROWS, R - r0);
+
+  // Rows' queries (f32, zero rows past the tile) and the key range any row of the tile sees.
+  for (int x = tid; x < SA_ROWS * D; x += blockDim.x) {
+    const int r = x / D, c = x - (x / D) * D;
+    float val = 0.0f;
+    if (r < nr) {
+      const int rr = r0 + r, i = rr / G, hq = hk * G + (rr - (rr / G) * G);
+      val = T::ld(q[(((i64)b * Tq + q0 + i) * H + hq) * D + c]);
+    }
+    qs[x] = val;
+  }
+  if (tid < SA_ROWS) {
+    mrow[tid] = -INFINITY;
+    lrow[tid] = 0.0f;
+  }
+  const int lastI = (r0 + nr - 1) / G;
+  const int hiTile = causal ? min(nk, kvOffset + lastI + 1) : nk;
+  const int kBegin = s * chunk;
+  const int kEnd = min(hiTile, kBegin + chunk);
+  float acc[SA_ROWS][VV];
+#pragma unroll
+  for (int r = 0; r < SA_ROWS; r++)
+#pragma unroll
+    for (int x = 0; x < VV; x++) acc[r][x] = 0.0f;
+  const int c0 = ct * COLS + lane * VV;
+  const bool colOk = c0 < Dv;
+  __syncthreads();
+
+  for (int kt = kBegin; kt < kEnd; kt += SA_KEYS) {
+    // 1. Scores of the tile's keys: a warp per key, lanes over the channels.
+    for (int jj = w; jj < SA_KEYS; jj += SA_WARPS) {
+      const int j = kt + jj;
+      float dot[SA_ROWS];
+#pragma unroll
+      for (int r = 0; r < SA_ROWS; r++) dot[r] = 0.0f;
+      if (j < kEnd) {
+        const typename T::S* kr = k + (((i64)b * Tk + k0 + j) * Hkv + hk) * D;
+        for (int c = lane * VD; c < D; c += 32 * VD) {
+          float kv[VD];
+          load_vec<T, VD>(kr + c, kv);
+#pragma unroll
+          for (int r = 0; r < SA_ROWS; r++)
+#pragma unroll
+            for (int x = 0; x < VD; x++) dot[r] = fmaf(qs[r * D + c + x], kv[x], dot[r]);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < SA_ROWS; r++) dot[r] = warp_sum(dot[r]);
+      if (lane < SA_ROWS) {
+        float val = dot[0];
+#pragma unroll
+        for (int r = 1; r < SA_ROWS; r++) if (lane == r) val = dot[r];
+        const int i = (r0 + lane) / G;
+        const bool vis = lane < nr && j < kEnd && (!causal || j <= kvOffset + i);
+        sc[lane][jj] = vis ? val * scale : -INFINITY;
+      }
+    }
+    __syncthreads();
+    // 2. Online softmax, a warp per row, lanes over the keys (two each).
+    for (int r = w; r < SA_ROWS; r += SA_WARPS) {
+      const float a0 = sc[r][lane], a1 = sc[r][lane + 32];
+      const float mt = warp_max(fmaxf(a0, a1));
+      const float mo = mrow[r];
+      const float mn = fmaxf(mo, mt);
+      const float p0 = a0 == -INFINITY ? 0.0f : expf(a0 - mn);
+      const float p1 = a1 == -INFINITY ? 0.0f : expf(a1 - mn);
+      const float ps = warp_sum(p0 + p1);
+      sc[r][lane] = p0;
+      sc[r][lane + 32] = p1;
+      __syncwarp();
+      if (lane == 0) {
+        const float al = mn == -INFINITY ? 1.0f : expf(mo - mn);
+        alpha[r] = al;
+        mrow[r] = mn;
+        lrow[r] = lrow[r] * al + ps;
+      }
+    }
+    __syncthreads();
+    // 3. acc = alpha acc + P V: lanes over the value columns, warps over the keys.
+#pragma unroll
+    for (int r = 0; r < SA_ROWS; r++)
+#pragma unroll
+      for (int x = 0; x < VV; x++) acc[r][x] *= alpha[r];
+    if (colOk) {
+      for (int jj = w; jj < SA_KEYS && kt + jj < kEnd; jj += SA_WARPS) {
+        float vv[VV];
+        load_vec<T, VV>(v + (((i64)b * Tk + k0 + kt + jj) * Hkv + hk) * Dv + c0, vv);
+#pragma unroll
+        for (int r = 0; r < SA_ROWS; r++) {
+          const float p = sc[r][jj];
+#pragma unroll
+          for (int x = 0; x < VV; x++) acc[r][x] = fmaf(p, vv[x], acc[r][x]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  // Sum the warps' accumulators (fixed order) and write the chunk's partials.
+#pragma unroll
+  for (int r = 0; r < SA_ROWS; r++)
+#pragma unroll
+    for (int x = 0; x < VV; x++) red[w][r][lane * VV + x] = acc[r][x];
+  __syncthreads();
+  const i64 pBase = (i64)bh * R + r0;
+  for (int x = tid; x < nr * COLS; x += blockDim.x) {
+    const int r = x / COLS, cc = x - r * COLS, c = ct * COLS + cc;
+    if (c >= Dv) continue;
+    float o = 0.0f;
+#pragma unroll
+    for (int ww = 0; ww < SA_WARPS; ww++) o += red[ww][r][cc];
+    pacc[((pBase + r) * nsplit + s) * Dv + c] = o;
+  }
+  if (ct == 0 && tid < nr) {
+    pm[(pBase + tid) * nsplit + s] = mrow[tid];
+    pl[(pBase + tid) * nsplit + s] = lrow[tid];
+  }
+}
+
+// Merges the splits of a row. Grid: x = row r of the group, y = b * Hkv + kv head; 128 threads.
+template <class T>
+RL_DEV void softmax_attn_combine(const float* __restrict__ pm, const float* __restrict__ pl, const float* __restrict__ pacc,
+                                 typename T::S* __restrict__ out, float* __restrict__ lse, int Tq, int H, int Hkv, int Dv, int q0, int nq,
+                                 int nsplit) {
+  const int G = H / Hkv;
+  const int R = nq * G;
+  const int r = blockIdx.x, bh = blockIdx.y;
+  const int b = bh / Hkv, hk = bh - (bh / Hkv) * Hkv;
+  const int i = r / G, h = hk * G + (r - (r / G) * G);
+  const i64 p0 = ((i64)bh * R + r) * nsplit;
+  float M = -INFINITY;
+  for (int s = 0; s < nsplit; s++) M = fmaxf(M, pm[p0 + s]);
+  float L = 0.0f;
+  for (int s = 0; s < nsplit; s++) {
+    const float m = pm[p0 + s];
+    if (m != -INFINITY) L += expf(m - M) * pl[p0 + s];
+  }
+  const float invL = 1.0f / L;
+  for (int c = threadIdx.x; c < Dv; c += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < nsplit; s++) {
+      const float m = pm[p0 + s];
+      if (m != -INFINITY) o = fmaf(expf(m - M), pacc[(p0 + s) * Dv + c], o);
+    }
+    out[(((i64)b * Tq + q0 + i) * H + h) * Dv + c] = T::st(o * invL, false);
+  }
+  if (threadIdx.x == 0) lse[((i64)b * H + h) * Tq + q0 + i] = M + logf(L);
+}
+
+#endif  // RING_LINEAR_ATTENTION_CUH
