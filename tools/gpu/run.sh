@@ -10,9 +10,14 @@
 #   fp8         (not in the default list; STEPS="fp8" alone works, best after precompile) the FP8
 #               kernels: torch_bench.py --fp8 -> $OUT/torch_fp8.json, then the fp8 OpInfo records
 #               against the CPU, byte checks, and timings at [8192, 8192] -> $OUT/fp8.txt / fp8.json
+#   attn        (not in the default list; STEPS="precompile attn" or "attn" alone) the decode attention
+#               kernels: torch_bench.py --attn -> $OUT/torch_attn.json, then the OpInfo records of
+#               lightningAttentionStep and softmaxAttention against the CPU, kernel vs composite on
+#               CUDA, and timings (lightning step B=1/64; softmax decode B=1/64, context 4096/32768)
+#               -> $OUT/attn.txt / attn.json
 # Results: $OUT (the device tool's output folder; default .carry/gpu/out).
 # Limits per step: info 60 s, precompile 150, conformance CONFORMANCE_LIMIT (300) + 30, torch 120,
-# bench 150, fp8 45 (torch) + 60. Node is unpacked to /tmp and cubins cached in /tmp, so a second command on the same
+# bench 150, fp8 45 (torch) + 60, attn 60 (torch) + 60. Node is unpacked to /tmp and cubins cached in /tmp, so a second command on the same
 # (warm) machine skips both: e.g. STEPS="info precompile conformance", then STEPS="torch bench".
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,6 +60,9 @@ for s in $STEPS; do
     fp8)
       step torch_fp8 45 sh -c "python3 '$HERE/torch_bench.py' --fp8 > '$OUT/torch_fp8.json'"
       step fp8 60 "$NODE" "$HERE/run.mjs" fp8 --out "$OUT" --seed "$SEED" --torch "$OUT/torch_fp8.json" ;;
+    attn)
+      step torch_attn 60 sh -c "python3 '$HERE/torch_bench.py' --attn > '$OUT/torch_attn.json'"
+      step attn 60 "$NODE" "$HERE/run.mjs" attn --out "$OUT" --seed "$SEED" --torch "$OUT/torch_attn.json" ;;
     *) echo "unknown step $s"; status=2 ;;
   esac
 done
@@ -63,4 +71,5 @@ echo "=== summary (seed $SEED, results in $OUT)"
 [ -f "$OUT/conformance.txt" ] && grep -E "passed, .* failed" "$OUT/conformance.txt"
 [ -f "$OUT/bench.txt" ] && cat "$OUT/bench.txt"
 [ -f "$OUT/fp8.txt" ] && grep -E "passed, .* failed" "$OUT/fp8-conformance.txt" && cat "$OUT/fp8.txt"
+[ -f "$OUT/attn.txt" ] && grep -E "passed, .* failed" "$OUT/attn-conformance.txt" && grep -E "^kernel vs composite" "$OUT/attn.log"; [ -f "$OUT/attn.txt" ] && cat "$OUT/attn.txt"
 exit $status

@@ -17,6 +17,13 @@
  *                                             timings at [8192, 8192] (torch_bench.py --fp8 ratios);
  *                                             byte checks and timings for both kernel versions
  *                                             (v2, the default, and v1: RING_LINEAR_CUDA_FP8_KERNELS)
+ *   node run.mjs attn --out DIR [--torch FILE] [--seed N] [--small]
+ *                                             the decode attention kernels: the OpInfo records of
+ *                                             lightningAttentionStep and softmaxAttention against the
+ *                                             CPU, kernel vs composite on CUDA at the timed shapes and
+ *                                             odd ones, then timings of the lightning step (B = 1, 64)
+ *                                             and softmax decode (B = 1, 64; context 4096, 32768)
+ *                                             with torch_bench.py --attn ratios
  *
  * Results go to DIR as JSON and text; the last thing printed is a short table.
  */
@@ -30,6 +37,8 @@ import { allModuleSpecs, captureGraph, cudaAvailability, CudaBackend, devicePoin
 import { ALL_OP_INFOS, formatSummary, runConformance, type CaseResult, type ConformanceResult } from '@ring-linear/conformance';
 import { quantTransposeRaw, quantizeRaw, rmsNormQuant, swigluQuant } from '@ring-linear/fp8';
 import { fp8OpInfos } from '@ring-linear/fp8/opinfo';
+import { lightningAttentionStep, softmaxAttentionWithLse } from '@ring-linear/attention';
+import { attentionOpInfos } from '@ring-linear/attention/opinfo';
 
 type Args = Record<string, string | boolean>;
 
@@ -615,6 +624,167 @@ async function fp8(a: Args): Promise<number> {
   return failed ? 1 : 0;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// attn: the decode attention kernels (backend-cuda kernels/attention.cuh)
+
+/** max |a - b| / max |b| over two float arrays. */
+function relMaxErr(got: Float32Array, want: Float32Array): number {
+  let e = 0;
+  let m = 0;
+  for (let i = 0; i < want.length; i++) {
+    e = Math.max(e, Math.abs(got[i]! - want[i]!));
+    m = Math.max(m, Math.abs(want[i]!));
+  }
+  return e / Math.max(m, 1e-30);
+}
+
+const ATTN_OPS = ['lightningAttentionStep', 'softmaxAttention'];
+
+async function attn(a: Args): Promise<number> {
+  const out = outDir(a);
+  const b = await cudaBackend();
+  const seed = a.seed !== undefined ? Number(a.seed) : Math.floor(Math.random() * 2 ** 31);
+  const small = a.small === true;
+  const t0 = performance.now();
+  let failed = 0;
+
+  // 1. The OpInfo records of the two ops (float64 references; kernel vs composite; errors).
+  //    Gradients are off: the backward ops run their composites on this backend.
+  const conf = await runConformance({ backend: 'cuda', reference: 'cpu', opInfos: attentionOpInfos, ops: ATTN_OPS, seed, tfjs: false, grad: false, log: null, maxMessages: 4 });
+  const confText = formatSummary(conf);
+  writeFileSync(join(out, 'attn-conformance.txt'), confText + '\n');
+  log(confText);
+  if (!conf.ok) failed++;
+
+  // 2. Kernel vs composite on CUDA at the timed shapes and at odd ones (D not a multiple of 4,
+  //    several token passes, packed sequences): max |diff| / max |composite| within tol (f32 1e-5,
+  //    bf16/f16 two steps of their rounding).
+  const gen = new core.Generator(seed);
+  const rnd = (shape: number[], dtype: core.DType) => core.keep(core.randomNormal(shape, { dtype, generator: gen }));
+  const checks: { name: string; ok: boolean; detail: string }[] = [];
+  const tolOf = (dt: core.DType) => (dt === 'f32' ? 1e-5 : dt === 'bf16' ? 2 * 2 ** -8 : 2 * 2 ** -11);
+  const compare = async (name: string, dt: core.DType, fn: () => core.Tensor[], op: string) => {
+    const fused = core.tidy(fn);
+    const comp = core.withKernelsDisabled([op], () => core.tidy(fn));
+    const errs: number[] = [];
+    for (let i = 0; i < fused.length; i++) {
+      const [f32a, f32b] = [core.cast(fused[i]!, 'f32'), core.cast(comp[i]!, 'f32')];
+      errs.push(relMaxErr(await values(f32a), await values(f32b)));
+      core.dispose([f32a, f32b]);
+    }
+    core.dispose([...fused, ...comp]);
+    const tol = tolOf(dt);
+    checks.push({ name, ok: errs.every((e) => e <= tol), detail: `max rel err ${errs.map((e) => e.toExponential(2)).join(', ')} (tol ${tol.toExponential(1)})` });
+  };
+  const H = 16;
+  const Hkv = 4;
+  const D = 128;
+  const lightningShapes: [number, number, number, number, number][] = small
+    ? [[2, 1, 2, 128, 128], [1, 5, 3, 99, 67]]
+    : [[64, 1, H, D, D], [1, 1, H, D, D], [3, 5, 3, 99, 67], [2, 2, 5, 64, 130]];
+  for (const dt of ['f32', 'bf16', 'f16'] as const) {
+    for (const [B, T, Hh, Dk, Dv] of lightningShapes) {
+      if (dt === 'f16' && B > 8) continue;
+      const q = rnd([B, T, Hh, Dk], dt), k = rnd([B, T, Hh, Dk], dt), v = rnd([B, T, Hh, Dv], dt);
+      const decay = core.keep(core.tensor(Float32Array.from({ length: Hh }, (_, h) => 0.05 + (0.95 * h) / Math.max(1, Hh - 1)), [Hh], 'f32', b));
+      const state = rnd([B, Hh, Dk, Dv], 'f32');
+      await compare(`lightningAttentionStep ${dt} B${B} T${T} H${Hh} D${Dk} Dv${Dv}: kernel vs composite`, dt, () => {
+        const r = lightningAttentionStep(q, k, v, { decay, state });
+        return [r.out, r.state];
+      }, 'lightningAttentionStep');
+      core.dispose([q, k, v, decay, state]);
+    }
+  }
+  const softmaxShapes: { B: number; Tq: number; Tk: number; H: number; Hkv: number; D: number; Dv: number; opts: Record<string, unknown> }[] = small
+    ? [{ B: 1, Tq: 1, Tk: 300, H: 4, Hkv: 1, D: 128, Dv: 128, opts: {} }]
+    : [
+        { B: 1, Tq: 1, Tk: 4096, H, Hkv, D, Dv: D, opts: {} },
+        { B: 4, Tq: 3, Tk: 5000, H, Hkv, D, Dv: D, opts: { kvLen: 4321 } },
+        { B: 2, Tq: 2, Tk: 777, H: 6, Hkv: 2, D: 99, Dv: 67, opts: { causal: false } },
+        { B: 1, Tq: 300, Tk: 300, H: 4, Hkv: 2, D: 64, Dv: 64, opts: { cuSeqlens: [0, 100, 101, 300] } },
+      ];
+  for (const dt of ['f32', 'bf16', 'f16'] as const) {
+    for (const c of softmaxShapes) {
+      const q = rnd([c.B, c.Tq, c.H, c.D], dt), k = rnd([c.B, c.Tk, c.Hkv, c.D], dt), v = rnd([c.B, c.Tk, c.Hkv, c.Dv], dt);
+      await compare(`softmaxAttention ${dt} B${c.B} Tq${c.Tq} Tk${c.Tk} H${c.H}/${c.Hkv} D${c.D} Dv${c.Dv} ${JSON.stringify(c.opts)}: kernel vs composite`, dt, () => {
+        const r = softmaxAttentionWithLse(q, k, v, c.opts);
+        return [r.out, r.lse];
+      }, 'softmaxAttention');
+      core.dispose([q, k, v]);
+    }
+  }
+  for (const c of checks) log(`${c.ok ? 'ok  ' : 'BAD '} ${c.name}: ${c.detail}`);
+  const badChecks = checks.filter((c) => !c.ok).length;
+  log(`kernel vs composite: ${checks.length - badChecks} of ${checks.length} ok`);
+  if (badChecks) failed++;
+
+  // 3. Timings (bf16 activations, f32 lightning state), GB/s as a fraction of the copy bandwidth
+  //    measured here, and the ratio to torch_bench.py --attn (same shapes, same card).
+  const copyBytes = small ? 2 ** 20 : 2 ** 30;
+  const src = b.allocate(copyBytes);
+  const dst = b.allocate(copyBytes);
+  b.memset(src.ptr, 0x3f800000, 4, copyBytes / 4);
+  const copy = timeGpu(b, () => b.copy(src, 0, dst, 0, copyBytes), 20);
+  b.free(src);
+  b.free(dst);
+  const copyGbps = (2 * copyBytes) / (copy.ms * 1e-3) / 1e9;
+  const rows: BenchRow[] = [{ name: small ? 'copy_1MiB' : 'copy_1GiB', what: 'device-to-device copy', ...copy, bytes: 2 * copyBytes, gbps: copyGbps, ofCopy: 1, check: 'n/a' }];
+  const row = (name: string, what: string, bytes: number, fn: () => void, reps: number, check: string) => {
+    const tm = timeGpu(b, fn, reps);
+    const gbps = bytes / (tm.ms * 1e-3) / 1e9;
+    rows.push({ name, what, ...tm, bytes, gbps, ofCopy: gbps / copyGbps, check });
+  };
+  const Dt = small ? 32 : D;
+  for (const B of [1, 64]) {
+    const q = rnd([B, 1, H, Dt], 'bf16'), k = rnd([B, 1, H, Dt], 'bf16'), v = rnd([B, 1, H, Dt], 'bf16');
+    const decay = core.keep(core.tensor(Float32Array.from({ length: H }, (_, h) => 0.05 + (0.95 * h) / (H - 1)), [H], 'f32', b));
+    const state = rnd([B, H, Dt, Dt], 'f32');
+    // State read + written once; q, k, v read and o written (bf16).
+    const bytes = 2 * 4 * B * H * Dt * Dt + 4 * 2 * B * H * Dt;
+    // (timeGpu runs each call in a tidy scope, which frees the outputs.)
+    row(`lstep_bf16_B${B}`, `lightning step, B=${B} H=${H} D=Dv=${Dt}, f32 state`, bytes, () => void lightningAttentionStep(q, k, v, { decay, state }), 50, 'vs composite above');
+    core.dispose([q, k, v, decay, state]);
+  }
+  for (const B of [1, 64]) {
+    for (const ctx of small ? [512] : [4096, 32768]) {
+      const q = rnd([B, 1, H, Dt], 'bf16'), k = rnd([B, ctx, Hkv, Dt], 'bf16'), v = rnd([B, ctx, Hkv, Dt], 'bf16');
+      // K and V read once; q read, out written (bf16), lse written (f32).
+      const bytes = 2 * 2 * B * ctx * Hkv * Dt + 2 * 2 * B * H * Dt + 4 * B * H;
+      row(`sdpa_decode_B${B}_ctx${ctx}`, `softmax decode, B=${B} ctx=${ctx} H=${H}/${Hkv} D=${Dt} bf16`, bytes, () => void softmaxAttentionWithLse(q, k, v), 20, 'vs composite above');
+      core.dispose([q, k, v]);
+    }
+  }
+
+  const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch_attn.json');
+  let torch: { device?: string; torch?: string; notes?: string[]; benchmarks?: Record<string, { ms: number }> } = {};
+  if (existsSync(torchFile)) {
+    try {
+      torch = JSON.parse(readFileSync(torchFile, 'utf8'));
+    } catch (err) {
+      log(`could not read ${torchFile}: ${(err as Error).message}`);
+    }
+  } else log(`no PyTorch results at ${torchFile}; ratios left out`);
+  for (const r of rows) {
+    const t = torch.benchmarks?.[r.name];
+    if (t && t.ms > 0) {
+      r.torchMs = t.ms;
+      r.vsTorch = t.ms / r.ms;
+    }
+  }
+  for (const n of torch.notes ?? []) log(`torch: ${n}`);
+  const result = {
+    device: b.capabilities.device, seed, torchDevice: torch.device, torchVersion: torch.torch, torchNotes: torch.notes, secs: (performance.now() - t0) / 1000,
+    conformance: { counts: conf.counts, ok: conf.ok }, checks, rows,
+  };
+  writeFileSync(join(out, 'attn.json'), JSON.stringify(result, null, 1));
+  const table = formatBench(result.device, rows);
+  writeFileSync(join(out, 'attn.txt'), table + '\n');
+  log(`attn: conformance ${conf.counts.passed} passed, ${conf.counts.failed} failed; kernel vs composite ${checks.length - badChecks}/${checks.length} ok (seed ${seed})`);
+  log(table);
+  return failed ? 1 : 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const { cmd, args } = parseArgs(process.argv.slice(2));
@@ -625,10 +795,11 @@ const commands: Record<string, (a: Args) => Promise<number>> = {
   'conformance-worker': conformanceWorker,
   bench,
   fp8,
+  attn,
 };
 const run = commands[cmd];
 if (!run) {
-  log('usage: node run.mjs info | precompile | conformance [--ops a,b] [--seed N] | bench [--torch FILE] | fp8 [--torch FILE] [--seed N]   (all take --out DIR)');
+  log('usage: node run.mjs info | precompile | conformance [--ops a,b] [--seed N] | bench [--torch FILE] | fp8 [--torch FILE] [--seed N] | attn [--torch FILE] [--seed N]   (all take --out DIR)');
   process.exitCode = 2;
 } else {
   try {

@@ -5,6 +5,9 @@ median of many runs, random (never all-zero) inputs. Prints JSON:
     {"device": ..., "torch": ..., "benchmarks": {name: {"ms": median, "ms_min": ...}}}
 With --fp8: only the FP8 quantizer baselines of `run.mjs fp8` (eager PyTorch: amax per block,
 scale = max(amax / 448, 2^-126), x / scale cast to torch.float8_e4m3fn), plus the copy.
+With --attn: only the decode attention baselines of `run.mjs attn`: the lightning step in torch ops
+(S.mul_(lambda).add_(k^T v); o = s q S) and softmax decode through
+torch.nn.functional.scaled_dot_product_attention, plus the copy.
 """
 import json
 import statistics
@@ -97,9 +100,63 @@ def fp8_main():
     print()
 
 
+ATTN_H, ATTN_HKV, ATTN_D = 16, 4, 128
+
+
+def attn_main():
+    """Names, shapes and dtypes as run.ts attn: bf16 activations, f32 lightning state."""
+    torch.manual_seed(1234)
+    dev = torch.device("cuda")
+    out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "benchmarks": {}, "notes": []}
+    b = out["benchmarks"]
+    n = 2**30 // 4
+    src = torch.ones(n, device=dev)
+    dst = torch.empty_like(src)
+    b["copy_1GiB"] = time_gpu(lambda: dst.copy_(src), 20)
+    del src, dst
+    H, D = ATTN_H, ATTN_D
+    scale = D**-0.5
+    for B in (1, 64):
+        S = torch.randn(B, H, D, D, device=dev)
+        q, k, v = (torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16) for _ in range(3))
+        lam = torch.exp(-torch.linspace(0.05, 1.0, H, device=dev)).view(1, H, 1, 1)
+
+        def step():
+            qh, kh, vh = (t.float().transpose(1, 2) for t in (q, k, v))  # [B, H, 1, D]
+            S.mul_(lam).add_(kh.transpose(-1, -2) @ vh)
+            return ((qh @ S) * scale).transpose(1, 2).to(torch.bfloat16)
+
+        b[f"lstep_bf16_B{B}"] = time_gpu(step, 50)
+        del S
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    for B in (1, 64):
+        for ctx in (4096, 32768):
+            # The cache in torch's own layout [B, Hkv, T, D]; the one new query sees every key.
+            q = torch.randn(B, H, 1, D, device=dev, dtype=torch.bfloat16)
+            k = torch.randn(B, ATTN_HKV, ctx, D, device=dev, dtype=torch.bfloat16)
+            v = torch.randn(B, ATTN_HKV, ctx, D, device=dev, dtype=torch.bfloat16)
+            name = f"sdpa_decode_B{B}_ctx{ctx}"
+            try:
+                b[name] = time_gpu(lambda: sdpa(q, k, v, enable_gqa=True), 20)
+            except (TypeError, RuntimeError) as err:
+                # Older torch: no enable_gqa; the heads expanded outside the timed region.
+                ke = k.repeat_interleave(H // ATTN_HKV, dim=1)
+                ve = v.repeat_interleave(H // ATTN_HKV, dim=1)
+                b[name] = time_gpu(lambda: sdpa(q, ke, ve), 20)
+                out["notes"].append(f"{name}: enable_gqa unavailable ({err}); k/v expanded to {H} heads before timing")
+                del ke, ve
+            del q, k, v
+            torch.cuda.empty_cache()
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
 def main():
     if "--fp8" in sys.argv[1:]:
         fp8_main()
+        return
+    if "--attn" in sys.argv[1:]:
+        attn_main()
         return
     torch.manual_seed(1234)
     dev = torch.device("cuda")
