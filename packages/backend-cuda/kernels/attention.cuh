@@ -29,6 +29,8 @@
 
 #define LS_TOKENS 4
 #define LS_WARPS 8
+#define LS_ROWS_BATCH 4
+#define SA_BATCH 4
 #define SA_ROWS 8
 #define SA_KEYS 64
 #define SA_WARPS 4
@@ -51,8 +53,8 @@ template <class T, int VEC> RL_DEV void load_vec(const typename T::S* p, float* 
 
 template <class T, int VEC>
 RL_DEV void lightning_step(const typename T::S* __restrict__ q, const typename T::S* __restrict__ k, const typename T::S* __restrict__ v,
-                           const float* __restrict__ decay, const float* __restrict__ s0, typename T::S* __restrict__ out,
-                           float* __restrict__ s1, float* __restrict__ opart, int B, int Tn, int H, int D, int Dv, float scale,
+                           const float* __restrict__ decay, const float* s0, typename T::S* __restrict__ out,
+                           float* s1, float* __restrict__ opart, int B, int Tn, int H, int D, int Dv, float scale,
                            int rowChunks, int rowsPerChunk) {
   extern __shared__ float ls_dyn[];
   float* qs = ls_dyn;                  // [LS_TOKENS][D]
@@ -92,35 +94,50 @@ RL_DEV void lightning_step(const typename T::S* __restrict__ q, const typename T
     for (int t = 0; t < LS_TOKENS; t++)
 #pragma unroll
       for (int x = 0; x < VEC; x++) acc[t][x] = 0.0f;
+    // Pass 0 reads `state`, later passes the state the previous pass left in `newState` (the
+    // same thread wrote it; the barrier at the end of each pass orders the two).
     const float* src = t0 == 0 ? s0 : s1;
     if (colOk) {
-#pragma unroll 4
-      for (int d = d0 + w; d < d1; d += LS_WARPS) {
-        const i64 at = sBase + (i64)d * Dv + c0;
-        float s[VEC];
-        if (VEC == 4) {
-          const float4 s4 = *reinterpret_cast<const float4*>(src + at);
-          s[0] = s4.x; s[1] = s4.y; s[2] = s4.z; s[3] = s4.w;
-        } else {
+      // LS_ROWS_BATCH rows at a time: every load of the batch is issued before the first use.
+      for (int dg = d0 + w; dg < d1; dg += LS_WARPS * LS_ROWS_BATCH) {
+        float s[LS_ROWS_BATCH][VEC];
 #pragma unroll
-          for (int x = 0; x < VEC; x++) s[x] = src[at + x];
-        }
+        for (int u = 0; u < LS_ROWS_BATCH; u++) {
+          const int d = dg + u * LS_WARPS;
+          if (d < d1) {
+            const i64 at = sBase + (i64)d * Dv + c0;
+            if (VEC == 4) {
+              const float4 s4 = *reinterpret_cast<const float4*>(src + at);
+              s[u][0] = s4.x; s[u][1] = s4.y; s[u][2] = s4.z; s[u][3] = s4.w;
+            } else {
 #pragma unroll
-        for (int t = 0; t < LS_TOKENS; t++) {
-          if (t < nt) {
-            const float kd = ks[t * D + d], qd = qs[t * D + d];
-#pragma unroll
-            for (int x = 0; x < VEC; x++) {
-              s[x] = fmaf(lambda, s[x], kd * vs[t][lane * VEC + x]);
-              acc[t][x] = fmaf(qd, s[x], acc[t][x]);
+              for (int x = 0; x < VEC; x++) s[u][x] = src[at + x];
             }
           }
         }
-        if (VEC == 4) {
-          *reinterpret_cast<float4*>(s1 + at) = make_float4(s[0], s[1], s[2], s[3]);
-        } else {
 #pragma unroll
-          for (int x = 0; x < VEC; x++) s1[at + x] = s[x];
+        for (int u = 0; u < LS_ROWS_BATCH; u++) {
+          const int d = dg + u * LS_WARPS;
+          if (d < d1) {
+#pragma unroll
+            for (int t = 0; t < LS_TOKENS; t++) {
+              if (t < nt) {
+                const float kd = ks[t * D + d], qd = qs[t * D + d];
+#pragma unroll
+                for (int x = 0; x < VEC; x++) {
+                  s[u][x] = fmaf(lambda, s[u][x], kd * vs[t][lane * VEC + x]);
+                  acc[t][x] = fmaf(qd, s[u][x], acc[t][x]);
+                }
+              }
+            }
+            const i64 at = sBase + (i64)d * Dv + c0;
+            if (VEC == 4) {
+              *reinterpret_cast<float4*>(s1 + at) = make_float4(s[u][0], s[u][1], s[u][2], s[u][3]);
+            } else {
+#pragma unroll
+              for (int x = 0; x < VEC; x++) s1[at + x] = s[u][x];
+            }
+          }
         }
       }
     }
@@ -212,32 +229,51 @@ RL_DEV void softmax_attn_split(const typename T::S* __restrict__ q, const typena
   __syncthreads();
 
   for (int kt = kBegin; kt < kEnd; kt += SA_KEYS) {
-    // 1. Scores of the tile's keys: a warp per key, lanes over the channels.
-    for (int jj = w; jj < SA_KEYS; jj += SA_WARPS) {
-      const int j = kt + jj;
-      float dot[SA_ROWS];
+    // 1. Scores of the tile's keys: warp w takes keys w, w + SA_WARPS, ..., SA_BATCH at a time
+    //    (their loads issued together), lanes over the channels, then a warp sum per (key, row).
+    for (int u0 = 0; u0 < SA_KEYS / SA_WARPS; u0 += SA_BATCH) {
+      float dot[SA_BATCH][SA_ROWS];
 #pragma unroll
-      for (int r = 0; r < SA_ROWS; r++) dot[r] = 0.0f;
-      if (j < kEnd) {
-        const typename T::S* kr = k + (((i64)b * Tk + k0 + j) * Hkv + hk) * D;
+      for (int u = 0; u < SA_BATCH; u++)
+#pragma unroll
+        for (int r = 0; r < SA_ROWS; r++) dot[u][r] = 0.0f;
+      if (kt + w + SA_WARPS * u0 < kEnd) {
         for (int c = lane * VD; c < D; c += 32 * VD) {
-          float kv[VD];
-          load_vec<T, VD>(kr + c, kv);
+          float kv[SA_BATCH][VD];
+#pragma unroll
+          for (int u = 0; u < SA_BATCH; u++) {
+            const int j = kt + w + SA_WARPS * (u0 + u);
+            if (j < kEnd) {
+              load_vec<T, VD>(k + (((i64)b * Tk + k0 + j) * Hkv + hk) * D + c, kv[u]);
+            } else {
+#pragma unroll
+              for (int x = 0; x < VD; x++) kv[u][x] = 0.0f;
+            }
+          }
 #pragma unroll
           for (int r = 0; r < SA_ROWS; r++)
 #pragma unroll
-            for (int x = 0; x < VD; x++) dot[r] = fmaf(qs[r * D + c + x], kv[x], dot[r]);
+            for (int x = 0; x < VD; x++) {
+              const float qx = qs[r * D + c + x];
+#pragma unroll
+              for (int u = 0; u < SA_BATCH; u++) dot[u][r] = fmaf(qx, kv[u][x], dot[u][r]);
+            }
         }
       }
 #pragma unroll
-      for (int r = 0; r < SA_ROWS; r++) dot[r] = warp_sum(dot[r]);
-      if (lane < SA_ROWS) {
-        float val = dot[0];
+      for (int u = 0; u < SA_BATCH; u++) {
 #pragma unroll
-        for (int r = 1; r < SA_ROWS; r++) if (lane == r) val = dot[r];
-        const int i = (r0 + lane) / G;
-        const bool vis = lane < nr && j < kEnd && (!causal || j <= kvOffset + i);
-        sc[lane][jj] = vis ? val * scale : -INFINITY;
+        for (int r = 0; r < SA_ROWS; r++) dot[u][r] = warp_sum(dot[u][r]);
+        const int jj = w + SA_WARPS * (u0 + u);
+        const int j = kt + jj;
+        if (lane < SA_ROWS) {
+          float val = dot[u][0];
+#pragma unroll
+          for (int r = 1; r < SA_ROWS; r++) if (lane == r) val = dot[u][r];
+          const int i = (r0 + lane) / G;
+          const bool vis = lane < nr && j < kEnd && (!causal || j <= kvOffset + i);
+          sc[lane][jj] = vis ? val * scale : -INFINITY;
+        }
       }
     }
     __syncthreads();
@@ -267,14 +303,27 @@ RL_DEV void softmax_attn_split(const typename T::S* __restrict__ q, const typena
 #pragma unroll
       for (int x = 0; x < VV; x++) acc[r][x] *= alpha[r];
     if (colOk) {
-      for (int jj = w; jj < SA_KEYS && kt + jj < kEnd; jj += SA_WARPS) {
-        float vv[VV];
-        load_vec<T, VV>(v + (((i64)b * Tk + k0 + kt + jj) * Hkv + hk) * Dv + c0, vv);
+      for (int u0 = 0; u0 < SA_KEYS / SA_WARPS && kt + w + SA_WARPS * u0 < kEnd; u0 += SA_BATCH) {
+        float vv[SA_BATCH][VV];
 #pragma unroll
-        for (int r = 0; r < SA_ROWS; r++) {
-          const float p = sc[r][jj];
+        for (int u = 0; u < SA_BATCH; u++) {
+          const int j = kt + w + SA_WARPS * (u0 + u);
+          if (j < kEnd) {
+            load_vec<T, VV>(v + (((i64)b * Tk + k0 + j) * Hkv + hk) * Dv + c0, vv[u]);
+          } else {
 #pragma unroll
-          for (int x = 0; x < VV; x++) acc[r][x] = fmaf(p, vv[x], acc[r][x]);
+            for (int x = 0; x < VV; x++) vv[u][x] = 0.0f;  // its probability is 0 too
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < SA_BATCH; u++) {
+          const int jj = w + SA_WARPS * (u0 + u);
+#pragma unroll
+          for (int r = 0; r < SA_ROWS; r++) {
+            const float p = sc[r][jj];
+#pragma unroll
+            for (int x = 0; x < VV; x++) acc[r][x] = fmaf(p, vv[u][x], acc[r][x]);
+          }
         }
       }
     }
