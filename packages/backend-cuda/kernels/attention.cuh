@@ -77,7 +77,7 @@ RL_DEV void lightning_step(const typename T::S* __restrict__ q, const typename T
 
   for (int t0 = 0; t0 < Tn; t0 += LS_TOKENS) {
     const int nt = min(LS_TOKENS, Tn - t0);
-    // Stage q, k (this chunk's rows) and v (this tile's columns) of the pass.
+    // Stage q and k (all D channels) and v (this tile's columns) of the pass as f32.
     for (int x = tid; x < nt * D; x += blockDim.x) {
       const int t = x / D, d = x - (x / D) * D;
       const i64 at = (((i64)b * Tn + t0 + t) * H + h) * D + d;
