@@ -212,7 +212,7 @@ RL_DEV void softmax_attn_split(const typename T::S* __restrict__ q, const typena
     qs[x] = val;
   }
   if (tid < SA_ROWS) {
-    mrow[tid] = -INFINITY;
+    mrow[tid] = (-__int_as_float(0x7f800000));
     lrow[tid] = 0.0f;
   }
   const int lastI = (r0 + nr - 1) / G;
@@ -272,7 +272,7 @@ RL_DEV void softmax_attn_split(const typename T::S* __restrict__ q, const typena
           for (int r = 1; r < SA_ROWS; r++) if (lane == r) val = dot[u][r];
           const int i = (r0 + lane) / G;
           const bool vis = lane < nr && j < kEnd && (!causal || j <= kvOffset + i);
-          sc[lane][jj] = vis ? val * scale : -INFINITY;
+          sc[lane][jj] = vis ? val * scale : (-__int_as_float(0x7f800000));
         }
       }
     }
@@ -283,14 +283,14 @@ RL_DEV void softmax_attn_split(const typename T::S* __restrict__ q, const typena
       const float mt = warp_max(fmaxf(a0, a1));
       const float mo = mrow[r];
       const float mn = fmaxf(mo, mt);
-      const float p0 = a0 == -INFINITY ? 0.0f : expf(a0 - mn);
-      const float p1 = a1 == -INFINITY ? 0.0f : expf(a1 - mn);
+      const float p0 = a0 == (-__int_as_float(0x7f800000)) ? 0.0f : expf(a0 - mn);
+      const float p1 = a1 == (-__int_as_float(0x7f800000)) ? 0.0f : expf(a1 - mn);
       const float ps = warp_sum(p0 + p1);
       sc[r][lane] = p0;
       sc[r][lane + 32] = p1;
       __syncwarp();
       if (lane == 0) {
-        const float al = mn == -INFINITY ? 1.0f : expf(mo - mn);
+        const float al = mn == (-__int_as_float(0x7f800000)) ? 1.0f : expf(mo - mn);
         alpha[r] = al;
         mrow[r] = mn;
         lrow[r] = lrow[r] * al + ps;
@@ -361,19 +361,19 @@ RL_DEV void softmax_attn_combine(const float* __restrict__ pm, const float* __re
   const int b = bh / Hkv, hk = bh - (bh / Hkv) * Hkv;
   const int i = r / G, h = hk * G + (r - (r / G) * G);
   const i64 p0 = ((i64)bh * R + r) * nsplit;
-  float M = -INFINITY;
+  float M = (-__int_as_float(0x7f800000));
   for (int s = 0; s < nsplit; s++) M = fmaxf(M, pm[p0 + s]);
   float L = 0.0f;
   for (int s = 0; s < nsplit; s++) {
     const float m = pm[p0 + s];
-    if (m != -INFINITY) L += expf(m - M) * pl[p0 + s];
+    if (m != (-__int_as_float(0x7f800000))) L += expf(m - M) * pl[p0 + s];
   }
   const float invL = 1.0f / L;
   for (int c = threadIdx.x; c < Dv; c += blockDim.x) {
     float o = 0.0f;
     for (int s = 0; s < nsplit; s++) {
       const float m = pm[p0 + s];
-      if (m != -INFINITY) o = fmaf(expf(m - M), pacc[(p0 + s) * Dv + c], o);
+      if (m != (-__int_as_float(0x7f800000))) o = fmaf(expf(m - M), pacc[(p0 + s) * Dv + c], o);
     }
     out[(((i64)b * Tq + q0 + i) * H + h) * Dv + c] = T::st(o * invL, false);
   }
