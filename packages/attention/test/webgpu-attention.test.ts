@@ -17,7 +17,6 @@ import {
   add,
   dispose,
   findBackend,
-  initBackend,
   mul,
   setBackend,
   sum,
@@ -27,6 +26,7 @@ import {
   type Module,
   type Tensor,
 } from '@ring-linear/core';
+import { optionalBackendReason } from '@ring-linear/conformance';
 import {
   LinearAttention,
   SoftmaxAttention,
@@ -41,21 +41,7 @@ import { SEED, expectClose, linearQuadraticRef, linearRecurrentRef, rngFor, soft
 // Pipelines compile slowly on SwiftShader (a CPU Vulkan): one test can take tens of seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
-async function webgpuReason(): Promise<string | null> {
-  try {
-    await import('@ring-linear/backend-webgpu');
-    await initBackend('webgpu');
-    return null;
-  } catch (err) {
-    const reason = `no WebGPU backend: ${(err as Error).message}`;
-    console.warn(`[attention webgpu] SKIPPED: ${reason}`);
-    return reason;
-  } finally {
-    await setBackend('cpu');
-  }
-}
-
-const reason = await webgpuReason();
+const reason = await optionalBackendReason('webgpu', () => import('@ring-linear/backend-webgpu'), 'attention webgpu');
 console.log(`attention WebGPU tests: seed ${SEED} (ATTN_SEED=${SEED} reproduces)`);
 
 /** A host array as an f32 tensor on a backend. */
@@ -415,10 +401,3 @@ describe.skipIf(reason !== null)(`attention on WebGPU${reason ? ` (skipped: ${re
     });
   });
 });
-
-// A placeholder the runner reports when the suite above is skipped, so a skip is visible.
-if (reason !== null) {
-  describe('attention on WebGPU', () => {
-    it.skip(`skipped: ${reason}`, () => undefined);
-  });
-}

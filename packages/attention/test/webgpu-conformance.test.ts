@@ -9,30 +9,14 @@
 // checked on the CPU (conformance.test.ts); webgpu-attention.test.ts compares gradients computed
 // on WebGPU (through these kernels' backward ops) with the CPU's.
 import { vi } from 'vitest';
-import { initBackend, setBackend } from '@ring-linear/core';
 import '@ring-linear/backend-cpu';
 import { describeConformance } from '@ring-linear/conformance/vitest';
+import { optionalBackendReason } from '@ring-linear/conformance';
 import { attentionOpInfos } from '../src/opinfo.js';
 
 // Pipelines compile slowly on SwiftShader (a CPU Vulkan): one case can take seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
-async function webgpuReason(): Promise<string | null> {
-  try {
-    // Not a declared dependency (backend-webgpu's own tests build on this package's ops): resolved
-    // from the workspace when present.
-    await import('@ring-linear/backend-webgpu' as string);
-    await initBackend('webgpu');
-    return null;
-  } catch (err) {
-    const reason = `no WebGPU backend: ${(err as Error).message}`;
-    console.warn(`[attention webgpu conformance] SKIPPED: ${reason}`);
-    return reason;
-  } finally {
-    await setBackend('cpu');
-  }
-}
-
-const reason = await webgpuReason();
+const reason = await optionalBackendReason('webgpu', () => import('@ring-linear/backend-webgpu'), 'attention webgpu conformance');
 
 describeConformance({ backend: 'webgpu', opInfos: attentionOpInfos, tfjs: false, composite: false, grad: false, skip: reason ?? false });

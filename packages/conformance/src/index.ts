@@ -25,6 +25,7 @@ export {
   type PlannedCase,
 } from './runner.js';
 export { formatSummary } from './report.js';
+export { optionalBackendReason } from './optional.js';
 export { runConformanceCli, parseCliArgs, type CliOptions } from './cli_run.js';
 export { createSampleRng, deriveSeed, freshSeed, XoshiroSampleRng, type TensorOptions } from './rng.js';
 export {

@@ -7,29 +7,14 @@
 // a backward uses compiles its own pipelines (minutes in all). webgpu-fp8.test.ts checks the fused
 // kernels against their composites on WebGPU byte for byte, and fp8Linear's gradients against the CPU.
 import { vi } from 'vitest';
-import { initBackend, setBackend } from '@ring-linear/core';
 import '@ring-linear/backend-cpu';
 import { describeConformance } from '@ring-linear/conformance/vitest';
+import { optionalBackendReason } from '@ring-linear/conformance';
 import { fp8OpInfos } from '../src/opinfo.js';
 
 // Pipelines compile slowly on SwiftShader (a CPU Vulkan): one case can take seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
-async function webgpuReason(): Promise<string | null> {
-  try {
-    // A dev dependency, imported dynamically: where it cannot load, the tests skip with the reason.
-    await import('@ring-linear/backend-webgpu' as string);
-    await initBackend('webgpu');
-    return null;
-  } catch (err) {
-    const reason = `no WebGPU backend: ${(err as Error).message}`;
-    console.warn(`[fp8 webgpu conformance] SKIPPED: ${reason}`);
-    return reason;
-  } finally {
-    await setBackend('cpu');
-  }
-}
-
-const reason = await webgpuReason();
+const reason = await optionalBackendReason('webgpu', () => import('@ring-linear/backend-webgpu'), 'fp8 webgpu conformance');
 
 describeConformance({ backend: 'webgpu', opInfos: fp8OpInfos, tfjs: false, composite: false, grad: false, skip: reason ?? false });

@@ -37,6 +37,7 @@ import {
   type Parameter,
   type Tensor,
 } from '@ring-linear/core';
+import { optionalBackendReason } from '@ring-linear/conformance';
 import {
   fp8GemmRaw,
   fp8GroupedGemmRaw,
@@ -56,21 +57,8 @@ import { SEED, expectBytes, oracleQuantize, rngFor, type Fp8, type Rng } from '.
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
-async function webgpuBackend(): Promise<{ gpu: Backend | null; reason: string }> {
-  try {
-    // A dev dependency, imported dynamically: where it cannot load, the tests skip with the reason.
-    await import('@ring-linear/backend-webgpu' as string);
-    return { gpu: await initBackend('webgpu'), reason: '' };
-  } catch (err) {
-    const reason = `no WebGPU backend: ${(err as Error).message}`;
-    console.warn(`[fp8 webgpu tests] SKIPPED: ${reason}`);
-    return { gpu: null, reason };
-  } finally {
-    await setBackend('cpu');
-  }
-}
-
-const { gpu, reason } = await webgpuBackend();
+const reason = await optionalBackendReason('webgpu', () => import('@ring-linear/backend-webgpu'), 'fp8 webgpu tests');
+const gpu = reason === null ? findBackend('webgpu') : null;
 const cpu = await initBackend('cpu');
 afterAll(() => setBackend('cpu'));
 

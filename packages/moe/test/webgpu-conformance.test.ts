@@ -8,29 +8,14 @@
 // formulas are checked on the CPU (conformance.test.ts), and webgpu-moe.test.ts compares the
 // gradients of the whole MoE on WebGPU (which run these kernels backward) with the CPU's.
 import { vi } from 'vitest';
-import { initBackend, setBackend } from '@ring-linear/core';
 import '@ring-linear/backend-cpu';
 import { describeConformance } from '@ring-linear/conformance/vitest';
+import { optionalBackendReason } from '@ring-linear/conformance';
 import { moeOpInfos } from '../src/opinfo.js';
 
 // Pipelines compile slowly on SwiftShader (a CPU Vulkan): one case can take seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
-async function webgpuReason(): Promise<string | null> {
-  try {
-    // A dev dependency, imported dynamically: where it cannot load, the tests skip with the reason.
-    await import('@ring-linear/backend-webgpu' as string);
-    await initBackend('webgpu');
-    return null;
-  } catch (err) {
-    const reason = `no WebGPU backend: ${(err as Error).message}`;
-    console.warn(`[moe webgpu conformance] SKIPPED: ${reason}`);
-    return reason;
-  } finally {
-    await setBackend('cpu');
-  }
-}
-
-const reason = await webgpuReason();
+const reason = await optionalBackendReason('webgpu', () => import('@ring-linear/backend-webgpu'), 'moe webgpu conformance');
 
 describeConformance({ backend: 'webgpu', opInfos: moeOpInfos, tfjs: false, composite: false, grad: false, skip: reason ?? false });

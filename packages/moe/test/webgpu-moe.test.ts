@@ -30,26 +30,14 @@ import {
   type Backend,
   type Tensor,
 } from '@ring-linear/core';
+import { optionalBackendReason } from '@ring-linear/conformance';
 import { MoE, groupedMatmul, moeDispatchPlan, moeRouter, type MoEConfig, type MoeRouterOptions } from '../src/index.js';
 import { SEED, expectClose, makeRng, refMoE, refRouter, rngFor, type RefMoEParams, type Rng } from './helpers.js';
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
-async function webgpuBackend(): Promise<{ gpu: Backend | null; reason: string }> {
-  try {
-    // A dev dependency, imported dynamically: where it cannot load, the tests skip with the reason.
-    await import('@ring-linear/backend-webgpu' as string);
-    return { gpu: await initBackend('webgpu'), reason: '' };
-  } catch (err) {
-    const reason = `no WebGPU backend: ${(err as Error).message}`;
-    console.warn(`[moe webgpu tests] SKIPPED: ${reason}`);
-    return { gpu: null, reason };
-  } finally {
-    await setBackend('cpu');
-  }
-}
-
-const { gpu, reason } = await webgpuBackend();
+const reason = await optionalBackendReason('webgpu', () => import('@ring-linear/backend-webgpu'), 'moe webgpu tests');
+const gpu = reason === null ? findBackend('webgpu') : null;
 const cpu = await initBackend('cpu');
 afterAll(() => setBackend('cpu'));
 

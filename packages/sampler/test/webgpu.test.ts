@@ -8,27 +8,13 @@
  * differences, and the draw is host code over the read logits).
  */
 import { describe, expect, it } from 'vitest';
-import { dispose, findBackend, initBackend, logSoftmax, setBackend, tensor, toBackend, withBackend, type Tensor } from '@ring-linear/core';
+import { dispose, findBackend, logSoftmax, setBackend, tensor, toBackend, withBackend, type Tensor } from '@ring-linear/core';
 import type { RingLinearForCausalLM } from '@ring-linear/models';
+import { optionalBackendReason } from '@ring-linear/conformance';
 import { DecodeSession, Sampler } from '../src/index.js';
 import { microModel, newSeed, randomIds, rng } from './helpers.js';
 
-async function webgpu(): Promise<string | null> {
-  try {
-    // Not a declared dependency of this package: resolved from the workspace when present.
-    await import('@ring-linear/backend-webgpu' as string);
-    await initBackend('webgpu');
-    return null;
-  } catch (err) {
-    const reason = `no WebGPU backend: ${(err as Error).message}`;
-    console.warn(`[sampler webgpu tests] SKIPPED: ${reason}`);
-    return reason;
-  } finally {
-    await setBackend('cpu');
-  }
-}
-
-const skipped = (await webgpu()) !== null;
+const skipped = (await optionalBackendReason('webgpu', () => import('@ring-linear/backend-webgpu'), 'sampler webgpu tests')) !== null;
 
 /** The same weights on WebGPU: a model built there, loaded with copies of the CPU model's tensors. */
 async function onWebGpu(cpuModel: RingLinearForCausalLM, seed: number): Promise<RingLinearForCausalLM> {
