@@ -216,6 +216,31 @@ interface BenchRow {
   check: string;
 }
 
+/** PyTorch timings of the same run (torch_bench.py's JSON): each row gets torchMs and vsTorch = torch / ours. */
+function withTorchTimes(
+  rows: BenchRow[],
+  torchFile: string,
+  log: (line: string) => void,
+  torchName: (name: string) => string = (name) => name,
+): { device?: string; torch?: string; notes?: string[]; benchmarks?: Record<string, { ms: number }> } {
+  let torch: { device?: string; torch?: string; notes?: string[]; benchmarks?: Record<string, { ms: number }> } = {};
+  if (existsSync(torchFile)) {
+    try {
+      torch = JSON.parse(readFileSync(torchFile, 'utf8'));
+    } catch (err) {
+      log(`could not read ${torchFile}: ${(err as Error).message}`);
+    }
+  } else log(`no PyTorch results at ${torchFile}; ratios left out`);
+  for (const r of rows) {
+    const t = torch.benchmarks?.[torchName(r.name)];
+    if (t && t.ms > 0) {
+      r.torchMs = t.ms;
+      r.vsTorch = t.ms / r.ms;
+    }
+  }
+  return torch;
+}
+
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
 
 /** GPU time per run (CUDA events around each run, after warm-up). */
@@ -403,22 +428,7 @@ async function bench(a: Args): Promise<number> {
   }
 
   // PyTorch numbers from the same run.
-  const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch.json');
-  let torch: { device?: string; torch?: string; benchmarks?: Record<string, { ms: number }> } = {};
-  if (existsSync(torchFile)) {
-    try {
-      torch = JSON.parse(readFileSync(torchFile, 'utf8'));
-    } catch (err) {
-      log(`could not read ${torchFile}: ${(err as Error).message}`);
-    }
-  } else log(`no PyTorch results at ${torchFile}; ratios left out`);
-  for (const r of rows) {
-    const t = torch.benchmarks?.[r.name];
-    if (t && t.ms > 0) {
-      r.torchMs = t.ms;
-      r.vsTorch = t.ms / r.ms;
-    }
-  }
+  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch.json'), log);
   const result = { device: b.capabilities.device, torchDevice: torch.device, torchVersion: torch.torch, node: process.version, secs: (performance.now() - t0) / 1000, rows, allocator: b.allocatorStats() };
   writeFileSync(join(out, 'bench.json'), JSON.stringify(result, null, 1));
   const table = formatBench(result.device, rows);
@@ -596,22 +606,7 @@ async function fp8(a: Args): Promise<number> {
   else process.env.RING_LINEAR_CUDA_FP8_KERNELS = envBefore;
   core.dispose([x, xf, w, gu]);
 
-  const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch_fp8.json');
-  let torch: { device?: string; torch?: string; benchmarks?: Record<string, { ms: number }> } = {};
-  if (existsSync(torchFile)) {
-    try {
-      torch = JSON.parse(readFileSync(torchFile, 'utf8'));
-    } catch (err) {
-      log(`could not read ${torchFile}: ${(err as Error).message}`);
-    }
-  } else log(`no PyTorch results at ${torchFile}; ratios left out`);
-  for (const r of rows) {
-    const t = torch.benchmarks?.[r.name.replace(/_v1$/, '')];
-    if (t && t.ms > 0) {
-      r.torchMs = t.ms;
-      r.vsTorch = t.ms / r.ms;
-    }
-  }
+  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_fp8.json'), log, (name) => name.replace(/_v1$/, ''));
   const result = {
     device: b.capabilities.device, seed, torchDevice: torch.device, torchVersion: torch.torch, secs: (performance.now() - t0) / 1000,
     conformance: { counts: conf.counts, ok: conf.ok }, checks, rows,
@@ -756,22 +751,7 @@ async function attn(a: Args): Promise<number> {
     }
   }
 
-  const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch_attn.json');
-  let torch: { device?: string; torch?: string; notes?: string[]; benchmarks?: Record<string, { ms: number }> } = {};
-  if (existsSync(torchFile)) {
-    try {
-      torch = JSON.parse(readFileSync(torchFile, 'utf8'));
-    } catch (err) {
-      log(`could not read ${torchFile}: ${(err as Error).message}`);
-    }
-  } else log(`no PyTorch results at ${torchFile}; ratios left out`);
-  for (const r of rows) {
-    const t = torch.benchmarks?.[r.name];
-    if (t && t.ms > 0) {
-      r.torchMs = t.ms;
-      r.vsTorch = t.ms / r.ms;
-    }
-  }
+  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_attn.json'), log);
   for (const n of torch.notes ?? []) log(`torch: ${n}`);
   const result = {
     device: b.capabilities.device, seed, torchDevice: torch.device, torchVersion: torch.torch, torchNotes: torch.notes, secs: (performance.now() - t0) / 1000,
