@@ -8,14 +8,12 @@
  * compiles each with nvcc, and `precompile()` builds them all in parallel on a GPU machine.
  */
 import { getOpDef, type DType } from '@ring-linear/core';
-import { parseSignature, type ArgKind } from '../runtime/args.js';
 
-export const DTYPE_TAG: Record<DType, string> = {
-  f32: 'F32', f16: 'F16', bf16: 'BF16', f8e4m3: 'E4M3', f8e5m2: 'E5M2', i32: 'I32', u8: 'U8', bool: 'BOOL',
-};
-export const DTYPE_SUFFIX: Record<DType, string> = {
-  f32: 'f32', f16: 'f16', bf16: 'bf16', f8e4m3: 'e4m3', f8e5m2: 'e5m2', i32: 'i32', u8: 'u8', bool: 'bool',
-};
+export { DTYPE_TAG, DTYPE_SUFFIX, ModuleBuilder, type ModuleSpec, type Param } from './builder.js';
+import { DTYPE_TAG, ModuleBuilder, S, sfx, type ModuleSpec, type Param } from './builder.js';
+import { flashModule, FLASH_DTYPES } from './families/flash.js';
+import { lightningModule, LIGHTNING_DTYPES } from './families/lightning.js';
+import { moeModule, MOE_DTYPES } from './families/moe.js';
 export const ALL_DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8', 'bool'];
 export const FLOATS: readonly DType[] = ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2'];
 const isFloat = (d: DType) => FLOATS.includes(d);
@@ -24,19 +22,9 @@ const isFloat = (d: DType) => FLOATS.includes(d);
 export const WIDTHS = { 1: 'u8', 2: 'u16', 4: 'u32', 8: 'u64' } as const;
 export type Width = keyof typeof WIDTHS;
 
-export interface ModuleSpec {
-  /** Unique module key, e.g. "binary.bf16". */
-  readonly key: string;
-  /** Headers of ../../kernels this module includes (first line of the source). */
-  readonly includes: readonly string[];
-  /** Generated source, without the #include lines. */
-  readonly body: string;
-  /** Kernel name -> parameter kinds. */
-  readonly kernels: Readonly<Record<string, readonly ArgKind[]>>;
-}
 
 /** Every header the modules may include; NVRTC gets them in memory. */
-export const HEADER_FILES = ['common.cuh', 'elementwise.cuh', 'reduce.cuh', 'nn.cuh', 'creation.cuh', 'indexing.cuh', 'fp8.cuh', 'attention.cuh'] as const;
+export const HEADER_FILES = ['common.cuh', 'elementwise.cuh', 'reduce.cuh', 'nn.cuh', 'creation.cuh', 'indexing.cuh', 'fp8.cuh', 'attention.cuh', 'flash.cuh', 'lightning.cuh', 'moe.cuh', 'mma.cuh'] as const;
 
 export function moduleSource(spec: ModuleSpec): string {
   return `${spec.includes.map((h) => `#include "${h}"`).join('\n')}\n\n${spec.body}`;
@@ -103,47 +91,6 @@ export function opDTypes(op: string, input = 0): readonly DType[] {
   return def.inputs[input]?.dtypes ?? def.variadic?.dtypes ?? ALL_DTYPES;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Kernel entry generation
-
-type Param = readonly [ctype: string, name: string];
-
-function kindOf(ctype: string): ArgKind {
-  if (ctype.includes('*')) return 'ptr';
-  switch (ctype) {
-    case 'i64': return 'i64';
-    case 'int': return 'i32';
-    case 'u32': return 'u32';
-    case 'float': return 'f32';
-    case 'double': return 'f64';
-    case 'Strides': return parseSignature('struct360:8')[0]!;
-    default: throw new Error(`no argument kind for C type ${ctype}`);
-  }
-}
-
-class ModuleBuilder {
-  readonly parts: string[] = [];
-  readonly kernels: Record<string, readonly ArgKind[]> = {};
-  constructor(
-    readonly key: string,
-    readonly includes: readonly string[],
-  ) {}
-  raw(code: string): void {
-    this.parts.push(code);
-  }
-  entry(name: string, params: readonly Param[], body: string, bounds = 256): void {
-    if (this.kernels[name]) throw new Error(`duplicate kernel ${name}`);
-    this.kernels[name] = params.map(([t]) => kindOf(t));
-    const sig = params.map(([t, n]) => (t === 'Strides' ? `const Strides ${n}` : `${t} ${n}`)).join(', ');
-    this.parts.push(`extern "C" __global__ void __launch_bounds__(${bounds}) ${name}(${sig}) { ${body} }`);
-  }
-  build(): ModuleSpec {
-    return { key: this.key, includes: this.includes, body: this.parts.join('\n') + '\n', kernels: this.kernels };
-  }
-}
-
-const S = (d: DType) => `${DTYPE_TAG[d]}::S`;
-const sfx = (d: DType) => DTYPE_SUFFIX[d];
 
 // ---------------------------------------------------------------------------------------------
 // Families
@@ -423,7 +370,7 @@ export function attentionModule(dt: DType): ModuleSpec {
   return m.build();
 }
 
-export type Family = 'unary' | 'binary' | 'cast' | 'reduce' | 'nn' | 'creation' | 'index' | 'fp8' | 'attention' | 'misc';
+export type Family = 'unary' | 'binary' | 'cast' | 'reduce' | 'nn' | 'creation' | 'index' | 'fp8' | 'attention' | 'flash' | 'lightning' | 'moe' | 'misc';
 
 const BUILDERS: Record<Exclude<Family, 'misc'>, { build: (d: DType) => ModuleSpec; dtypes: readonly DType[] }> = {
   unary: { build: unaryModule, dtypes: ALL_DTYPES },
@@ -435,6 +382,9 @@ const BUILDERS: Record<Exclude<Family, 'misc'>, { build: (d: DType) => ModuleSpe
   index: { build: indexModule, dtypes: ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8'] },
   fp8: { build: fp8Module, dtypes: FP8_INPUT_DTYPES },
   attention: { build: attentionModule, dtypes: ATTENTION_DTYPES },
+  flash: { build: flashModule, dtypes: FLASH_DTYPES },
+  lightning: { build: lightningModule, dtypes: LIGHTNING_DTYPES },
+  moe: { build: moeModule, dtypes: MOE_DTYPES },
 };
 
 const specCache = new Map<string, ModuleSpec>();

@@ -8,3 +8,6 @@ import './nn.js';
 import './creation.js';
 import './fp8.js';
 import './attention.js';
+import './lightning.js';
+import './moe.js';
+import './fp8_gemm.js';

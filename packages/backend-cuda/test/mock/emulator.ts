@@ -38,6 +38,30 @@ function fp8Scale(bits: number, q: Fp8, pow2: boolean): number {
   return F32[0]!;
 }
 
+/** What a kernel model gets to read and write the mock's "device" memory. */
+export interface EmulatorIO {
+  /** Element i of a tensor of dtype d at ptr, decoded to a number (floats to their f32 value). */
+  load(d: DType, ptr: number, i: number): number;
+  /** Stores a compute value with cast semantics (floats round once; `sat` saturates FP8). */
+  store(d: DType, ptr: number, i: number, x: number, sat?: boolean): void;
+  /** Raw element i of width w bytes. */
+  raw(w: number, ptr: number, i: number): number | bigint;
+  putRaw(w: number, ptr: number, i: number, x: number | bigint): void;
+  /** A DataView of `bytes` bytes at ptr. */
+  view(ptr: number, bytes: number): DataView;
+}
+
+/**
+ * A JavaScript model of one kernel family, kept in its own file (test/mock/emu_*.ts) and added
+ * with registerKernelModel: `args` are the launch's arguments in parameter order (pointers and
+ * 64-bit integers as numbers; struct arguments as bytes).
+ */
+export type KernelModel = (m: RegExpMatchArray, args: any[], io: EmulatorIO, grid: readonly [number, number, number], block: readonly [number, number, number]) => void;
+const MODELS: { pattern: RegExp; model: KernelModel }[] = [];
+export function registerKernelModel(pattern: RegExp, model: KernelModel): void {
+  MODELS.push({ pattern, model });
+}
+
 export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<string, number> } {
   const launches = new Map<string, number>();
   const view = (ptr: number, bytes: number) => new DataView(koffi.view(BigInt(ptr), Math.max(bytes, 1)) as ArrayBuffer);
@@ -576,7 +600,9 @@ export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<str
         }
       }
     } else {
-      throw new Error(`emulator: no model of kernel ${name}`);
+      const hit = MODELS.find((x) => x.pattern.test(name));
+      if (!hit) throw new Error(`emulator: no model of kernel ${name}`);
+      hit.model(hit.pattern.exec(name)!, a, { load, store, raw: raw as EmulatorIO['raw'], putRaw, view }, grid, block);
     }
   };
   return { launches };
