@@ -78,7 +78,7 @@ writeFileSync(join(tfCpu, 'package.json'), JSON.stringify({ name: '@tensorflow/t
 
 // 4. Kernel sources, scripts.
 cpSync(join(root, 'packages', 'backend-cuda', 'kernels'), join(out, 'kernels'), { recursive: true });
-for (const f of ['run.sh', 'torch_bench.py']) copyFileSync(join(root, 'tools', 'gpu', f), join(out, f));
+for (const f of readdirSync(join(root, 'tools', 'gpu')).filter((n) => n === 'run.sh' || /^torch_\w+\.py$/.test(n))) copyFileSync(join(root, 'tools', 'gpu', f), join(out, f));
 chmodSync(join(out, 'run.sh'), 0o755);
 
 // 5. Node itself, xz-compressed (reused while the binary is unchanged).

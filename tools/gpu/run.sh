@@ -15,6 +15,10 @@
 #               lightningAttentionStep and softmaxAttention against the CPU, kernel vs composite on
 #               CUDA, and timings (lightning step B=1/64; softmax decode B=1/64, context 4096/32768)
 #               -> $OUT/attn.txt / attn.json
+#   flash lightning fp8gemm moe model
+#               (not in the default list) steps of tools/gpu/steps/*.ts, each after its PyTorch
+#               baseline torch_<step>.py -> $OUT/torch_<step>.json; each writes $OUT/<step>.txt
+#               (its table, printed in the summary) and <step>.json
 # Results: $OUT (the device tool's output folder; default .carry/gpu/out).
 # Limits per step: info 60 s, precompile 150, conformance CONFORMANCE_LIMIT (300) + 30, torch 120,
 # bench 150, fp8 45 (torch) + 60, attn 60 (torch) + 60. Node is unpacked to /tmp and cubins cached in /tmp, so a second command on the same
@@ -63,6 +67,13 @@ for s in $STEPS; do
     attn)
       step torch_attn 60 sh -c "python3 '$HERE/torch_bench.py' --attn > '$OUT/torch_attn.json'"
       step attn 60 "$NODE" "$HERE/run.mjs" attn --out "$OUT" --seed "$SEED" --torch "$OUT/torch_attn.json" ;;
+    flash|lightning|fp8gemm|moe|model)
+      # Steps of tools/gpu/steps/*.ts: the PyTorch baseline first (torch_<step>.py), then ours.
+      # Limits: LIMIT_<step> for ours (default 120 s; model 420), TORCH_LIMIT_<step> (default 90; model 300).
+      lim_var="LIMIT_$s"; tlim_var="TORCH_LIMIT_$s"
+      dl=120; dt=90; [ "$s" = model ] && dl=420 && dt=300
+      step "torch_$s" "${!tlim_var:-$dt}" sh -c "python3 '$HERE/torch_$s.py' > '$OUT/torch_$s.json'"
+      step "$s" "${!lim_var:-$dl}" "$NODE" "$HERE/run.mjs" "$s" --out "$OUT" --seed "$SEED" --torch "$OUT/torch_$s.json" ;;
     *) echo "unknown step $s"; status=2 ;;
   esac
 done
@@ -71,5 +82,6 @@ echo "=== summary (seed $SEED, results in $OUT)"
 [ -f "$OUT/conformance.txt" ] && grep -E "passed, .* failed" "$OUT/conformance.txt"
 [ -f "$OUT/bench.txt" ] && cat "$OUT/bench.txt"
 [ -f "$OUT/fp8.txt" ] && grep -E "passed, .* failed" "$OUT/fp8-conformance.txt" && cat "$OUT/fp8.txt"
+for s2 in flash lightning fp8gemm moe model; do [ -f "$OUT/$s2.txt" ] && cat "$OUT/$s2.txt"; done
 [ -f "$OUT/attn.txt" ] && grep -E "passed, .* failed" "$OUT/attn-conformance.txt" && grep -E "^kernel vs composite" "$OUT/attn.log"; [ -f "$OUT/attn.txt" ] && cat "$OUT/attn.txt"
 exit $status

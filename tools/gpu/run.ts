@@ -28,41 +28,19 @@
  * Results go to DIR as JSON and text; the last thing printed is a short table.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as core from '@ring-linear/core';
 import '@ring-linear/backend-cpu';
-import { allModuleSpecs, captureGraph, cudaAvailability, CudaBackend, devicePointer, type CudaAvailability } from '@ring-linear/backend-cuda';
+import { allModuleSpecs, captureGraph, cudaAvailability, devicePointer, type CudaAvailability } from '@ring-linear/backend-cuda';
+import { parseArgs, log, outDir, cudaBackend, withTorchTimes, timeGpu, values, relErr, formatBench, outBytes, firstDiff, relMaxErr, type Args, type BenchRow } from './common.js';
+import { STEPS } from './steps/index.js';
 import { ALL_OP_INFOS, formatSummary, runConformance, type CaseResult, type ConformanceResult } from '@ring-linear/conformance';
 import { quantTransposeRaw, quantizeRaw, rmsNormQuant, swigluQuant } from '@ring-linear/fp8';
 import { fp8OpInfos } from '@ring-linear/fp8/opinfo';
 import { lightningAttentionStep, softmaxAttentionWithLse } from '@ring-linear/attention';
 import { attentionOpInfos } from '@ring-linear/attention/opinfo';
-
-type Args = Record<string, string | boolean>;
-
-function parseArgs(argv: string[]): { cmd: string; args: Args } {
-  const [cmd = 'help', ...rest] = argv;
-  const args: Args = {};
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    if (!a.startsWith('--')) continue;
-    const next = rest[i + 1];
-    if (next !== undefined && !next.startsWith('--')) {
-      args[a.slice(2)] = next;
-      i++;
-    } else args[a.slice(2)] = true;
-  }
-  return { cmd, args };
-}
-
-const log = (s: string) => console.log(s);
-const outDir = (a: Args) => {
-  const d = String(a.out ?? process.env.OUT ?? 'out');
-  mkdirSync(d, { recursive: true });
-  return d;
-};
 
 async function info(): Promise<CudaAvailability> {
   const a = await cudaAvailability();
@@ -72,13 +50,6 @@ async function info(): Promise<CudaAvailability> {
     for (const d of a.devices ?? []) log(`device ${d.ordinal}: ${d.name}, sm_${d.computeCapability.join('')}, ${d.multiprocessors} SMs, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB`);
   }
   return a;
-}
-
-async function cudaBackend(): Promise<CudaBackend> {
-  await core.initBackend('cpu');
-  const b = await core.setBackend('cuda');
-  if (!(b instanceof CudaBackend)) throw new Error('cuda backend is not a CudaBackend');
-  return b;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,76 +168,6 @@ async function conformance(a: Args): Promise<number> {
 
 // ---------------------------------------------------------------------------------------------
 // bench
-
-interface BenchRow {
-  name: string;
-  what: string;
-  ms: number;
-  msMin: number;
-  /** Bytes moved (memory-bound) or FLOPs (compute-bound) per run. */
-  bytes?: number;
-  flops?: number;
-  gbps?: number;
-  tflops?: number;
-  /** Fraction of the copy bandwidth measured in this run (memory-bound rows). */
-  ofCopy?: number;
-  torchMs?: number;
-  /** torch time / our time (> 1: faster than torch). */
-  vsTorch?: number;
-  check: string;
-}
-
-/** PyTorch timings of the same run (torch_bench.py's JSON): each row gets torchMs and vsTorch = torch / ours. */
-function withTorchTimes(
-  rows: BenchRow[],
-  torchFile: string,
-  log: (line: string) => void,
-  torchName: (name: string) => string = (name) => name,
-): { device?: string; torch?: string; notes?: string[]; benchmarks?: Record<string, { ms: number }> } {
-  let torch: { device?: string; torch?: string; notes?: string[]; benchmarks?: Record<string, { ms: number }> } = {};
-  if (existsSync(torchFile)) {
-    try {
-      torch = JSON.parse(readFileSync(torchFile, 'utf8'));
-    } catch (err) {
-      log(`could not read ${torchFile}: ${(err as Error).message}`);
-    }
-  } else log(`no PyTorch results at ${torchFile}; ratios left out`);
-  for (const r of rows) {
-    const t = torch.benchmarks?.[torchName(r.name)];
-    if (t && t.ms > 0) {
-      r.torchMs = t.ms;
-      r.vsTorch = t.ms / r.ms;
-    }
-  }
-  return torch;
-}
-
-const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
-
-/** GPU time per run (CUDA events around each run, after warm-up). */
-function timeGpu(b: CudaBackend, fn: () => void, reps: number, warmup = 3): { ms: number; msMin: number } {
-  const d = b.rt.driver;
-  for (let i = 0; i < warmup; i++) core.tidy(fn);
-  b.synchronizeBlocking();
-  const evs = Array.from({ length: reps + 1 }, () => d.createEvent(true));
-  d.recordEvent(evs[0]!, b.stream);
-  for (let i = 0; i < reps; i++) {
-    core.tidy(fn);
-    d.recordEvent(evs[i + 1]!, b.stream);
-  }
-  b.synchronizeBlocking();
-  const t = evs.slice(1).map((e, i) => d.elapsedMs(evs[i]!, e));
-  for (const e of evs) d.destroyEvent(e);
-  return { ms: median(t), msMin: Math.min(...t) };
-}
-
-async function values(t: core.Tensor): Promise<Float32Array> {
-  return (await t.data()) as Float32Array;
-}
-
-function relErr(got: number, want: number): number {
-  return Math.abs(got - want) / Math.max(1e-6, Math.abs(want));
-}
 
 async function bench(a: Args): Promise<number> {
   const out = outDir(a);
@@ -437,52 +338,8 @@ async function bench(a: Args): Promise<number> {
   return rows.some((r) => r.check.includes('BAD')) ? 1 : 0;
 }
 
-function formatBench(device: string, rows: BenchRow[]): string {
-  const f = (x: number | undefined, d = 2) => (x === undefined ? '-' : x.toFixed(d));
-  const lines = [`CUDA benchmarks on ${device} (median of CUDA-event timings after warm-up; vs torch = torch time / ours)`];
-  lines.push(['benchmark'.padEnd(Math.max(24, ...rows.map((q) => q.name.length + 1))), 'ms'.padStart(10), 'GB/s'.padStart(8), 'TFLOP/s'.padStart(8), 'of copy'.padStart(8), 'torch ms'.padStart(10), 'vs torch'.padStart(9), '  check'].join(''));
-  for (const r of rows) {
-    const us = r.name.startsWith('launch');
-    lines.push([
-      r.name.padEnd(Math.max(24, ...rows.map((q) => q.name.length + 1))),
-      (us ? `${f(r.ms * 1000, 2)} us` : f(r.ms, 3)).padStart(10),
-      f(r.gbps, 0).padStart(8),
-      f(r.tflops, 0).padStart(8),
-      (r.ofCopy === undefined ? '-' : `${(100 * r.ofCopy).toFixed(0)}%`).padStart(8),
-      (r.torchMs === undefined ? '-' : us ? `${f(r.torchMs * 1000, 2)} us` : f(r.torchMs, 3)).padStart(10),
-      f(r.vsTorch, 2).padStart(9),
-      `  ${r.check}`,
-    ].join(''));
-  }
-  return lines.join('\n');
-}
-
 // ---------------------------------------------------------------------------------------------
 // fp8
-
-/** Outputs' raw bytes of `fn` (run in a tidy scope). */
-async function outBytes(fn: () => core.Tensor[]): Promise<Uint8Array[]> {
-  const outs = core.tidy(fn);
-  try {
-    return await Promise.all(outs.map((o) => o.bytes()));
-  } finally {
-    core.dispose(outs);
-  }
-}
-
-/** Where two byte arrays first differ, or null. */
-function firstDiff(p: Uint8Array, q: Uint8Array): string | null {
-  if (p.length !== q.length) return `lengths ${p.length} vs ${q.length}`;
-  let n = 0;
-  let first = -1;
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] !== q[i]) {
-      if (first < 0) first = i;
-      n++;
-    }
-  }
-  return n === 0 ? null : `${n} of ${p.length} bytes differ, first at byte ${first} (${p[first]} vs ${q[first]})`;
-}
 
 async function fp8(a: Args): Promise<number> {
   const out = outDir(a);
@@ -622,17 +479,6 @@ async function fp8(a: Args): Promise<number> {
 
 // ---------------------------------------------------------------------------------------------
 // attn: the decode attention kernels (backend-cuda kernels/attention.cuh)
-
-/** max |a - b| / max |b| over two float arrays. */
-function relMaxErr(got: Float32Array, want: Float32Array): number {
-  let e = 0;
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    e = Math.max(e, Math.abs(got[i]! - want[i]!));
-    m = Math.max(m, Math.abs(want[i]!));
-  }
-  return e / Math.max(m, 1e-30);
-}
 
 const ATTN_OPS = ['lightningAttentionStep', 'softmaxAttention'];
 
@@ -776,6 +622,7 @@ const commands: Record<string, (a: Args) => Promise<number>> = {
   bench,
   fp8,
   attn,
+  ...STEPS,
 };
 const run = commands[cmd];
 if (!run) {

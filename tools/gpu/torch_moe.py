@@ -1,0 +1,3 @@
+"""(being written)"""
+import json
+print(json.dumps({"benchmarks": {}}))
