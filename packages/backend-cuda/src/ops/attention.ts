@@ -5,17 +5,38 @@
  *
  *   lightningAttentionStep  the recurrent step (MODEL_SPEC §2): the fp32 state read and written
  *                           once per pass of up to 4 tokens, coalesced
- *   softmaxAttention        split-K (flash-decoding) forward with GQA (MODEL_SPEC §3): causal or
- *                           not, kvLen / kvOffset, packed sequences (one launch pair per sequence),
- *                           the f32 log-sum-exp output
+ *   softmaxAttention        prefill / training shapes (16-bit, D = Dv in {64, 128}, at least
+ *                           FLASH_MIN_QUERIES queries): the tensor-core flash kernel
+ *                           (kernels/flash.cuh); everything else (decode, f32, other head dims):
+ *                           split-K (flash-decoding) forward with GQA (MODEL_SPEC §3). Both: causal
+ *                           or not, kvLen / kvOffset, packed sequences (launches per sequence), the
+ *                           f32 log-sum-exp output
+ *   softmaxAttentionBackward  (bf16, f16) FlashAttention-2 backward on tensor cores for D = Dv in
+ *                           {64, 128}; a general CUDA-core kernel pair (one warp per query row /
+ *                           per key) for other head dims and for f32
  *
- * Kernels cannot decline a case (core dispatch picks the kernel by op and dtype), so both cover
- * every attribute combination of their op. The chunked lightning op and both backward ops run
- * their composites here.
+ * Kernels cannot decline a case (core dispatch picks the kernel by op and dtype), so each covers
+ * every attribute combination of its op. RING_LINEAR_CUDA_FLASH=0 turns the flash kernels off
+ * (forward: split-K for everything; backward: the composite). The chunked lightning op runs its
+ * composite here.
  */
 import { BackendError } from '@ring-linear/core';
+import type { CudaBackend } from '../backend.js';
+import {
+  FLASH_BM,
+  FLASH_BN,
+  FLASH_BWD_THREADS,
+  FLASH_DTYPES,
+  FLASH_FWD_THREADS,
+  FLASH_MMA_DTYPES,
+  FLASH_HEAD_DIMS,
+  flashBwdSmem,
+  flashFwdSmem,
+} from '../kernels/families/flash.js';
+import type { Kernel } from '../kernels/modules.js';
 import { DTYPE_SUFFIX, moduleSpec } from '../kernels/sources.js';
 import { ptr, register, type Ctx } from './common.js';
+import type { TensorInfo } from '@ring-linear/core';
 
 const cdiv = (a: number, b: number) => Math.ceil(a / b);
 
@@ -94,12 +115,54 @@ export function softmaxSplits(groups: number, keys: number): { chunk: number; ns
   return { chunk, nsplit: Math.max(1, cdiv(keys, chunk)) };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Flash attention (kernels/flash.cuh)
+
+/** Fewest queries for the flash forward: below, a 128-row tile is mostly padding and split-K wins. */
+export const FLASH_MIN_QUERIES = 16;
+const LOG2E = 1.4426950408889634;
+
+/** Whether the flash kernels are on (RING_LINEAR_CUDA_FLASH=0 turns them off). */
+export const flashEnabled = (): boolean => process.env.RING_LINEAR_CUDA_FLASH !== '0';
+
+/** Whether a head-dim pair has a tensor-core kernel. */
+export const flashHeadDims = (D: number, Dv: number): boolean => D === Dv && (FLASH_HEAD_DIMS as readonly number[]).includes(D);
+
+/** Whether softmaxAttention of these shapes runs the flash forward (else split-K). */
+export function useFlashForward(dt: string, Tq: number, D: number, Dv: number): boolean {
+  return flashEnabled() && (FLASH_MMA_DTYPES as readonly string[]).includes(dt) && flashHeadDims(D, Dv) && Tq >= FLASH_MIN_QUERIES;
+}
+
+// Kernels whose dynamic shared memory limit was raised (above the default 48 KiB).
+const smemSet = new WeakMap<Kernel, number>();
+function withSmem(b: CudaBackend, k: Kernel, bytes: number): Kernel {
+  if (bytes > 48 * 1024 && (smemSet.get(k) ?? 0) < bytes) {
+    b.rt.driver.setMaxDynamicShared(k.handle, bytes);
+    smemSet.set(k, bytes);
+  }
+  return k;
+}
+
+function flashForward(b: CudaBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, out: TensorInfo, lse: TensorInfo, attrs: SoftmaxAttrs): void {
+  const [B, Tq, H, D] = q.shape as [number, number, number, number];
+  const [, Tk, Hkv] = k.shape as [number, number, number, number];
+  const s = DTYPE_SUFFIX[q.dtype];
+  const smem = flashFwdSmem(D);
+  const kern = withSmem(b, b.kernel(moduleSpec('flash', q.dtype), `flash_fwd_${s}_d${D}`), smem);
+  const scaleLog2 = Math.fround(attrs.scale * LOG2E);
+  for (const seg of softmaxSegments(attrs, Tq)) {
+    kern.launch([B * H, cdiv(seg.nq, FLASH_BM), 1], [FLASH_FWD_THREADS, 1, 1],
+      [ptr(q), ptr(k), ptr(v), ptr(out), ptr(lse), Tq, Tk, H, Hkv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset, attrs.causal ? 1 : 0, scaleLog2], smem);
+  }
+}
+
 register('softmaxAttention', ({ backend: b, inputs: [q, k, v], outputs: [out, lse], attrs }: Ctx<SoftmaxAttrs>) => {
   const [B, Tq, H, D] = q!.shape as [number, number, number, number];
   const [, Tk, Hkv] = k!.shape as [number, number, number, number];
   const Dv = v!.shape[3]!;
   checkHeadDim('softmaxAttention', D);
   const dt = q!.dtype;
+  if (useFlashForward(dt, Tq, D, Dv)) return flashForward(b, q!, k!, v!, out!, lse!, attrs);
   const s = DTYPE_SUFFIX[dt];
   const spec = moduleSpec('attention', dt);
   const G = H / Hkv;
@@ -129,3 +192,58 @@ register('softmaxAttention', ({ backend: b, inputs: [q, k, v], outputs: [out, ls
     b.releaseTemp(acc);
   }
 });
+
+/** Largest D + Dv of the general backward kernels (their per-warp f32 accumulators in shared memory). */
+const MAX_GENERAL_DIMS = 3072;
+
+function softmaxAttentionBackward({ backend: b, inputs: [q, k, v, out, lse, dOut, dLse], outputs: [dq, dk, dv], attrs }: Ctx<SoftmaxAttrs>): void {
+  const [B, Tq, H, D] = q!.shape as [number, number, number, number];
+  const [, Tk, Hkv] = k!.shape as [number, number, number, number];
+  const Dv = v!.shape[3]!;
+  const dt = q!.dtype;
+  const s = DTYPE_SUFFIX[dt];
+  const spec = moduleSpec('flash', dt);
+  const scale = Math.fround(attrs.scale);
+  const causal = attrs.causal ? 1 : 0;
+  const segs = softmaxSegments(attrs, Tq);
+  // Di = rowsum(dO * O) - dLse, [B, H, Tq] like lse.
+  const di = b.temp(4 * B * H * Tq);
+  b.kernel(spec, `flash_bwd_prep_${s}`).launch([cdiv(B * Tq * H, 4), 1, 1], [128, 1, 1], [ptr(out!), ptr(dOut!), ptr(dLse!), di.ptr, B, Tq, H, Dv]);
+  // Keys past kvLen get no gradient; the kernels write only the first kvLen.
+  if (attrs.kvLen < Tk) {
+    const w = dt === 'f32' ? 4 : 2;
+    b.memset(ptr(dk!), 0, w, dk!.size);
+    b.memset(ptr(dv!), 0, w, dv!.size);
+  }
+  if (dt !== 'f32' && flashHeadDims(D, Dv)) {
+    const n = B * Tq * H * D;
+    const acc = b.temp(4 * n);
+    b.memset(acc.ptr, 0, 4, n);
+    const smem = flashBwdSmem(D);
+    const kern = withSmem(b, b.kernel(spec, `flash_bwd_${s}_d${D}`), smem);
+    for (const seg of segs) {
+      kern.launch([B * Hkv, cdiv(seg.nk, FLASH_BN), 1], [FLASH_BWD_THREADS, 1, 1],
+        [ptr(q!), ptr(k!), ptr(v!), ptr(dOut!), ptr(lse!), di.ptr, acc.ptr, ptr(dk!), ptr(dv!), Tq, Tk, H, Hkv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset,
+          causal, scale, Math.fround(scale * LOG2E)], smem);
+    }
+    b.kernel(spec, `flash_bwd_dq_convert_${s}`).launch1D(n, [acc.ptr, ptr(dq!), n, scale]);
+    b.releaseTemp(acc);
+  } else {
+    if (D + Dv > MAX_GENERAL_DIMS) {
+      throw new BackendError(`softmaxAttentionBackward: the CUDA kernel supports head dims with D + Dv up to ${MAX_GENERAL_DIMS}, got ${D} + ${Dv}`);
+    }
+    if (B > 65535) throw new BackendError(`softmaxAttentionBackward: the CUDA kernel supports batch sizes up to 65535, got ${B}`);
+    const kq = withSmem(b, b.kernel(spec, `flash_bwd_dq_general_${s}`), 16 * D);
+    const kkv = withSmem(b, b.kernel(spec, `flash_bwd_dkv_general_${s}`), 16 * (D + Dv));
+    for (const seg of segs) {
+      const common = [Tq, Tk, H, Hkv, D, Dv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset, causal, scale];
+      kq.launch([cdiv(seg.nq * H, 4), B, 1], [128, 1, 1], [ptr(q!), ptr(k!), ptr(v!), ptr(dOut!), ptr(lse!), di.ptr, ptr(dq!), ...common], 16 * D);
+      kkv.launch([cdiv(seg.nk * Hkv, 4), B, 1], [128, 1, 1], [ptr(q!), ptr(k!), ptr(v!), ptr(dOut!), ptr(lse!), di.ptr, ptr(dk!), ptr(dv!), ...common], 16 * (D + Dv));
+    }
+  }
+  b.releaseTemp(di);
+}
+
+// Registered for every activation dtype: core checks the registration's dtypes against all inputs,
+// lse and dLse (f32) included. f32 runs the general kernels.
+if (flashEnabled()) register('softmaxAttentionBackward', softmaxAttentionBackward, FLASH_DTYPES);
