@@ -61,6 +61,52 @@ RL_DEV void mma_e4m3_16832(float c[4], const u32 a[4], const u32 b[2]) {
 #endif
 }
 
+// The other FP8 pairings of m16n8k32 (same fragment layouts; .e5m2 operands, sm_89+), and a
+// dispatch on the storage traits of common.cuh (E4M3 / E5M2) for kernels templated on the formats.
+RL_DEV void mma_e5m2_16832(float c[4], const u32 a[4], const u32 b[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e5m2.e5m2.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();
+#endif
+}
+RL_DEV void mma_e4m3_e5m2_16832(float c[4], const u32 a[4], const u32 b[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e5m2.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();
+#endif
+}
+RL_DEV void mma_e5m2_e4m3_16832(float c[4], const u32 a[4], const u32 b[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e5m2.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();
+#endif
+}
+template <class A, class B> struct MmaFp8;
+template <> struct MmaFp8<E4M3, E4M3> {
+  static RL_DEV void run(float c[4], const u32 a[4], const u32 b[2]) { mma_e4m3_16832(c, a, b); }
+};
+template <> struct MmaFp8<E5M2, E5M2> {
+  static RL_DEV void run(float c[4], const u32 a[4], const u32 b[2]) { mma_e5m2_16832(c, a, b); }
+};
+template <> struct MmaFp8<E4M3, E5M2> {
+  static RL_DEV void run(float c[4], const u32 a[4], const u32 b[2]) { mma_e4m3_e5m2_16832(c, a, b); }
+};
+template <> struct MmaFp8<E5M2, E4M3> {
+  static RL_DEV void run(float c[4], const u32 a[4], const u32 b[2]) { mma_e5m2_e4m3_16832(c, a, b); }
+};
+
 // Shared-memory address of a generic pointer (for ldmatrix / cp.async operands).
 RL_DEV u32 smem_addr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 

@@ -1,7 +1,281 @@
-/** (being written) */
-import type { Args } from '../common.js';
+/**
+ * GPU step `fp8gemm`: the block-scaled FP8 GEMMs of @ring-linear/backend-cuda (src/ops/fp8_gemm.ts:
+ * cuBLASLt block scaling, the own mma.sync kernel, the grouped kernel).
+ *
+ * 1. The OpInfo records of fp8Gemm and fp8GroupedGemm (@ring-linear/fp8/opinfo) against the CPU.
+ * 2. Kernel vs composite (core.withKernelsDisabled) at the timed 4096 shape and odd shapes, for the
+ *    default path (cuBLASLt where it takes the problem) and the own kernel (RING_LINEAR_FP8GEMM=own),
+ *    every FP8 pairing, both b layouts, f32/bf16/f16 out; at 8192 cuBLASLt vs the own kernel (the
+ *    composite's [64, 8192, 8192] f32 tile products are too big); grouped vs composite on an odd
+ *    problem (empty experts, rows in no segment) and, at the Ring-mini shape, vs fp8Gemm per expert
+ *    on a few experts' rows. Each case prints the path it took, the max error relative to the
+ *    largest reference value and the worst element.
+ * 3. Timings (CUDA events, median): fp8Gemm at M=N=K=4096 and 8192, bf16 out, both b layouts, both
+ *    paths; the grouped kernel at Ring-mini's MoE shapes (4096 tokens x top-8 = 32768 rows, 256
+ *    experts, hidden 2048, expert intermediate 512: gate/up N=1024 K=2048, down N=2048 K=512) with
+ *    the same pseudo-random balanced routing as torch_fp8gemm.py. TFLOP/s and the fraction of the
+ *    H100 SXM dense FP8 peak (1979), torch ratios from torch_fp8gemm.py (torch._scaled_mm blockwise;
+ *    its tensorwise times as extra rows).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as core from '@ring-linear/core';
+import { runConformance, formatSummary } from '@ring-linear/conformance';
+import { fp8GemmRaw, fp8GroupedGemmRaw } from '@ring-linear/fp8';
+import { fp8OpInfos } from '@ring-linear/fp8/opinfo';
+import { cudaBackend, formatBench, log, outDir, timeGpu, values, withTorchTimes, type Args, type BenchRow } from '../common.js';
 
-export async function fp8gemm(_a: Args): Promise<number> {
-  console.log('fp8gemm: not built yet');
-  return 1;
+const FP8_PEAK_TFLOPS = 1979;
+type Fp8 = 'f8e4m3' | 'f8e5m2';
+type Out = 'f32' | 'bf16' | 'f16';
+type Layout = 'block128x128' | 'tile1x128';
+const cdiv = (a: number, b: number) => Math.ceil(a / b);
+
+/** Expert of each of `rows` routed rows: the LCG torch_fp8gemm.py uses too (balanced in expectation). */
+export function routeCounts(rows: number, experts: number): number[] {
+  const counts = new Array<number>(experts).fill(0);
+  let x = 12345;
+  for (let i = 0; i < rows; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) & 0x7fffffff;
+    counts[(x >>> 16) % experts]!++;
+  }
+  return counts;
+}
+
+export async function fp8gemm(a: Args): Promise<number> {
+  const out = outDir(a);
+  const b = await cudaBackend();
+  const seed = a.seed !== undefined ? Number(a.seed) : Math.floor(Math.random() * 2 ** 31);
+  const small = a.small === true;
+  const t0 = performance.now();
+  let failed = 0;
+  const lines: string[] = [];
+  const say = (s: string) => {
+    lines.push(s);
+    log(s);
+  };
+
+  // Which path each call took: count cuBLASLt's FP8 calls.
+  const lt = b.rt.cublasLt;
+  let ltCalls = 0;
+  const ltFp8 = lt.fp8Matmul.bind(lt);
+  lt.fp8Matmul = (...args: Parameters<typeof lt.fp8Matmul>) => {
+    ltCalls++;
+    ltFp8(...args);
+  };
+  const withPath = <T>(path: 'auto' | 'own', fn: () => T): T => {
+    const prev = process.env.RING_LINEAR_FP8GEMM;
+    if (path === 'own') process.env.RING_LINEAR_FP8GEMM = 'own';
+    else delete process.env.RING_LINEAR_FP8GEMM;
+    try {
+      return fn();
+    } finally {
+      if (prev === undefined) delete process.env.RING_LINEAR_FP8GEMM;
+      else process.env.RING_LINEAR_FP8GEMM = prev;
+    }
+  };
+
+  // 1. OpInfo records (float64 references, kernel vs composite, error inputs).
+  const OPS = ['fp8Gemm', 'fp8GroupedGemm'];
+  for (const path of ['auto', 'own'] as const) {
+    const conf = await withPath(path, () => runConformance({ backend: 'cuda', reference: 'cpu', opInfos: fp8OpInfos, ops: OPS, seed, tfjs: false, grad: false, log: null, maxMessages: 4 }));
+    const text = formatSummary(conf);
+    writeFileSync(join(out, `fp8gemm-conformance-${path}.txt`), text + '\n');
+    log(text);
+    say(`conformance (${path} path): ${conf.counts.passed} passed, ${conf.counts.failed} failed`);
+    if (!conf.ok) failed++;
+  }
+
+  // 2. Checks.
+  const gen = new core.Generator(seed);
+  const fp8 = (shape: number[], d: Fp8) => core.keep(core.tidy(() => core.cast(core.randomNormal(shape, { generator: gen, std: 8 }), d)));
+  const scales = (shape: number[], base: number) => core.keep(core.randomUniform(shape, { generator: gen, low: 0.5 * base, high: 1.5 * base }));
+  const checks: { name: string; ok: boolean; detail: string }[] = [];
+  /** max |got - want| / max |want| and the worst element. */
+  const compare = async (got: core.Tensor, want: core.Tensor, N: number) => {
+    const [g, w] = [await values(core.tidy(() => core.cast(got, 'f32'))), await values(core.tidy(() => core.cast(want, 'f32')))];
+    let e = 0, at = 0, m = 0, nonFinite = 0;
+    for (let i = 0; i < w.length; i++) {
+      if (!Number.isFinite(g[i]!)) nonFinite++;
+      const d = Math.abs(g[i]! - w[i]!);
+      if (!(d <= e)) {
+        e = d;
+        at = i;
+      }
+      m = Math.max(m, Math.abs(w[i]!));
+    }
+    return { rel: e / Math.max(m, 1e-30), detail: `worst [${Math.floor(at / N)}, ${at % N}] got ${g[at]} want ${w[at]}${nonFinite ? `, ${nonFinite} non-finite` : ''}` };
+  };
+  // Hopper's FP8 tensor cores sum a tile's products with fewer than f32's bits: a relative error
+  // of ~1e-4 of the largest value is expected; a wrong layout or scale is O(1).
+  const tolOf = (o: Out) => 1e-3 + (o === 'f32' ? 0 : o === 'bf16' ? 2 ** -8 : 2 ** -11);
+  const record = (name: string, rel: number, tol: number, detail: string) => {
+    checks.push({ name, ok: rel <= tol, detail: `max rel err ${rel.toExponential(2)} (tol ${tol.toExponential(1)}); ${detail}` });
+    const c = checks[checks.length - 1]!;
+    say(`${c.ok ? 'ok  ' : 'BAD '} ${c.name}: ${c.detail}`);
+  };
+  const gemmCase = async (M: number, N: number, K: number, da: Fp8, db: Fp8, o: Out, layout: Layout, paths: ('auto' | 'own')[], vsComposite: boolean) => {
+    const KT = cdiv(K, 128);
+    const A = fp8([M, K], da), B = fp8([N, K], db);
+    const SA = scales([M, KT], 1e-2), SB = scales([layout === 'block128x128' ? cdiv(N, 128) : N, KT], 1e-2);
+    const run = () => fp8GemmRaw(A, SA, B, SB, { bLayout: layout, outDtype: o });
+    const desc = `fp8Gemm ${da}x${db} [${M},${K}]x[${N},${K}]^T ${layout} -> ${o}`;
+    try {
+      const ref = vsComposite ? core.keep(core.withKernelsDisabled(['fp8Gemm'], () => core.tidy(run))) : null;
+      const outs: Record<string, core.Tensor> = {};
+      for (const path of paths) {
+        const before = ltCalls;
+        outs[path] = core.keep(withPath(path, () => core.tidy(run)));
+        await outs[path]!.data();
+        const took = ltCalls > before ? 'cuBLASLt' : 'own kernel';
+        if (ref) {
+          const r = await compare(outs[path]!, ref, N);
+          record(`${desc} [${path}: ${took}] vs composite`, r.rel, tolOf(o), r.detail);
+        }
+        if (path === 'own' && took !== 'own kernel') record(`${desc} forced own path`, 1, 0, 'cuBLASLt ran');
+      }
+      if (!ref && outs.auto && outs.own) {
+        const r = await compare(outs.own, outs.auto, N);
+        record(`${desc} own kernel vs default path`, r.rel, 2 * tolOf(o), r.detail);
+      }
+      core.dispose([...Object.values(outs), ...(ref ? [ref] : [])]);
+    } catch (err) {
+      record(`${desc}`, Infinity, 0, `threw ${(err as Error).message.split('\n')[0]}`);
+    } finally {
+      core.dispose([A, B, SA, SB]);
+    }
+  };
+  const both = ['auto', 'own'] as ('auto' | 'own')[];
+  const S = small ? 512 : 4096;
+  await gemmCase(S, S, S, 'f8e4m3', 'f8e4m3', 'bf16', 'block128x128', both, true);
+  await gemmCase(S, S, S, 'f8e4m3', 'f8e4m3', 'bf16', 'tile1x128', both, true);
+  const odd: [number, number, number, Fp8, Fp8, Out, Layout][] = [
+    [130, 144, 272, 'f8e4m3', 'f8e4m3', 'f32', 'block128x128'], // KT = 3: block-scale rows padded to 4
+    [64, 4096, 384, 'f8e4m3', 'f8e4m3', 'bf16', 'block128x128'],
+    [999, 1040, 1024, 'f8e4m3', 'f8e5m2', 'bf16', 'block128x128'],
+    [333, 272, 400, 'f8e5m2', 'f8e4m3', 'f16', 'tile1x128'],
+    [1, 256, 2048, 'f8e4m3', 'f8e4m3', 'f32', 'tile1x128'],
+    [257, 160, 1000, 'f8e4m3', 'f8e4m3', 'bf16', 'block128x128'], // K % 16 = 8: own kernel, plain loads
+    [300, 200, 640, 'f8e5m2', 'f8e5m2', 'f32', 'tile1x128'], // E5M2 x E5M2: own kernel
+    [2048, 4096, 2048, 'f8e4m3', 'f8e4m3', 'f32', 'tile1x128'],
+  ];
+  for (const [M, N, K, da, db, o, l] of small ? odd.slice(0, 3) : odd) await gemmCase(M, N, K, da, db, o, l, both, true);
+
+  // Grouped: an odd problem vs the composite, then the Ring-mini shape vs fp8Gemm per expert.
+  const groupedCase = async (M: number, N: number, K: number, offsets: number[], da: Fp8, o: Out, expertsToCheck: number[] | null) => {
+    const E = offsets.length - 1, KT = cdiv(K, 128), NB = cdiv(N, 128);
+    const A = fp8([M, K], da), B = fp8([E, N, K], 'f8e4m3');
+    const SA = scales([M, KT], 1e-2), SB = scales([E, NB, KT], 1e-2);
+    const off = core.keep(core.tensor(Int32Array.from(offsets), [E + 1], 'i32', b));
+    const desc = `fp8GroupedGemm ${da} M=${M} N=${N} K=${K} E=${E} -> ${o}`;
+    try {
+      const y = core.keep(core.tidy(() => fp8GroupedGemmRaw(A, SA, B, SB, off, { outDtype: o })));
+      if (!expertsToCheck) {
+        const ref = core.keep(core.withKernelsDisabled(['fp8GroupedGemm', 'fp8Gemm'], () => core.tidy(() => fp8GroupedGemmRaw(A, SA, B, SB, off, { outDtype: o }))));
+        const r = await compare(y, ref, N);
+        record(`${desc} vs composite (offsets ${JSON.stringify(offsets)})`, r.rel, tolOf(o), r.detail);
+        core.dispose(ref);
+      } else {
+        let worst = 0, detail = '';
+        for (const e of expertsToCheck) {
+          const [r0, r1] = [offsets[e]!, offsets[e + 1]!];
+          if (r1 <= r0) continue;
+          const part = core.keep(core.tidy(() => core.sliceAxis(y, 0, r0, r1)));
+          const want = core.keep(core.tidy(() => fp8GemmRaw(core.sliceAxis(A, 0, r0, r1), core.sliceAxis(SA, 0, r0, r1), core.reshape(core.sliceAxis(B, 0, e, e + 1), [N, K]),
+            core.reshape(core.sliceAxis(SB, 0, e, e + 1), [NB, KT]), { outDtype: o })));
+          const r = await compare(part, want, N);
+          if (r.rel >= worst) {
+            worst = r.rel;
+            detail = `expert ${e} (rows ${r0}..${r1 - 1}): ${r.detail}`;
+          }
+          core.dispose([part, want]);
+        }
+        record(`${desc} vs fp8Gemm per expert (experts ${expertsToCheck.join(',')})`, worst, 2 * tolOf(o), detail);
+      }
+      core.dispose(y);
+    } catch (err) {
+      record(desc, Infinity, 0, `threw ${(err as Error).message.split('\n')[0]}`);
+    } finally {
+      core.dispose([A, B, SA, SB, off]);
+    }
+  };
+  await groupedCase(1000, 200, 272, [10, 10, 300, 301, 301, 700, 990], 'f8e4m3', 'bf16', null);
+  await groupedCase(777, 384, 640, [0, 129, 129, 500, 777], 'f8e5m2', 'f32', null);
+  const TOKENS = small ? 512 : 4096, TOPK = 8, EXPERTS = 256, HIDDEN = 2048, INTER = 512;
+  const ROWS = TOKENS * TOPK;
+  const counts = routeCounts(ROWS, EXPERTS);
+  const offsets = [0];
+  for (const c of counts) offsets.push(offsets[offsets.length - 1]! + c);
+  say(`routing: ${ROWS} rows over ${EXPERTS} experts, ${Math.min(...counts)}..${Math.max(...counts)} rows an expert`);
+  await groupedCase(ROWS, 2 * INTER, HIDDEN, offsets, 'f8e4m3', 'bf16', [0, 1, 100, 255]);
+  const badChecks = checks.filter((c) => !c.ok).length;
+  say(`checks: ${checks.length - badChecks} of ${checks.length} ok`);
+  if (badChecks) failed++;
+
+  // 3. Timings.
+  const rows: BenchRow[] = [];
+  const flopRow = (name: string, what: string, flops: number, fn: () => void, reps: number, check: string) => {
+    try {
+      const tm = timeGpu(b, fn, reps);
+      const tflops = flops / (tm.ms * 1e-3) / 1e12;
+      rows.push({ name, what: `${what}; ${((100 * tflops) / FP8_PEAK_TFLOPS).toFixed(0)}% of FP8 peak`, ...tm, flops, tflops, check });
+    } catch (err) {
+      say(`timing ${name} threw ${(err as Error).message.split('\n')[0]}`);
+      failed++;
+    }
+  };
+  for (const Sz of small ? [512] : [4096, 8192]) {
+    const KT = Sz / 128;
+    const A = fp8([Sz, Sz], 'f8e4m3'), B = fp8([Sz, Sz], 'f8e4m3');
+    const SA = scales([Sz, KT], 1e-2);
+    const SBb = scales([KT, KT], 1e-2), SBt = scales([Sz, KT], 1e-2);
+    for (const layout of ['block', 'tile'] as const) {
+      const SB = layout === 'block' ? SBb : SBt;
+      const bLayout: Layout = layout === 'block' ? 'block128x128' : 'tile1x128';
+      for (const path of ['auto', 'own'] as const) {
+        const before = ltCalls;
+        withPath(path, () => core.tidy(() => void fp8GemmRaw(A, SA, B, SB, { bLayout, outDtype: 'bf16' })));
+        const took = ltCalls > before ? 'cuBLASLt' : 'own kernel';
+        const name = `fp8gemm_${path === 'own' ? 'own_' : ''}${Sz}_${layout}_bf16`;
+        flopRow(name, `fp8Gemm ${Sz}^3 e4m3, b ${bLayout}, bf16 out, ${took}`, 2 * Sz ** 3,
+          () => withPath(path, () => void fp8GemmRaw(A, SA, B, SB, { bLayout, outDtype: 'bf16' })), Sz >= 8192 ? 20 : 50, Sz === S ? 'vs composite above' : 'own vs default above');
+      }
+    }
+    core.dispose([A, B, SA, SBb, SBt]);
+  }
+  for (const [label, N, K] of [['gate_up', 2 * INTER, HIDDEN], ['down', HIDDEN, INTER]] as const) {
+    const KT = cdiv(K, 128), NB = cdiv(N, 128);
+    const A = fp8([ROWS, K], 'f8e4m3'), B = fp8([EXPERTS, N, K], 'f8e4m3');
+    const SA = scales([ROWS, KT], 1e-2), SB = scales([EXPERTS, NB, KT], 1e-2);
+    const off = core.keep(core.tensor(Int32Array.from(offsets), [EXPERTS + 1], 'i32', b));
+    flopRow(`grouped_${label}`, `fp8GroupedGemm ${ROWS} rows, ${EXPERTS} experts, N=${N} K=${K}, bf16 out`, 2 * ROWS * N * K,
+      () => void fp8GroupedGemmRaw(A, SA, B, SB, off, { outDtype: 'bf16' }), 20, 'vs per-expert fp8Gemm above');
+    core.dispose([A, B, SA, SB, off]);
+  }
+
+  const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch_fp8gemm.json');
+  const torch = withTorchTimes(rows, torchFile, log, (name) => name.replace('fp8gemm_own_', 'fp8gemm_'));
+  for (const n of torch.notes ?? []) say(`torch: ${n}`);
+  // torch's tensorwise-scaled and other reference times, as rows of their own.
+  for (const [name, t] of Object.entries(torch.benchmarks ?? {})) {
+    const m = /^torch_(tensorwise|grouped_rowwise)_(.*)$/.exec(name);
+    if (!m || !(t.ms > 0)) continue;
+    const sz = /^(\d+)$/.exec(m[2]!) ? Number(m[2]) : 0;
+    const flops = sz ? 2 * sz ** 3 : m[2] === 'gate_up' ? 2 * ROWS * 2 * INTER * HIDDEN : 2 * ROWS * HIDDEN * INTER;
+    const tflops = flops / (t.ms * 1e-3) / 1e12;
+    rows.push({ name, what: `PyTorch ${m[1]} reference; ${((100 * tflops) / FP8_PEAK_TFLOPS).toFixed(0)}% of FP8 peak`, ms: t.ms, msMin: t.ms, flops, tflops, check: 'torch' });
+  }
+  const target = rows.find((r) => r.name === `fp8gemm_8192_block_bf16`);
+  if (target?.vsTorch !== undefined) say(`target fp8Gemm 8192 (block, bf16) >= 80% of torch._scaled_mm: ${(100 * target.vsTorch).toFixed(0)}% -> ${target.vsTorch >= 0.8 ? 'met' : 'MISSED'}`);
+
+  const result = {
+    device: b.capabilities.device, seed, torchDevice: torch.device, torchVersion: torch.torch, torchNotes: torch.notes, secs: (performance.now() - t0) / 1000,
+    checks, rows,
+  };
+  writeFileSync(join(out, 'fp8gemm.json'), JSON.stringify(result, null, 1));
+  const table = formatBench(result.device, rows);
+  writeFileSync(join(out, 'fp8gemm.txt'), [table, ...rows.map((r) => `${r.name}: ${r.what}`), ...lines].join('\n') + '\n');
+  log(`fp8gemm: ${checks.length - badChecks}/${checks.length} checks ok (seed ${seed}), ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  log(table);
+  return failed ? 1 : 0;
 }

@@ -14,6 +14,7 @@ import { DTYPE_TAG, ModuleBuilder, S, sfx, type ModuleSpec, type Param } from '.
 import { flashModule, FLASH_DTYPES } from './families/flash.js';
 import { lightningModule, LIGHTNING_DTYPES } from './families/lightning.js';
 import { moeModule, MOE_DTYPES } from './families/moe.js';
+import { fp8gemmModule, FP8GEMM_DTYPES } from './families/fp8gemm.js';
 export const ALL_DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8', 'bool'];
 export const FLOATS: readonly DType[] = ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2'];
 const isFloat = (d: DType) => FLOATS.includes(d);
@@ -24,7 +25,7 @@ export type Width = keyof typeof WIDTHS;
 
 
 /** Every header the modules may include; NVRTC gets them in memory. */
-export const HEADER_FILES = ['common.cuh', 'elementwise.cuh', 'reduce.cuh', 'nn.cuh', 'creation.cuh', 'indexing.cuh', 'fp8.cuh', 'attention.cuh', 'flash.cuh', 'lightning.cuh', 'moe.cuh', 'mma.cuh'] as const;
+export const HEADER_FILES = ['common.cuh', 'elementwise.cuh', 'reduce.cuh', 'nn.cuh', 'creation.cuh', 'indexing.cuh', 'fp8.cuh', 'attention.cuh', 'flash.cuh', 'lightning.cuh', 'moe.cuh', 'mma.cuh', 'fp8gemm.cuh'] as const;
 
 export function moduleSource(spec: ModuleSpec): string {
   return `${spec.includes.map((h) => `#include "${h}"`).join('\n')}\n\n${spec.body}`;
@@ -332,6 +333,42 @@ export function fp8Module(dt: DType): ModuleSpec {
   return m.build();
 }
 
+/**
+ * The fused FP8 kernels of the backward pass and the attention output gate, for one input dtype
+ * (kernels/fp8.cuh), in a module of their own so the quantizer module compiles in parallel:
+ * fp8SwigluBackwardQuant (per dh dtype and format), fp8GroupRmsNormGateQuant (per gate and weight
+ * dtype and format) and @ring-linear/attention's groupRmsNormGate (per weight dtype; the gate has
+ * o's dtype). Registered by name in src/ops/fp8.ts and src/ops/gate.ts.
+ */
+export function fp8FusedModule(dt: DType): ModuleSpec {
+  const m = new ModuleBuilder(`fp8fused.${sfx(dt)}`, ['fp8.cuh']);
+  const T = DTYPE_TAG[dt];
+  const s = sfx(dt);
+  const X = (name: string): Param => [`const ${S(dt)}*`, name];
+  for (const f of FP8_FORMATS) {
+    const Q = DTYPE_TAG[f];
+    for (const d of FP8_INPUT_DTYPES) {
+      m.entry(`fp8_swiglu_bwd_${s}_${sfx(d)}_${sfx(f)}`,
+        [X('gu'), [`const ${S(d)}*`, 'dh'], ['u8*', 'q'], ['float*', 's'], ['u8*', 'qT'], ['float*', 'sT'], ['i64', 'M'], ['i64', 'I'], ['int', 'pow2']],
+        `fp8_swiglu_bwd_quant<${T}, ${DTYPE_TAG[d]}, ${Q}>(gu, dh, q, s, qT, sT, M, I, pow2);`);
+    }
+    for (const g of FP8_INPUT_DTYPES) {
+      for (const w of FP8_INPUT_DTYPES) {
+        m.entry(`fp8_group_gate_${s}_${sfx(g)}_${sfx(w)}_${sfx(f)}`,
+          [X('o'), [`const ${S(g)}*`, 'gate'], [`const ${S(w)}*`, 'w'], ['u8*', 'q'], ['float*', 's'], ['i64', 'rows'], ['i64', 'C'], ['i64', 'S'], ['int', 'B'],
+            ['float', 'eps'], ['int', 'pow2']],
+          `fp8_group_rms_norm_gate_quant<${T}, ${DTYPE_TAG[g]}, ${DTYPE_TAG[w]}, ${Q}>(o, gate, w, q, s, rows, C, S, B, eps, pow2);`);
+      }
+    }
+  }
+  for (const w of FP8_INPUT_DTYPES) {
+    m.entry(`group_rms_norm_gate_${s}_${sfx(w)}`,
+      [X('o'), X('gate'), [`const ${S(w)}*`, 'w'], [`${S(dt)}*`, 'y'], ['i64', 'rows'], ['i64', 'C'], ['i64', 'S'], ['int', 'B'], ['float', 'eps']],
+      `group_rms_norm_gate<${T}, ${DTYPE_TAG[w]}>(o, gate, w, y, rows, C, S, B, eps);`);
+  }
+  return m.build();
+}
+
 /** Activation dtypes of @ring-linear/attention's ops (ACT_DTYPES there). */
 export const ATTENTION_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
 
@@ -370,7 +407,7 @@ export function attentionModule(dt: DType): ModuleSpec {
   return m.build();
 }
 
-export type Family = 'unary' | 'binary' | 'cast' | 'reduce' | 'nn' | 'creation' | 'index' | 'fp8' | 'attention' | 'flash' | 'lightning' | 'moe' | 'misc';
+export type Family = 'unary' | 'binary' | 'cast' | 'reduce' | 'nn' | 'creation' | 'index' | 'fp8' | 'fp8fused' | 'attention' | 'flash' | 'lightning' | 'moe' | 'fp8gemm' | 'misc';
 
 const BUILDERS: Record<Exclude<Family, 'misc'>, { build: (d: DType) => ModuleSpec; dtypes: readonly DType[] }> = {
   unary: { build: unaryModule, dtypes: ALL_DTYPES },
@@ -381,10 +418,12 @@ const BUILDERS: Record<Exclude<Family, 'misc'>, { build: (d: DType) => ModuleSpe
   creation: { build: creationModule, dtypes: [...FLOATS, 'i32'] },
   index: { build: indexModule, dtypes: ['f32', 'f16', 'bf16', 'f8e4m3', 'f8e5m2', 'i32', 'u8'] },
   fp8: { build: fp8Module, dtypes: FP8_INPUT_DTYPES },
+  fp8fused: { build: fp8FusedModule, dtypes: FP8_INPUT_DTYPES },
   attention: { build: attentionModule, dtypes: ATTENTION_DTYPES },
   flash: { build: flashModule, dtypes: FLASH_DTYPES },
   lightning: { build: lightningModule, dtypes: LIGHTNING_DTYPES },
   moe: { build: moeModule, dtypes: MOE_DTYPES },
+  fp8gemm: { build: fp8gemmModule, dtypes: FP8GEMM_DTYPES },
 };
 
 const specCache = new Map<string, ModuleSpec>();

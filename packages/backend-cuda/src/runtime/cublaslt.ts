@@ -13,6 +13,8 @@ import { declare, OUT, type CFunction, type OpenedLibrary } from './ffi.js';
 export const CUDA_R_32F = 0;
 export const CUDA_R_16F = 2;
 export const CUDA_R_16BF = 14;
+export const CUDA_R_8F_E4M3 = 28;
+export const CUDA_R_8F_E5M2 = 29;
 export const CUBLAS_COMPUTE_32F = 68;
 export const CUBLAS_COMPUTE_32F_FAST_TF32 = 77;
 export const CUBLAS_OP_N = 0;
@@ -20,6 +22,14 @@ export const CUBLAS_OP_T = 1;
 // cublasLtMatmulDescAttributes_t
 export const CUBLASLT_MATMUL_DESC_TRANSA = 3;
 export const CUBLASLT_MATMUL_DESC_TRANSB = 4;
+export const CUBLASLT_MATMUL_DESC_A_SCALE_POINTER = 17;
+export const CUBLASLT_MATMUL_DESC_B_SCALE_POINTER = 18;
+export const CUBLASLT_MATMUL_DESC_A_SCALE_MODE = 31;
+export const CUBLASLT_MATMUL_DESC_B_SCALE_MODE = 32;
+// cublasLtMatmulMatrixScale_t (CUDA 12.9+): one f32 per 128 elements along K, one per 128x128 block.
+export const CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F = 0;
+export const CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F = 4;
+export const CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F = 5;
 // cublasLtMatrixLayoutAttribute_t
 export const CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT = 5;
 export const CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET = 6;
@@ -107,7 +117,62 @@ export function gemmKey(p: GemmProblem): string {
   return [p.dtype, p.outDType ?? p.dtype, +p.transposeA, +p.transposeB, p.m, p.n, p.k, p.batch, p.strideA, p.strideB, p.strideC, +!!p.tf32].join(',');
 }
 
-const CUDA_TYPE: Record<string, number> = { f32: CUDA_R_32F, f16: CUDA_R_16F, bf16: CUDA_R_16BF };
+const CUDA_TYPE: Record<string, number> = { f32: CUDA_R_32F, f16: CUDA_R_16F, bf16: CUDA_R_16BF, f8e4m3: CUDA_R_8F_E4M3, f8e5m2: CUDA_R_8F_E5M2 };
+
+export type Fp8DTypeName = 'f8e4m3' | 'f8e5m2';
+
+/**
+ * A block-scaled FP8 GEMM in row-major terms: y [M, N] = a [M, K] b [N, K]^T, a scaled per 1x128
+ * tile along K, b per 128x128 block ('block') or per 1x128 tile ('tile').
+ */
+export interface Fp8GemmProblem {
+  readonly aType: Fp8DTypeName;
+  readonly bType: Fp8DTypeName;
+  readonly outDType: GemmDType;
+  readonly bLayout: 'block' | 'tile';
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+}
+
+/**
+ * The column-major call for an FP8 problem. Hopper's FP8 GEMMs take only the "TN" form: cuBLAS's
+ * A transposed and B not, both K-major. Row-major b [N, K] read column-major is K x N (ld K), so it
+ * is cuBLAS's A with transa = T; row-major a [M, K] is cuBLAS's B (K x M, ld K, transb = N); D is
+ * y^T: N x M with ld N. The scale modes follow the operands: A (our b) gets BLK128x128 or VEC128,
+ * B (our a) VEC128. Scale tensor layouts cuBLASLt expects (the ones torch._scaled_mm passes):
+ * VEC128 is [KT][outer] with the outer dim (M or N) fastest; BLK128x128 is [ceil(N/128)][ld] with
+ * the K tiles fastest and ld = KT rounded up to a multiple of 4 (16-byte aligned rows).
+ */
+export interface Fp8GemmPlan {
+  readonly transa: number;
+  readonly transb: number;
+  readonly first: { rows: number; cols: number; ld: number };
+  readonly second: { rows: number; cols: number; ld: number };
+  readonly out: { rows: number; cols: number; ld: number };
+  readonly aScaleMode: number;
+  readonly bScaleMode: number;
+  /** Row stride (in floats) of the BLK128x128 scale tensor. */
+  readonly blockScaleLd: number;
+}
+
+export function planFp8Gemm(p: Fp8GemmProblem): Fp8GemmPlan {
+  const kt = Math.ceil(p.k / 128);
+  return {
+    transa: CUBLAS_OP_T,
+    transb: CUBLAS_OP_N,
+    first: { rows: p.k, cols: p.n, ld: p.k },
+    second: { rows: p.k, cols: p.m, ld: p.k },
+    out: { rows: p.n, cols: p.m, ld: p.n },
+    aScaleMode: p.bLayout === 'block' ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F : CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F,
+    bScaleMode: CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F,
+    blockScaleLd: Math.ceil(kt / 4) * 4,
+  };
+}
+
+export function fp8GemmKey(p: Fp8GemmProblem): string {
+  return ['fp8', p.aType, p.bType, p.outDType, p.bLayout, p.m, p.n, p.k].join(',');
+}
 
 interface CachedGemm {
   readonly desc: bigint;
@@ -121,6 +186,8 @@ export class CublasLt {
   readonly handle: bigint;
   readonly version: number;
   private readonly cache = new Map<string, CachedGemm>();
+  /** FP8 problems the heuristic turned down. */
+  private readonly unsupported = new Set<string>();
   private readonly alpha = new Float32Array([1]);
   private readonly beta = new Float32Array([0]);
   /** Bound on cached problems; the least recently used one is destroyed past it. */
@@ -174,32 +241,41 @@ export class CublasLt {
     const la = this.layout(inType, plan.first, p.batch);
     const lb = this.layout(inType, plan.second, p.batch);
     const lc = this.layout(outType, plan.out, p.batch);
+    return this.finish(key, desc, [la, lb, lc], workspaceBytes, `matmul ${key} (dtype ${p.dtype}, M=${p.m} N=${p.n} K=${p.k}, batch ${p.batch})`);
+  }
+
+  /** Picks the heuristic's first working algorithm for a descriptor and its layouts, and caches them under `key`. */
+  private finish(key: string, desc: bigint, layouts: [bigint, bigint, bigint], workspaceBytes: number, what: string): CachedGemm {
+    const [la, lb, lc] = layouts;
     this.check('cublasLtMatmulPreferenceCreate', this.fn.cublasLtMatmulPreferenceCreate(OUT.u64));
     const pref = OUT.u64[0]!;
     const results = new Uint8Array(HEURISTIC_RESULT_BYTES * 4);
     const count = new Int32Array(1);
+    let status = 0;
     try {
       this.setAttr('cublasLtMatmulPreferenceSetAttribute', pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, new BigUint64Array([BigInt(workspaceBytes)]));
-      this.check('cublasLtMatmulAlgoGetHeuristic', this.fn.cublasLtMatmulAlgoGetHeuristic(this.handle, desc, la, lb, lc, lc, pref, 4, results, count));
+      status = this.fn.cublasLtMatmulAlgoGetHeuristic(this.handle, desc, la, lb, lc, lc, pref, 4, results, count) as number;
     } finally {
       this.fn.cublasLtMatmulPreferenceDestroy(pref);
     }
     const dv = new DataView(results.buffer);
     let pick = -1;
-    for (let i = 0; i < count[0]!; i++) {
+    for (let i = 0; status === 0 && i < count[0]!; i++) {
       if (dv.getInt32(i * HEURISTIC_RESULT_BYTES + ALGO_BYTES + 8, true) === 0) {
         pick = i;
         break;
       }
     }
     if (pick < 0) {
-      this.destroy({ desc, layouts: [la, lb, lc], algo: new Uint8Array(0), workspace: 0 });
-      throw new BackendError(`cuBLASLt has no algorithm for matmul ${key} (dtype ${p.dtype}, M=${p.m} N=${p.n} K=${p.k}, batch ${p.batch})`);
+      this.destroy({ desc, layouts });
+      // NOT_SUPPORTED from the heuristic means the same as no algorithm: this problem is not offered.
+      if (status !== 0 && status !== 15) this.check('cublasLtMatmulAlgoGetHeuristic', status);
+      throw new BackendError(`cuBLASLt has no algorithm for ${what}`);
     }
     const off = pick * HEURISTIC_RESULT_BYTES;
     const entry: CachedGemm = {
       desc,
-      layouts: [la, lb, lc],
+      layouts,
       algo: results.slice(off, off + ALGO_BYTES),
       workspace: Number(dv.getBigUint64(off + ALGO_BYTES, true)),
     };
@@ -212,6 +288,66 @@ export class CublasLt {
     return entry;
   }
 
+  private prepareFp8(p: Fp8GemmProblem, workspaceBytes: number): CachedGemm {
+    const key = fp8GemmKey(p);
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key);
+      this.cache.set(key, hit);
+      return hit;
+    }
+    const plan = planFp8Gemm(p);
+    this.check('cublasLtMatmulDescCreate', this.fn.cublasLtMatmulDescCreate(OUT.u64, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const desc = OUT.u64[0]!;
+    let layouts: bigint[] = [];
+    try {
+      this.setAttr('cublasLtMatmulDescSetAttribute', desc, CUBLASLT_MATMUL_DESC_TRANSA, new Int32Array([plan.transa]));
+      this.setAttr('cublasLtMatmulDescSetAttribute', desc, CUBLASLT_MATMUL_DESC_TRANSB, new Int32Array([plan.transb]));
+      this.setAttr('cublasLtMatmulDescSetAttribute', desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, new Int32Array([plan.aScaleMode]));
+      this.setAttr('cublasLtMatmulDescSetAttribute', desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, new Int32Array([plan.bScaleMode]));
+      layouts = [
+        this.layout(CUDA_TYPE[p.bType]!, { ...plan.first, stride: 0 }, 1),
+        this.layout(CUDA_TYPE[p.aType]!, { ...plan.second, stride: 0 }, 1),
+        this.layout(CUDA_TYPE[p.outDType]!, { ...plan.out, stride: 0 }, 1),
+      ];
+    } catch (err) {
+      this.destroy({ desc, layouts });
+      throw err;
+    }
+    return this.finish(key, desc, layouts as [bigint, bigint, bigint], workspaceBytes, `FP8 matmul ${key}`);
+  }
+
+  /**
+   * Whether cuBLASLt offers an algorithm for this FP8 problem (false: the caller takes another
+   * path); the answer is cached either way.
+   */
+  supportsFp8(p: Fp8GemmProblem, workspaceBytes: number): boolean {
+    const key = fp8GemmKey(p);
+    if (this.unsupported.has(key)) return false;
+    try {
+      this.prepareFp8(p, workspaceBytes);
+      return true;
+    } catch (err) {
+      if (!(err instanceof BackendError) || !/no algorithm/.test(err.message)) throw err;
+      this.unsupported.add(key);
+      return false;
+    }
+  }
+
+  /**
+   * Enqueues y = a b^T with block scales (see Fp8GemmProblem, planFp8Gemm): a, b, y and the scale
+   * tensors (already in cuBLASLt's layouts: aScalesKM [KT][M], bScales [NB][blockScaleLd] or
+   * [KT][N]) are device pointers.
+   */
+  fp8Matmul(p: Fp8GemmProblem, a: number, aScalesKM: number, b: number, bScales: number, y: number, workspace: number, workspaceBytes: number, stream: bigint): void {
+    const e = this.prepareFp8(p, workspaceBytes);
+    // The scale pointers are descriptor attributes: set per call (the cached descriptor is reused).
+    this.setAttr('cublasLtMatmulDescSetAttribute', e.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, new BigUint64Array([BigInt(bScales)]));
+    this.setAttr('cublasLtMatmulDescSetAttribute', e.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, new BigUint64Array([BigInt(aScalesKM)]));
+    const [la, lb, lc] = e.layouts;
+    this.check('cublasLtMatmul', this.fn.cublasLtMatmul(this.handle, e.desc, this.alpha, b, la, a, lb, this.beta, y, lc, y, lc, e.algo, workspace, workspaceBytes, stream));
+  }
+
   /** Enqueues D = op(A) op(B) (row-major) on `stream`. a, b, d are device pointers. */
   matmul(p: GemmProblem, a: number, b: number, d: number, workspace: number, workspaceBytes: number, stream: bigint): void {
     const e = this.prepare(p, workspaceBytes);
@@ -220,7 +356,7 @@ export class CublasLt {
     this.check('cublasLtMatmul', r);
   }
 
-  private destroy(e: CachedGemm): void {
+  private destroy(e: { desc: bigint; layouts: readonly bigint[] }): void {
     this.fn.cublasLtMatmulDescDestroy(e.desc);
     for (const l of e.layouts) this.fn.cublasLtMatrixLayoutDestroy(l);
   }

@@ -4,7 +4,10 @@
  * events complete at once, kernels are not run but their launch (name, grid, block, parameter
  * pointers) is recorded, NVRTC returns a fake image, and cuBLASLt performs a real f32 column-major
  * GEMM with the layouts and transposes it was given, so the row-major -> column-major mapping of
- * the TypeScript side is checked against a CPU result.
+ * the TypeScript side is checked against a CPU result. FP8 operands (E4M3 = 28, E5M2 = 29) follow
+ * cuBLASLt's Hopper rules (TN form only, no E5M2 x E5M2, K and leading dims multiples of 16) and
+ * their scale modes (scalar, VEC128 = 1x128 tiles along K, BLK128x128) are applied from the scale
+ * pointers in the layouts cuBLASLt documents, so the FP8 GEMM's host mapping is checked too.
  *
  * Built by test/mock.test.ts with: cc -shared -fPIC -O1 -o <dir>/libcuda.so.1 mockcuda.c
  * (the same file is copied as libnvrtc.so.13 and libcublasLt.so.13).
@@ -64,15 +67,17 @@ static size_t g_limit = (size_t)1 << 40;
 static size_t g_live = 0;
 CUresult cuMemAlloc_v2(uint64_t *p, size_t n) {
   if (g_live + n > g_limit) return 2;
-  void *m = malloc(n + 8);
+  /* 16 bytes of header keep the pointer 16-byte aligned (cuMemAlloc aligns to 256), as the
+     16-byte vector paths of the kernels require. */
+  void *m = malloc(n + 16);
   *(size_t *)m = n;
   g_live += n;
   g_allocs++;
-  *p = (uint64_t)(uintptr_t)((char *)m + 8);
+  *p = (uint64_t)(uintptr_t)((char *)m + 16);
   return 0;
 }
 CUresult cuMemFree_v2(uint64_t p) {
-  char *m = (char *)(uintptr_t)p - 8;
+  char *m = (char *)(uintptr_t)p - 16;
   g_live -= *(size_t *)m;
   free(m);
   return 0;
@@ -156,7 +161,7 @@ int nvrtcGetPTXSize(void *p, size_t *n) { (void)p; *n = 16; return 0; }
 int nvrtcGetPTX(void *p, char *out) { (void)p; memcpy(out, "MOCKCUBIN-ptx..\0", 16); return 0; }
 
 /* ---------------------------------------------------------------- cublasLt */
-typedef struct { int compute, scale, transa, transb; } Desc;
+typedef struct { int compute, scale, transa, transb, amode, bmode; uint64_t ascale, bscale; } Desc;
 typedef struct { int type; uint64_t rows, cols; int64_t ld; int batch; int64_t stride; } Layout;
 static int g_gemms = 0;
 size_t cublasLtGetVersion(void) { return 130000; }
@@ -166,10 +171,21 @@ int cublasLtMatmulDescCreate(void **d, int compute, int scale) { Desc *x = callo
 int cublasLtMatmulDescDestroy(void *d) { free(d); return 0; }
 int cublasLtMatmulDescSetAttribute(void *d, int attr, const void *buf, size_t n) {
   Desc *x = (Desc *)d;
+  if (attr == 17 || attr == 18) {
+    if (n != 8) return 7;
+    if (attr == 17) x->ascale = *(const uint64_t *)buf;
+    else x->bscale = *(const uint64_t *)buf;
+    return 0;
+  }
   if (n != 4) return 7;
   if (attr == 3) x->transa = *(const int *)buf;
   else if (attr == 4) x->transb = *(const int *)buf;
-  else return 7;
+  else if (attr == 31 || attr == 32) {
+    int m = *(const int *)buf;
+    if (m != 0 && m != 4 && m != 5) return 7;
+    if (attr == 31) x->amode = m;
+    else x->bmode = m;
+  } else return 7;
   return 0;
 }
 int cublasLtMatrixLayoutCreate(void **l, int type, uint64_t rows, uint64_t cols, int64_t ld) {
@@ -189,9 +205,25 @@ int cublasLtMatrixLayoutSetAttribute(void *l, int attr, const void *buf, size_t 
 int cublasLtMatmulPreferenceCreate(void **p) { *p = malloc(8); return 0; }
 int cublasLtMatmulPreferenceDestroy(void *p) { free(p); return 0; }
 int cublasLtMatmulPreferenceSetAttribute(void *p, int attr, const void *buf, size_t n) { (void)p; (void)buf; return (attr == 1 && n == 8) ? 0 : 7; }
+static int is_fp8(int t) { return t == 28 || t == 29; }
+/* What cuBLASLt on Hopper offers for FP8 (cuBLAS docs, cublasLtMatmul FP8 requirements). */
+static int fp8_supported(const Desc *x, const Layout *a, const Layout *b, const Layout *d) {
+  if (!is_fp8(a->type) || !is_fp8(b->type)) return 0;
+  if (a->type == 29 && b->type == 29) return 0;           /* no E5M2 x E5M2 */
+  if (x->transa != 1 || x->transb != 0) return 0;          /* TN only */
+  if (a->rows % 16 || a->ld % 16 || b->ld % 16 || d->rows % 16) return 0; /* K, lda, ldb, N: 16 bytes */
+  if (d->type != 0 && d->type != 2 && d->type != 14) return 0;
+  if ((x->amode == 5 && x->bmode == 5)) return 0;          /* two 128x128 block operands: not offered */
+  return 1;
+}
 int cublasLtMatmulAlgoGetHeuristic(void *h, void *d, void *a, void *b, void *c, void *dd, void *pref, int req, void *results, int *count) {
-  (void)h; (void)d; (void)a; (void)b; (void)c; (void)dd; (void)pref;
+  (void)h; (void)c; (void)pref;
   if (req < 1) return 7;
+  const Layout *la = (const Layout *)a, *lb = (const Layout *)b;
+  if ((is_fp8(la->type) || is_fp8(lb->type)) && !fp8_supported((const Desc *)d, la, lb, (const Layout *)dd)) {
+    *count = 0;
+    return 15; /* CUBLAS_STATUS_NOT_SUPPORTED */
+  }
   memset(results, 0, 96);
   memset(results, 0xAB, 64);            /* algo */
   *(uint64_t *)((char *)results + 64) = 1024; /* workspace */
@@ -199,9 +231,24 @@ int cublasLtMatmulAlgoGetHeuristic(void *h, void *d, void *a, void *b, void *c, 
   *count = 1;
   return 0;
 }
-/* Element access for CUDA_R_32F (0), CUDA_R_16F (2) and CUDA_R_16BF (14). */
+/* Element access for CUDA_R_32F (0), CUDA_R_16F (2), CUDA_R_16BF (14), CUDA_R_8F_E4M3 (28), CUDA_R_8F_E5M2 (29). */
+static float e4m3(uint8_t c) {
+  const int e = (c >> 3) & 15, m = c & 7;
+  float v;
+  if (e == 15 && m == 7) v = __builtin_nanf("");
+  else if (e == 0) v = (float)m / 8.0f / 64.0f;           /* 2^-6 * m/8 */
+  else v = (1.0f + (float)m / 8.0f) * (float)(e >= 7 ? (double)(1 << (e - 7)) : 1.0 / (double)(1 << (7 - e)));
+  return (c & 0x80) ? -v : v;
+}
 static float ld_el(int type, uint64_t base, int64_t i) {
   if (type == 0) return ((const float *)(uintptr_t)base)[i];
+  if (type == 28) return e4m3(((const uint8_t *)(uintptr_t)base)[i]);
+  if (type == 29) {
+    uint16_t h = (uint16_t)(((const uint8_t *)(uintptr_t)base)[i] << 8);
+    _Float16 f;
+    memcpy(&f, &h, 2);
+    return (float)f;
+  }
   if (type == 2) return (float)((const _Float16 *)(uintptr_t)base)[i];
   uint32_t u = (uint32_t)((const uint16_t *)(uintptr_t)base)[i] << 16;
   float f;
@@ -222,7 +269,11 @@ int cublasLtMatmul(void *h, void *desc, const void *alpha, uint64_t A, void *la,
   (void)h; (void)C; (void)lc; (void)ws; (void)stream;
   Desc *x = (Desc *)desc;
   Layout *a = (Layout *)la, *b = (Layout *)lb, *d = (Layout *)ld;
-  if (a->type != b->type || (a->type != 0 && a->type != 2 && a->type != 14) || (d->type != 0 && d->type != a->type)) return 15;
+  const int fp8 = is_fp8(a->type) || is_fp8(b->type);
+  if (fp8) {
+    if (!fp8_supported(x, a, b, d)) return 15;
+    if ((x->amode && !x->ascale) || (x->bmode && !x->bscale)) return 7;
+  } else if (a->type != b->type || (a->type != 0 && a->type != 2 && a->type != 14) || (d->type != 0 && d->type != a->type)) return 15;
   if (((const unsigned char *)algo)[0] != 0xAB || wsBytes < 1024) return 7;
   const float al = *(const float *)alpha, be = *(const float *)beta;
   const int64_t M = (int64_t)d->rows, N = (int64_t)d->cols;
@@ -231,15 +282,29 @@ int cublasLtMatmul(void *h, void *desc, const void *alpha, uint64_t A, void *la,
   const int64_t ma = x->transa ? (int64_t)a->cols : (int64_t)a->rows;
   const int64_t nb = x->transb ? (int64_t)b->rows : (int64_t)b->cols;
   if (kb != K || ma != M || nb != N) return 7;
+  const int64_t KT = (K + 127) / 128;
   for (int bt = 0; bt < d->batch; bt++) {
     const int64_t oa = bt * a->stride, ob = bt * b->stride, od = bt * d->stride;
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
         double s = 0;
-        for (int64_t k = 0; k < K; k++) {
-          const float av = ld_el(a->type, A, oa + (x->transa ? k + i * a->ld : i + k * a->ld));
-          const float bv = ld_el(b->type, B, ob + (x->transb ? j + k * b->ld : k + j * b->ld));
-          s += (double)av * bv;
+        for (int64_t t = 0; t < KT; t++) {
+          /* Each 128-wide K tile's f32 partial sum, then its scales (block scaling). */
+          double p = 0;
+          for (int64_t k = t * 128; k < K && k < t * 128 + 128; k++) {
+            const float av = ld_el(a->type, A, oa + (x->transa ? k + i * a->ld : i + k * a->ld));
+            const float bv = ld_el(b->type, B, ob + (x->transb ? j + k * b->ld : k + j * b->ld));
+            p += (double)av * bv;
+          }
+          if (fp8) {
+            /* A's outer dim is M (row i), B's is N (column j). VEC128: [KT][outer], outer fastest;
+               BLK128x128: [ceil(outer/128)][ld], K tiles fastest, ld = KT rounded up to 4. */
+            const int64_t ld4 = (KT + 3) / 4 * 4;
+            const float *sa = (const float *)(uintptr_t)x->ascale, *sb = (const float *)(uintptr_t)x->bscale;
+            const float fa = x->amode == 4 ? sa[t * M + i] : x->amode == 5 ? sa[(i / 128) * ld4 + t] : sa ? sa[0] : 1.0f;
+            const float fb = x->bmode == 4 ? sb[t * N + j] : x->bmode == 5 ? sb[(j / 128) * ld4 + t] : sb ? sb[0] : 1.0f;
+            s += (double)(float)((float)((float)p * fa) * fb);
+          } else s += p;
         }
         const float prev = be != 0 ? ld_el(d->type, D, od + i + j * d->ld) : 0.0f;
         st_el(d->type, D, od + i + j * d->ld, (float)(al * s + be * prev));
