@@ -1,11 +1,78 @@
-/** (being written) */
+/**
+ * Entry points of kernels/moe.cuh per dtype. The f32 module also holds the dtype-free kernels
+ * (router selection per bias dtype, the dispatch plan passes, permute per vector width, the
+ * grouped GEMM's tile list); every float module has combine (per weight dtype, 16-byte vectors or
+ * scalar), the scalar grouped GEMMs and the row zeroing; bf16 / f16 add the tensor-core grouped
+ * GEMMs (kernels/moe.cuh for the tiling).
+ */
 import type { DType } from '@ring-linear/core';
-import { ModuleBuilder, sfx } from '../builder.js';
-import type { ModuleSpec } from '../builder.js';
+import { DTYPE_TAG, ModuleBuilder, S, sfx } from '../builder.js';
+import type { ModuleSpec, Param } from '../builder.js';
 
-export const MOE_DTYPES: readonly DType[] = ['bf16', 'f16'];
+export const MOE_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
+/** Dtypes of the tensor-core grouped GEMMs. */
+export const MOE_MMA_DTYPES: readonly DType[] = ['bf16', 'f16'];
+/** Weight / bias dtypes the combine and router kernels read. */
+export const MOE_AUX_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
+/** Tile rows / columns / k step and stages of the grouped GEMMs (kernels/moe.cuh MOE_*). */
+export const MOE_BM = 128;
+export const MOE_BN = 128;
+export const MOE_THREADS = 256;
+/** Dynamic shared memory of the tiled grouped GEMMs: 3 stages of two 128 x 32 16-bit tiles. */
+export const MOE_GMM_SMEM = 3 * 2 * 128 * 32 * 2;
+/** Permute vector widths in bytes. */
+export const MOE_PERMUTE_WIDTHS = [16, 8, 4, 2, 1] as const;
 
 export function moeModule(dt: DType): ModuleSpec {
   const m = new ModuleBuilder(`moe.${sfx(dt)}`, ['moe.cuh']);
+  const T = DTYPE_TAG[dt];
+  const s = sfx(dt);
+  const P = (name: string): Param => [`${S(dt)}*`, name];
+  const CP = (name: string): Param => [`const ${S(dt)}*`, name];
+  if (dt === 'f32') {
+    for (const tb of MOE_AUX_DTYPES) {
+      m.entry(`moe_route_${sfx(tb)}`,
+        [['const float*', 'logits'], [`const ${S(tb)}*`, 'bias'], ['float*', 'scores'], ['float*', 'weights'], ['int*', 'indices'], ['float*', 'gscore'],
+          ['int', 'N'], ['int', 'E'], ['int', 'K'], ['int', 'nGroup'], ['int', 'topkGroup'], ['int', 'softmax'], ['int', 'norm'], ['float', 'scale']],
+        `moe_route<${DTYPE_TAG[tb]}>(logits, bias, scores, weights, indices, gscore, N, E, K, nGroup, topkGroup, softmax, norm, scale);`);
+    }
+    m.entry('moe_plan_walk',
+      [['const int*', 'ids'], ['int*', 'table'], ['int*', 'slotToRow'], ['int*', 'rowToSlot'], ['i64', 'S'], ['int', 'E'], ['int', 'chunk'], ['int', 'chunks'], ['int', 'scatter']],
+      'moe_plan_walk_warp(ids, table, slotToRow, rowToSlot, S, E, chunk, chunks, scatter != 0);');
+    m.entry('moe_plan_scan', [['int*', 'table'], ['int*', 'offsets'], ['int*', 'tokensPerExpert'], ['int', 'E'], ['int', 'chunks']],
+      'moe_plan_scan_block(table, offsets, tokensPerExpert, E, chunks);', 1024);
+    for (const v of MOE_PERMUTE_WIDTHS) {
+      m.entry(`moe_permute_v${v}`, [['const void*', 'x'], ['void*', 'xp'], ['const int*', 'rowToSlot'], ['i64', 'rows'], ['int', 'K'], ['i64', 'rowBytes']],
+        `moe_permute<${v}>(x, xp, rowToSlot, rows, K, rowBytes);`);
+    }
+    m.entry('moe_gmm_tiles', [['const int*', 'offsets'], ['int', 'E'], ['int', 'R'], ['int*', 'tiles'], ['int*', 'count']],
+      'moe_gmm_tiles_block(offsets, E, R, tiles, count);', 1024);
+  }
+  const ve = 16 / (dt === 'f32' ? 4 : 2);
+  for (const tw of MOE_AUX_DTYPES) {
+    for (const v of [ve, 1]) {
+      m.entry(`moe_combine_${s}_${sfx(tw)}_v${v}`,
+        [CP('yp'), [`const ${S(tw)}*`, 'w'], ['const int*', 'slotToRow'], P('y'), ['i64', 'N'], ['int', 'K'], ['i64', 'H']],
+        `moe_combine<${T}, ${DTYPE_TAG[tw]}, ${v}>(yp, w, slotToRow, y, N, K, H);`);
+    }
+  }
+  m.entry(`moe_gmm_zero_${s}`, [['const int*', 'offsets'], ['int', 'E'], ['int', 'R'], P('y'), ['int', 'out']], `moe_gmm_zero<${T}>(offsets, E, R, y, out);`);
+  m.entry(`moe_gmm_simple_${s}`,
+    [CP('x'), [`const ${S(dt)}* const*`, 'table'], CP('base'), ['const int*', 'offsets'], ['int', 'E'], P('y'), ['int', 'R'], ['int', 'in'], ['int', 'out'], ['int', 'transB']],
+    `moe_gmm_simple<${T}>(x, table, base, offsets, E, y, R, in, out, transB);`);
+  m.entry(`moe_gmm_atb_simple_${s}`,
+    [CP('a'), CP('b'), ['const int*', 'offsets'], ['int', 'E'], [`${S(dt)}* const*`, 'table'], P('base'), ['int', 'R'], ['int', 'P'], ['int', 'Q']],
+    `moe_gmm_atb_simple<${T}>(a, b, offsets, E, table, base, R, P, Q);`);
+  if (MOE_MMA_DTYPES.includes(dt)) {
+    for (const tb of [0, 1]) {
+      m.entry(`moe_gmm_${s}_tb${tb}`,
+        [CP('x'), [`const ${S(dt)}* const*`, 'table'], CP('base'), ['const int*', 'tiles'], ['const int*', 'count'], ['const int*', 'offsets'], P('y'),
+          ['int', 'R'], ['int', 'in'], ['int', 'out']],
+        `moe_gmm<${T}, ${tb ? 'true' : 'false'}>(x, table, base, tiles, count, offsets, y, R, in, out);`, MOE_THREADS);
+    }
+    m.entry(`moe_gmm_atb_${s}`,
+      [CP('a'), CP('b'), ['const int*', 'offsets'], [`${S(dt)}* const*`, 'table'], P('base'), ['int', 'R'], ['int', 'P'], ['int', 'Q']],
+      `moe_gmm_atb<${T}>(a, b, offsets, table, base, R, P, Q);`, MOE_THREADS);
+  }
   return m.build();
 }
