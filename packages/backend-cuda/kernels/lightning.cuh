@@ -1,3 +1,460 @@
-// (being written)
+// Chunked lightning attention (MODEL_SPEC §2, "Chunked form"), forward and backward, for the ops
+// lightningAttention / lightningAttentionBackward of @ring-linear/attention (host side:
+// src/ops/lightning.ts).
+//
+// Per head with lambda = exp(-a) and scale s: S_t = lambda S_{t-1} + k_t^T v_t, o_t = s q_t S_t.
+// Every decay power is exp(-a n) with n >= 0 (log space: underflows to 0, never overflows).
+//
+// One parameterized "chunk problem" covers the forward and the three backward outputs. A direction
+// (forward or reverse in time), operands P1, P2 (width DP), R1 (width DR) and a state X [DP][DR]:
+//
+//   fwd: out_i = sum_{j<=i} s lambda^(i-j) (P1_i . P2_j) R1_j + s lambda^(i+1) (P1_i X)
+//        X_leaving = lambda^L X + sum_j lambda^(L-1-j) P2_j^T R1_j
+//   rev: out_i = sum_{j>=i} s lambda^(j-i) (P1_i . P2_j) R1_j + lambda^(L-1-i) (P1_i X)
+//        X_entering = lambda^L X + sum_j s lambda^(j+1) P2_j^T R1_j
+//
+//   forward output:  fwd, P1 = q,  P2 = k,  R1 = v,  X = S        (state entering the chunk)
+//   dq:              fwd, P1 = dO, P2 = v,  R1 = k,  X = S^T
+//   dv:              rev, P1 = k,  P2 = q,  R1 = dO, X = dH       (dLoss/dS leaving the chunk)
+//   dk:              rev, P1 = v,  P2 = dO, R1 = q,  X = dH^T
+// (lightningBackwardComposite in packages/attention/src/ops/lightning.ts has the same formulas.)
+//
+// Three passes, parallel over "super-chunks" of P tokens (P a multiple of the 64-token chunk):
+//   1. lt_state:  each super-chunk's own contribution U_g = sum_j f(j) P2_j^T R1_j (f as in the
+//                 X update above, j relative to the super-chunk), f32, to a slot [DP][DR];
+//   2. lt_scan:   per sequence, in time order (fwd) or reverse, X <- lambda^Lg X + U_g, leaving in
+//                 slot g the state entering (fwd) / leaving (rev) super-chunk g; the last is the
+//                 final state (forward) or dLoss/dS_0 (backward);
+//   3. lt_chunk:  each super-chunk's outputs: the state loaded from its slot into f32 registers,
+//                 then chunk by chunk (64 tokens): scores on tensor cores, masked with the decay,
+//                 the output, and the state carried to the next chunk in registers.
+//
+// Tensor-core path (bf16 / f16, DP = DR = DH in {64, 128}): mma.sync m16n8k16 with f32
+// accumulation. The state is kept in f32 (registers) and a copy rounded to the input's 16-bit
+// format is the mma operand of the P1 X product; decay factors are applied in f32 to the
+// accumulators (rows of P1 X, the scores) or to the P2 operand fragments (the state update,
+// rounded once to 16 bits). DH/16 warps: warp w owns rows 16w..16w+15 of the state; for the
+// [64 x DH] output tile, warp w owns rows 16 (w % 4) and 64 columns from 64 (w / 4).
+// General path (every dtype and head size): the same three passes with scalar f32 arithmetic,
+// super-chunks of one 64-token chunk.
 #pragma once
+#ifndef RING_LINEAR_LIGHTNING_CUH
+#define RING_LINEAR_LIGHTNING_CUH
 #include "mma.cuh"
+
+#define LT_CHUNK 64
+
+// exp(-a n) for n >= 0, as f32.
+RL_DEV float lt_pow(float a, float n) { return expf(-a * n); }
+
+// Element (row, x) of a [B*T, H, X] tensor: rows count tokens over batch and time.
+RL_DEV i64 lt_at(i64 row, int H, int h, int X, int x) { return (row * H + h) * (i64)X + x; }
+
+// ---------------------------------------------------------------------------------------------
+// Pass 2: the scan over super-chunks, one thread per state element of one (sequence, head).
+// slots: [.., H, DD] at slot index slotBase + z * G + g. init/final: [N, H, DD] at n = nBase + z.
+// final may be null (the backward's recomputed forward states need no final state).
+template <bool REV>
+RL_DEV void lt_scan(float* slots, const float* init, float* final_, const float* decay, int H, int DD, int Tseg, int P, int G,
+                    int slotBase, int nBase) {
+  const int x = blockIdx.x * blockDim.x + threadIdx.x;
+  if (x >= DD) return;
+  const int h = blockIdx.y, z = blockIdx.z;
+  const float a = decay[h];
+  const i64 si = ((i64)(nBase + z) * H + h) * DD + x;
+  float S = init[si];
+  for (int c = 0; c < G; c++) {
+    const int g = REV ? G - 1 - c : c;
+    const int L = min(P, Tseg - g * P);
+    const i64 idx = ((i64)(slotBase + z * G + g) * H + h) * DD + x;
+    const float u = slots[idx];
+    slots[idx] = S;
+    S = lt_pow(a, (float)L) * S + u;
+  }
+  if (final_) final_[si] = S;
+}
+
+// ---------------------------------------------------------------------------------------------
+// General path (scalar f32 arithmetic; any head sizes; super-chunks of at most 64 tokens).
+
+// Pass 1: U_g[a][b] = sum_j f(j) P2_j[a] R1_j[b]. Grid (G, H, segments), 256 threads.
+template <typename T, bool REV>
+RL_DEV void lt_state_gen(const typename T::S* p2, const typename T::S* r1, const float* decay, float* slots, int Tn, int t0, int Tseg,
+                         int H, int DP, int DR, int P, int slotBase, float scale) {
+  const int g = blockIdx.x, h = blockIdx.y, z = blockIdx.z, G = gridDim.x;
+  const int L = min(P, Tseg - g * P);
+  const i64 row0 = (i64)z * Tn + t0 + (i64)g * P;
+  const float a = decay[h];
+  float* U = slots + ((i64)(slotBase + z * G + g) * H + h) * DP * DR;
+  for (int idx = threadIdx.x; idx < DP * DR; idx += blockDim.x) {
+    const int ia = idx / DR, ib = idx - ia * DR;
+    float acc = 0.f;
+    for (int j = 0; j < L; j++) {
+      const float f = REV ? scale * lt_pow(a, (float)(j + 1)) : lt_pow(a, (float)(L - 1 - j));
+      acc += f * T::ld(p2[lt_at(row0 + j, H, h, DP, ia)]) * T::ld(r1[lt_at(row0 + j, H, h, DR, ib)]);
+    }
+    U[idx] = acc;
+  }
+}
+
+// Pass 3 of the general path: the whole super-chunk is one chunk. Grid (G, H, segments), 256 threads.
+template <typename T, bool REV>
+RL_DEV void lt_chunk_gen(const typename T::S* p1, const typename T::S* p2, const typename T::S* r1, typename T::S* out, const float* decay,
+                         const float* slots, int xT, int Tn, int t0, int Tseg, int H, int DP, int DR, int P, int slotBase, float scale) {
+  __shared__ float sc[LT_CHUNK][LT_CHUNK + 1];
+  const int g = blockIdx.x, h = blockIdx.y, z = blockIdx.z, G = gridDim.x;
+  const int L = min(P, Tseg - g * P);
+  const i64 row0 = (i64)z * Tn + t0 + (i64)g * P;
+  const float a = decay[h];
+  const float* X = slots + ((i64)(slotBase + z * G + g) * H + h) * DP * DR;
+  for (int idx = threadIdx.x; idx < L * L; idx += blockDim.x) {
+    const int i = idx / L, j = idx - i * L;
+    float v = 0.f;
+    if (REV ? j >= i : j <= i) {
+      float dot = 0.f;
+      for (int c = 0; c < DP; c++) dot += T::ld(p1[lt_at(row0 + i, H, h, DP, c)]) * T::ld(p2[lt_at(row0 + j, H, h, DP, c)]);
+      v = scale * lt_pow(a, (float)(REV ? j - i : i - j)) * dot;
+    }
+    sc[i][j] = v;
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < L * DR; idx += blockDim.x) {
+    const int i = idx / DR, e = idx - i * DR;
+    float inter = 0.f;
+    for (int c = 0; c < DP; c++) {
+      const float xv = xT ? X[(i64)e * DP + c] : X[(i64)c * DR + e];
+      inter += T::ld(p1[lt_at(row0 + i, H, h, DP, c)]) * xv;
+    }
+    float o = (REV ? lt_pow(a, (float)(L - 1 - i)) : scale * lt_pow(a, (float)(i + 1))) * inter;
+    const int jlo = REV ? i : 0, jhi = REV ? L : i + 1;
+    for (int j = jlo; j < jhi; j++) o += sc[i][j] * T::ld(r1[lt_at(row0 + j, H, h, DR, e)]);
+    out[lt_at(row0 + i, H, h, DR, e)] = T::st(o, false);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core path.
+
+// Row stride (in 16-bit elements) of a staged [rows][DH] tile: 16 bytes of padding keep the eight
+// row addresses of an ldmatrix on distinct bank groups.
+template <int DH> struct LtTile {
+  static const int LD = DH + 8;
+  static const int ELEMS = LT_CHUNK * LD;
+};
+
+// Stages rows [0, 64) of a [.., H, DH] tensor starting at token row `row0` (rows >= L zero-filled)
+// into smem [64][DH + 8] with 16-byte cp.async copies spread over the block.
+template <int DH, int NT>
+RL_DEV void lt_stage(u16* dst, const u16* src, i64 row0, int L, int H, int h) {
+  const int PER_ROW = DH / 8; // 16-byte pieces of a row
+  for (int p = threadIdx.x; p < LT_CHUNK * PER_ROW; p += NT) {
+    const int r = p / PER_ROW, c = (p - r * PER_ROW) * 8;
+    const bool ok = r < L;
+    const u16* g = src + lt_at(row0 + (ok ? r : 0), H, h, DH, c);
+    cp_async16(dst + r * LtTile<DH>::LD + c, g, ok ? 16 : 0);
+  }
+}
+
+// A fragment (16 x 16, row-major) at rows m0, columns k0 of a row-major smem matrix (stride ld).
+RL_DEV void lt_frag_a(u32 r[4], const u16* base, int ld, int m0, int k0) {
+  const int l = threadIdx.x & 31, i = l >> 3;
+  ldmatrix_x4(r, base + (m0 + (l & 7) + 8 * (i & 1)) * ld + k0 + 8 * (i >> 1));
+}
+// A fragment whose A[m][k] is stored transposed: smem[k][m] (rows k0.., columns m0..).
+RL_DEV void lt_frag_a_t(u32 r[4], const u16* base, int ld, int m0, int k0) {
+  const int l = threadIdx.x & 31, i = l >> 3;
+  ldmatrix_x4_trans(r, base + (k0 + (l & 7) + 8 * (i >> 1)) * ld + m0 + 8 * (i & 1));
+}
+// B fragments of two n-tiles (n0..n0+15, k0..k0+15) with B[k][n] stored as smem[n][k]:
+// r[0], r[1] = n-tile n0; r[2], r[3] = n-tile n0 + 8.
+RL_DEV void lt_frag_b_nk(u32 r[4], const u16* base, int ld, int n0, int k0) {
+  const int l = threadIdx.x & 31, i = l >> 3;
+  ldmatrix_x4(r, base + (n0 + (l & 7) + 8 * (i >> 1)) * ld + k0 + 8 * (i & 1));
+}
+// The same with B[k][n] stored as smem[k][n].
+RL_DEV void lt_frag_b_kn(u32 r[4], const u16* base, int ld, int n0, int k0) {
+  const int l = threadIdx.x & 31, i = l >> 3;
+  ldmatrix_x4_trans(r, base + (k0 + (l & 7) + 8 * (i & 1)) * ld + n0 + 8 * (i >> 1));
+}
+
+template <typename T> RL_DEV float lt_lo(u32 x);
+template <typename T> RL_DEV float lt_hi(u32 x);
+template <> RL_DEV float lt_lo<BF16>(u32 x) { return bf16_to_f32((u16)(x & 0xffffu)); }
+template <> RL_DEV float lt_hi<BF16>(u32 x) { return bf16_to_f32((u16)(x >> 16)); }
+template <> RL_DEV float lt_lo<F16>(u32 x) { return f16_to_f32((u16)(x & 0xffffu)); }
+template <> RL_DEV float lt_hi<F16>(u32 x) { return f16_to_f32((u16)(x >> 16)); }
+// Scales the two halves of a fragment register by fa (low) and fb (high), rounding once.
+template <typename T> RL_DEV u32 lt_scale2(u32 x, float fa, float fb) { return pack2<T>(lt_lo<T>(x) * fa, lt_hi<T>(x) * fb); }
+
+// The 16 x 16 A fragment of the state update, A[m = channel][k = token] = P2[token][channel] f(token),
+// tokens k0.. of the staged chunk; f(j) as in the X update (0 past L).
+template <typename T, bool REV>
+RL_DEV void lt_frag_update(u32 r[4], const u16* p2s, int ld, int m0, int k0, int L, float a, float scale) {
+  lt_frag_a_t(r, p2s, ld, m0, k0);
+  const int t = threadIdx.x & 3;
+  float f[4];
+#pragma unroll
+  for (int u = 0; u < 4; u++) {
+    const int j = k0 + 2 * t + (u & 1) + 8 * (u >> 1);
+    f[u] = j < L ? (REV ? scale * lt_pow(a, (float)(j + 1)) : lt_pow(a, (float)(L - 1 - j))) : 0.f;
+  }
+  r[0] = lt_scale2<T>(r[0], f[0], f[1]);
+  r[1] = lt_scale2<T>(r[1], f[0], f[1]);
+  r[2] = lt_scale2<T>(r[2], f[2], f[3]);
+  r[3] = lt_scale2<T>(r[3], f[2], f[3]);
+}
+
+// Pass 1 on tensor cores: U_g = sum_j f(j) P2_j^T R1_j over the super-chunk, 64 tokens at a time
+// (double-buffered cp.async). Warp w accumulates rows 16w.. of U. Grid (G, H, segments), DH*2 threads.
+template <typename T, int DH, bool REV>
+RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* slots, int Tn, int t0, int Tseg, int H, int P,
+                     int slotBase, float scale) {
+  const int NT = DH * 2, LD = LtTile<DH>::LD, E = LtTile<DH>::ELEMS;
+  extern __shared__ __align__(16) u16 lt_smem[];
+  const int g = blockIdx.x, h = blockIdx.y, z = blockIdx.z, G = gridDim.x;
+  const int Lg = min(P, Tseg - g * P);
+  const i64 row0 = (i64)z * Tn + t0 + (i64)g * P;
+  const float a = decay[h];
+  const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+  float acc[DH / 8][4];
+#pragma unroll
+  for (int n = 0; n < DH / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  const int nC = (Lg + LT_CHUNK - 1) / LT_CHUNK;
+  lt_stage<DH, NT>(lt_smem, p2, row0, min(LT_CHUNK, Lg), H, h);
+  lt_stage<DH, NT>(lt_smem + E, r1, row0, min(LT_CHUNK, Lg), H, h);
+  cp_async_commit();
+  for (int c = 0; c < nC; c++) {
+    u16* st = lt_smem + (c & 1) * 2 * E;
+    if (c + 1 < nC) {
+      u16* nx = lt_smem + ((c + 1) & 1) * 2 * E;
+      const int Ln = min(LT_CHUNK, Lg - (c + 1) * LT_CHUNK);
+      lt_stage<DH, NT>(nx, p2, row0 + (c + 1) * LT_CHUNK, Ln, H, h);
+      lt_stage<DH, NT>(nx + E, r1, row0 + (c + 1) * LT_CHUNK, Ln, H, h);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    // Token j of this chunk sits at super-chunk offset c*64 + j; its factor is taken relative to
+    // the super-chunk: lambda^(Lg-1-(c*64+j)) forward, s lambda^(c*64+j+1) reverse. Folding the
+    // chunk offset into the exponent keeps every power in log space.
+    const int off = c * LT_CHUNK;
+#pragma unroll
+    for (int ks = 0; ks < LT_CHUNK / 16; ks++) {
+      u32 af[4];
+      lt_frag_a_t(af, st, LD, 16 * w, 16 * ks);
+      float f[4];
+#pragma unroll
+      for (int u = 0; u < 4; u++) {
+        const int j = 16 * ks + 2 * tq + (u & 1) + 8 * (u >> 1), jj = off + j;
+        f[u] = jj < Lg ? (REV ? scale * lt_pow(a, (float)(jj + 1)) : lt_pow(a, (float)(Lg - 1 - jj))) : 0.f;
+      }
+      af[0] = lt_scale2<T>(af[0], f[0], f[1]);
+      af[1] = lt_scale2<T>(af[1], f[0], f[1]);
+      af[2] = lt_scale2<T>(af[2], f[2], f[3]);
+      af[3] = lt_scale2<T>(af[3], f[2], f[3]);
+#pragma unroll
+      for (int n = 0; n < DH / 8; n += 2) {
+        u32 bf[4];
+        lt_frag_b_kn(bf, st + E, LD, 8 * n, 16 * ks);
+        Mma<T>::run(acc[n], af, bf);
+        Mma<T>::run(acc[n + 1], af, bf + 2);
+      }
+    }
+    __syncthreads();
+  }
+  float* U = slots + ((i64)(slotBase + z * G + g) * H + h) * DH * DH;
+#pragma unroll
+  for (int n = 0; n < DH / 8; n++) {
+    const int r = 16 * w + gq, col = 8 * n + 2 * tq;
+    *(float2*)(U + r * DH + col) = make_float2(acc[n][0], acc[n][1]);
+    *(float2*)(U + (r + 8) * DH + col) = make_float2(acc[n][2], acc[n][3]);
+  }
+}
+
+// Pass 3 on tensor cores. Grid (G, H, segments), DH*2 threads; dynamic smem: two stages of the
+// P1, P2, R1 tiles, the 16-bit state copy [DH][DH+8] and the 16-bit masked scores [64][72].
+template <typename T, int DH, bool REV>
+RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, const float* decay, const float* slots, int xT, int Tn, int t0,
+                     int Tseg, int H, int P, int slotBase, float scale) {
+  const int NW = DH / 16, NT = DH * 2, LD = LtTile<DH>::LD, E = LtTile<DH>::ELEMS;
+  const int SLD = LT_CHUNK + 8;  // score row stride
+  const int SNT = 32 / NW;       // score n-tiles (of 8 keys) per warp: 64 keys over NW / 4 warps
+  const int OC = 64;             // output columns per warp
+  extern __shared__ __align__(16) u16 lt_smem[];
+  u16* xs = lt_smem + 6 * E;          // [DH][LD] 16-bit copy of the state
+  u16* ss = xs + DH * LD;             // [64][SLD] masked scores
+  const int g = blockIdx.x, h = blockIdx.y, z = blockIdx.z, G = gridDim.x;
+  const int Lg = min(P, Tseg - g * P);
+  const i64 row0 = (i64)z * Tn + t0 + (i64)g * P;
+  const float a = decay[h];
+  const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+  const int nC = (Lg + LT_CHUNK - 1) / LT_CHUNK;
+
+  // The state entering (fwd) / leaving (rev) this super-chunk, f32, rows 16w.. of X per warp.
+  float x[DH / 8][4];
+  {
+    const float* X = slots + ((i64)(slotBase + z * G + g) * H + h) * DH * DH;
+#pragma unroll
+    for (int n = 0; n < DH / 8; n++) {
+#pragma unroll
+      for (int u = 0; u < 4; u++) {
+        const int r = 16 * w + gq + 8 * (u >> 1), col = 8 * n + 2 * tq + (u & 1);
+        x[n][u] = xT ? X[col * DH + r] : X[r * DH + col];
+      }
+    }
+  }
+  auto store_x = [&]() {
+#pragma unroll
+    for (int n = 0; n < DH / 8; n++) {
+      const int r = 16 * w + gq, col = 8 * n + 2 * tq;
+      *(u32*)(xs + r * LD + col) = pack2<T>(x[n][0], x[n][1]);
+      *(u32*)(xs + (r + 8) * LD + col) = pack2<T>(x[n][2], x[n][3]);
+    }
+  };
+  store_x();
+
+  auto chunk_of = [&](int it) { return REV ? nC - 1 - it : it; };
+  auto stage = [&](int it) {
+    u16* st = lt_smem + (it & 1) * 3 * E;
+    const int c = chunk_of(it);
+    const int L = min(LT_CHUNK, Lg - c * LT_CHUNK);
+    const i64 r = row0 + c * LT_CHUNK;
+    lt_stage<DH, NT>(st, p1, r, L, H, h);
+    lt_stage<DH, NT>(st + E, p2, r, L, H, h);
+    lt_stage<DH, NT>(st + 2 * E, r1, r, L, H, h);
+    cp_async_commit();
+  };
+  stage(0);
+  const int i0 = 16 * (w & 3);             // this warp's 16 rows of the scores and the output
+  const int jc0 = (w >> 2) * (8 * SNT);    // its first score column
+  const int oc0 = (w >> 2) * OC;           // its first output column
+  for (int it = 0; it < nC; it++) {
+    const u16* st = lt_smem + (it & 1) * 3 * E;
+    const u16 *P1s = st, *P2s = st + E, *R1s = st + 2 * E;
+    const int c = chunk_of(it);
+    const int L = min(LT_CHUNK, Lg - c * LT_CHUNK);
+    if (it + 1 < nC) {
+      stage(it + 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+
+    // Scores of rows i0.. x keys jc0.., masked: s lambda^|i-j| on the causal side, 0 elsewhere.
+    {
+      float sc[SNT][4];
+#pragma unroll
+      for (int n = 0; n < SNT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.f;
+      const bool live = REV ? (jc0 + 8 * SNT - 1 >= i0) : (jc0 <= i0 + 15);
+      if (live) {
+#pragma unroll
+        for (int ks = 0; ks < DH / 16; ks++) {
+          u32 af[4];
+          lt_frag_a(af, P1s, LD, i0, 16 * ks);
+#pragma unroll
+          for (int n = 0; n < SNT; n += 2) {
+            u32 bf[4];
+            lt_frag_b_nk(bf, P2s, LD, jc0 + 8 * n, 16 * ks);
+            Mma<T>::run(sc[n], af, bf);
+            Mma<T>::run(sc[n + 1], af, bf + 2);
+          }
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < SNT; n++) {
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+          const int i = i0 + gq + 8 * hr, j = jc0 + 8 * n + 2 * tq;
+          float v[2];
+#pragma unroll
+          for (int u = 0; u < 2; u++) {
+            const int jj = j + u;
+            const bool ok = REV ? jj >= i : jj <= i;
+            v[u] = ok ? scale * lt_pow(a, (float)(REV ? jj - i : i - jj)) * sc[n][2 * hr + u] : 0.f;
+          }
+          *(u32*)(ss + i * SLD + j) = pack2<T>(v[0], v[1]);
+        }
+      }
+    }
+    __syncthreads();
+
+    // Output rows i0.., columns oc0..: (P1 X) scaled per row, plus the masked scores times R1.
+    {
+      float o[OC / 8][4];
+#pragma unroll
+      for (int n = 0; n < OC / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+#pragma unroll
+      for (int ks = 0; ks < DH / 16; ks++) {
+        u32 af[4];
+        lt_frag_a(af, P1s, LD, i0, 16 * ks);
+#pragma unroll
+        for (int n = 0; n < OC / 8; n += 2) {
+          u32 bf[4];
+          lt_frag_b_kn(bf, xs, LD, oc0 + 8 * n, 16 * ks);
+          Mma<T>::run(o[n], af, bf);
+          Mma<T>::run(o[n + 1], af, bf + 2);
+        }
+      }
+      {
+        const int ia = i0 + gq, ib = ia + 8;
+        const float fa = REV ? (ia < L ? lt_pow(a, (float)(L - 1 - ia)) : 0.f) : scale * lt_pow(a, (float)(ia + 1));
+        const float fb = REV ? (ib < L ? lt_pow(a, (float)(L - 1 - ib)) : 0.f) : scale * lt_pow(a, (float)(ib + 1));
+#pragma unroll
+        for (int n = 0; n < OC / 8; n++) {
+          o[n][0] *= fa; o[n][1] *= fa; o[n][2] *= fb; o[n][3] *= fb;
+        }
+      }
+      // Key blocks of 16 on the causal side of this warp's rows only.
+      const int kb = i0 / 16;
+#pragma unroll
+      for (int ks = 0; ks < LT_CHUNK / 16; ks++) {
+        if (REV ? ks < kb : ks > kb) continue;
+        u32 af[4];
+        lt_frag_a(af, ss, SLD, i0, 16 * ks);
+#pragma unroll
+        for (int n = 0; n < OC / 8; n += 2) {
+          u32 bf[4];
+          lt_frag_b_kn(bf, R1s, LD, oc0 + 8 * n, 16 * ks);
+          Mma<T>::run(o[n], af, bf);
+          Mma<T>::run(o[n + 1], af, bf + 2);
+        }
+      }
+      const i64 rbase = row0 + c * LT_CHUNK;
+#pragma unroll
+      for (int n = 0; n < OC / 8; n++) {
+        const int col = oc0 + 8 * n + 2 * tq;
+        const int ia = i0 + gq, ib = ia + 8;
+        if (ia < L) *(u32*)(out + lt_at(rbase + ia, H, h, DH, col)) = pack2<T>(o[n][0], o[n][1]);
+        if (ib < L) *(u32*)(out + lt_at(rbase + ib, H, h, DH, col)) = pack2<T>(o[n][2], o[n][3]);
+      }
+    }
+    if (it + 1 < nC) {
+      __syncthreads(); // every warp has read the 16-bit state copy
+      // X <- lambda^L X + sum_j f(j) P2_j^T R1_j for the next chunk.
+      const float dl = lt_pow(a, (float)L);
+#pragma unroll
+      for (int n = 0; n < DH / 8; n++) {
+        x[n][0] *= dl; x[n][1] *= dl; x[n][2] *= dl; x[n][3] *= dl;
+      }
+#pragma unroll
+      for (int ks = 0; ks < LT_CHUNK / 16; ks++) {
+        u32 af[4];
+        lt_frag_update<T, REV>(af, P2s, LD, 16 * w, 16 * ks, L, a, scale);
+#pragma unroll
+        for (int n = 0; n < DH / 8; n += 2) {
+          u32 bf[4];
+          lt_frag_b_kn(bf, R1s, LD, 8 * n, 16 * ks);
+          Mma<T>::run(x[n], af, bf);
+          Mma<T>::run(x[n + 1], af, bf + 2);
+        }
+      }
+      store_x();
+    }
+    __syncthreads(); // this stage is overwritten by the next prefetch
+  }
+}
+
+#endif
