@@ -18,7 +18,7 @@
 #pragma once
 #ifndef RING_LINEAR_FP8_CUH
 #define RING_LINEAR_FP8_CUH
-#include "common.cuh"
+#include "nn.cuh"
 
 #define FP8_TILE 128
 #define FP8_NAN_BITS 0x7fc00000u
@@ -205,9 +205,13 @@ template <class T> struct PlainRows {
   RL_DEV void load(i64 row, i64 col0, int valid, float* v) const { load8<T>(x, row * K + col0, valid, vec, v); }
 };
 
-// silu(g) * u of gateUp [rows, 2I] = [g | u], each step one f32 rounding as the composite's unary
-// silu kernel (elementwise: x / (1 + exp(-x))) and mul kernel compute it.
+// silu and sigmoid as the composite's unary kernels compute them (src/kernels/sources.ts
+// UNARY_EXPR, the same expressions, so the same f32 values).
 RL_DEV float silu_f32(float x) { return x / (1.0f + expf(-x)); }
+RL_DEV float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// silu(g) * u of gateUp [rows, 2I] = [g | u], each step one f32 rounding as the composite's unary
+// silu kernel and mul kernel compute it.
 template <class T> struct SwigluRows {
   const typename T::S* gu;
   i64 I;
@@ -397,9 +401,12 @@ RL_DEV void fp8_quant_blocks(const typename T::S* __restrict__ x, u8* __restrict
 // writes (8 columns apart) over 4 banks instead of one.
 #define FP8_QT_PITCH 132
 
-template <class T, class Q, bool HW>
-RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, u8* __restrict__ qT,
-                                float* __restrict__ sT, i64 M, i64 K, int pow2) {
+// The values come from SRC (src.load(row, col0, valid, v): 8 values of x [M, K] as f32), so the
+// fused SwiGLU backward quantizes its f32 gradient without writing it; `vec`: 8-byte code stores
+// (K % 8 == 0, q aligned).
+template <class SRC, class Q, bool HW>
+RL_DEV void quant_transpose_src(const SRC& src, u8* __restrict__ q, float* __restrict__ s, u8* __restrict__ qT,
+                                float* __restrict__ sT, i64 M, i64 K, int pow2, bool vec) {
   __shared__ u32 colmax[16][FP8_TILE];
   __shared__ float colscale[FP8_TILE];
   __shared__ bool colfinite[FP8_TILE];
@@ -407,7 +414,6 @@ RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restr
   const i64 MT = (M + FP8_TILE - 1) / FP8_TILE, KT = (K + FP8_TILE - 1) / FP8_TILE;
   const i64 mb = blockIdx.x / KT, kb = blockIdx.x % KT;
   if (mb >= MT) return;
-  const bool vec = K % 8 == 0 && aligned_to(x, 32) && aligned_to(q, 8);
   const int r0 = threadIdx.x >> 4, lane = threadIdx.x & 15;
   const int c0 = lane * 8;
   const i64 col0 = kb * FP8_TILE + c0;
@@ -420,7 +426,7 @@ RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restr
   for (int p = 0; p < 8; p++) {
     const i64 row = mb * FP8_TILE + p * 16 + r0;
     const bool in = row < M;
-    load8<T>(x, row * K + col0, in ? cvalid : 0, vec, v[p]);
+    src.load(row, col0, in ? cvalid : 0, v[p]);
 #pragma unroll
     for (int j = 0; j < 8; j++) cm[j] = umax(cm[j], abs_bits(v[p][j]));
     // The row's tile along K: this half-warp holds all of it.
@@ -479,6 +485,14 @@ RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restr
       for (int e = 0; e < n; e++) dst[e] = src[e];
     }
   }
+}
+
+template <class T, class Q, bool HW>
+RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, u8* __restrict__ qT,
+                                float* __restrict__ sT, i64 M, i64 K, int pow2) {
+  const bool vec = K % 8 == 0 && aligned_to(x, 32) && aligned_to(q, 8);
+  const PlainRows<T> src = {x, K, vec};
+  quant_transpose_src<PlainRows<T>, Q, HW>(src, q, s, qT, sT, M, K, pow2, vec);
 }
 
 // v2 of quant+transpose for 2-byte inputs (f32 would need 64 KiB of staging; it keeps the kernel
@@ -574,26 +588,13 @@ RL_DEV void fp8_quant_transpose_staged(const typename T::S* __restrict__ x, u8* 
 template <class T, class W, class Q>
 RL_DEV void fp8_rms_norm_quant(const typename T::S* __restrict__ x, const typename W::S* __restrict__ w, u8* __restrict__ q,
                                float* __restrict__ s, i64 rows, i64 d, float eps, int pow2) {
-  __shared__ float sh[32];
+  __shared__ float sh[33];
   const i64 row = blockIdx.x;
   if (row >= rows) return;
   const typename T::S* xr = x + row * d;
-  float ss = 0.0f;
-  for (i64 k = threadIdx.x; k < d; k += blockDim.x) {
-    const float v = T::ld(xr[k]);
-    ss += v * v;
-  }
-  ss = warp_sum(ss);
+  const RowLoad<T> ld = {xr};
+  const float inv = rms_block_inv(ld, d, (int)blockDim.x, eps, sh);
   const int warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
-  if ((threadIdx.x & 31) == 0) sh[warp] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float t = (int)threadIdx.x < nwarps ? sh[threadIdx.x] : 0.0f;
-    t = warp_sum(t);
-    if (threadIdx.x == 0) sh[0] = t;
-  }
-  __syncthreads();
-  const float inv = 1.0f / sqrtf(sh[0] / (float)d + eps);
   const i64 NT = (d + FP8_TILE - 1) / FP8_TILE;
   const bool vec = d % 8 == 0 && aligned_to(x, 32) && aligned_to(q, 8);
   const bool wvec = d % 8 == 0 && aligned_to(w, 32);
@@ -607,7 +608,7 @@ RL_DEV void fp8_rms_norm_quant(const typename T::S* __restrict__ x, const typena
     load8<T>(xr, col0, valid, vec, v);
     load8<W>(w, col0, valid, wvec, wv);
 #pragma unroll
-    for (int j = 0; j < 8; j++) v[j] = wv[j] * (v[j] * inv);
+    for (int j = 0; j < 8; j++) v[j] = rms_apply(v[j], inv, wv[j]);
     const float scale = fp8_scale<Q>(half_warp_max(amax8(v)), pow2);
     if (t < NT) {
       if (lane == 0) s[row * NT + t] = scale;
@@ -630,7 +631,7 @@ template <class T, class W, class Q>
 RL_DEV void fp8_rms_norm_quant_v2(const typename T::S* __restrict__ x, const typename W::S* __restrict__ w, u8* __restrict__ q,
                                   float* __restrict__ s, i64 rows, i64 d, float eps, int pow2, int vthreads) {
   typedef typename T::S S;
-  __shared__ float sh[32];
+  __shared__ float sh[33];
   __shared__ __align__(32) S xs[FP8_RMS_STAGE_BYTES / sizeof(S)];
   const i64 row = blockIdx.x;
   if (row >= rows) return;
@@ -642,26 +643,9 @@ RL_DEV void fp8_rms_norm_quant_v2(const typename T::S* __restrict__ x, const typ
     __syncthreads();
     xr = xs;
   }
-  const int R = blockDim.x, B = vthreads;
-  const int lane32 = threadIdx.x & 31;
-  for (int t = threadIdx.x; t < B; t += R) {
-    float ss = 0.0f;
-    for (i64 k = t; k < d; k += B) {
-      const float v = T::ld(xr[k]);
-      ss += v * v;
-    }
-    ss = warp_sum(ss);
-    if (lane32 == 0) sh[t >> 5] = ss;
-  }
-  __syncthreads();
-  const int nvwarps = (B + 31) >> 5;
-  if (threadIdx.x < 32) {
-    float t = (int)threadIdx.x < nvwarps ? sh[threadIdx.x] : 0.0f;
-    t = warp_sum(t);
-    if (threadIdx.x == 0) sh[0] = t;
-  }
-  __syncthreads();
-  const float inv = 1.0f / sqrtf(sh[0] / (float)d + eps);
+  const RowLoad<T> ld = {xr};
+  const float inv = rms_block_inv(ld, d, vthreads, eps, sh);
+  const int R = blockDim.x;
   const i64 NT = (d + FP8_TILE - 1) / FP8_TILE;
   const bool vec = d % 8 == 0 && aligned_to(x, 32) && aligned_to(q, 8); // (the staged copy is 32-byte aligned)
   const bool wvec = d % 8 == 0 && aligned_to(w, 32);
@@ -675,7 +659,7 @@ RL_DEV void fp8_rms_norm_quant_v2(const typename T::S* __restrict__ x, const typ
     load8<T>(xr, col0, valid, vec, v);
     load8<W>(w, col0, valid, wvec, wv);
 #pragma unroll
-    for (int j = 0; j < 8; j++) v[j] = wv[j] * (v[j] * inv);
+    for (int j = 0; j < 8; j++) v[j] = rms_apply(v[j], inv, wv[j]);
     const u32 m = half_warp_max(amax8(v));
     const float scale = fp8_scale<Q>(m, pow2);
     if (t < NT) {
@@ -684,5 +668,213 @@ RL_DEV void fp8_rms_norm_quant_v2(const typename T::S* __restrict__ x, const typ
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU backward + quant+transpose: gateUp [M, 2I] = [g | u] and dh [M, I] give
+// dy = d[g | u] = [dg | du] (f32, the composite's steps one f32 rounding each):
+//   s = sigmoid(g);  dsilu = s + (g * s) * (1 - s);  dg = (dh * u) * dsilu;  du = dh * silu(g)
+// quantized as fp8QuantTranspose quantizes dy (1x128 tiles along 2I, and of dy^T along M), without
+// writing dy: quant_transpose_src with this source. The products and sums are spelled with _rn
+// intrinsics: the composite runs each in its own kernel, so none may be contracted into an fma.
+// Blocks are ordered by 128-row band, so the blocks that read the same g and dh for dg and du
+// (KT / 2 apart when I % 128 == 0) run close together and the second read hits L2.
+template <class T, class D> struct SwigluBwdRows {
+  const typename T::S* gu;
+  const typename D::S* dh;
+  i64 I;
+  bool vec; // I % 8 == 0 and 32-byte aligned inputs: no 8-column group straddles I
+  RL_DEV static float dgrad(float g, float u, float d) {
+    const float s = sigmoid_f32(g);
+    const float dsilu = __fadd_rn(s, __fmul_rn(__fmul_rn(g, s), __fsub_rn(1.0f, s)));
+    return __fmul_rn(__fmul_rn(d, u), dsilu);
+  }
+  RL_DEV static float ugrad(float g, float d) { return __fmul_rn(d, silu_f32(g)); }
+  RL_DEV void load(i64 row, i64 col0, int valid, float* v) const {
+    const i64 C = 2 * I;
+    if (vec && valid == 8) {
+      float g[8], d[8];
+      if (col0 < I) {
+        float u[8];
+        load8<T>(gu, row * C + col0, 8, true, g);
+        load8<T>(gu, row * C + I + col0, 8, true, u);
+        load8<D>(dh, row * I + col0, 8, true, d);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = dgrad(g[j], u[j], d[j]);
+      } else {
+        load8<T>(gu, row * C + col0 - I, 8, true, g);
+        load8<D>(dh, row * I + col0 - I, 8, true, d);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = ugrad(g[j], d[j]);
+      }
+      return;
+    }
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      const i64 c = col0 + j;
+      if (j >= valid) {
+        v[j] = 0.0f;
+      } else if (c < I) {
+        v[j] = dgrad(T::ld(gu[row * C + c]), T::ld(gu[row * C + I + c]), D::ld(dh[row * I + c]));
+      } else {
+        v[j] = ugrad(T::ld(gu[row * C + c - I]), D::ld(dh[row * I + c - I]));
+      }
+    }
+  }
+};
+
+template <class T, class D, class Q>
+RL_DEV void fp8_swiglu_bwd_quant(const typename T::S* __restrict__ gu, const typename D::S* __restrict__ dh, u8* __restrict__ q,
+                                 float* __restrict__ s, u8* __restrict__ qT, float* __restrict__ sT, i64 M, i64 I, int pow2) {
+  const SwigluBwdRows<T, D> src = {gu, dh, I, I % 8 == 0 && aligned_to(gu, 32) && aligned_to(dh, 32)};
+  const i64 C = 2 * I;
+  quant_transpose_src<SwigluBwdRows<T, D>, Q, true>(src, q, s, qT, sT, M, C, pow2, C % 8 == 0 && aligned_to(q, 8));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group RMSNorm gate (MODEL_SPEC §2.5): the C channels of a row of o in groups of S, each group
+// normalized as the rmsNorm kernel with unit weight does it (the shared reduction of nn.cuh with
+// B = rowThreads(S)), then y = (n * w) * sigmoid(gate), each product one f32 rounding as the
+// composite's mul kernels and sigmoid as its unary kernel compute them; y goes to OUT (a plain
+// store for groupRmsNormGate, the 1x128 quantizer for fp8GroupRmsNormGateQuant). One block of
+// GRG_THREADS per row:
+//   1. the row of o is staged in shared memory with 16-byte loads when it fits (else read from
+//      global, the second time from L1/L2);
+//   2. the 128-channel tiles go in batches that span at most GRG_GROUPS groups (all of them unless
+//      groups are tiny): each group's 1 / rms into shared memory, with a warp per group, or, when
+//      the batch has fewer groups than warps, each group's virtual warps spread over the warps
+//      (their totals through shared memory);
+//   3. a half-warp per tile, 8 channels a lane (16-byte loads of gate): y, then OUT.
+#define GRG_THREADS 256
+#define GRG_GROUPS 256
+#define GRG_STAGE_BYTES 16384
+
+// OUT for groupRmsNormGate: y rounded to o's dtype.
+template <class T> struct GateStoreOut {
+  typename T::S* y;
+  i64 C;
+  bool vec;
+  RL_DEV void operator()(i64 row, i64, int, bool active, i64 col0, int valid, const float* v) const {
+    typedef typename T::S S;
+    if (!active || valid == 0) return;
+    S* p = y + row * C + col0;
+    if (vec && valid == 8) {
+      Vec<S, 8> e;
+#pragma unroll
+      for (int j = 0; j < 8; j++) e.e[j] = T::st(v[j], false);
+      *reinterpret_cast<Vec<S, 8>*>(p) = e;
+    } else {
+      for (int j = 0; j < valid; j++) p[j] = T::st(v[j], false);
+    }
+  }
+};
+
+// OUT for the 1x128 quantizer (v[j] = 0 past `valid`, so the amax is the tile's).
+template <class Q> struct TileQuantOut {
+  u8* q;
+  float* s;
+  i64 C, NT;
+  int pow2;
+  bool vec;
+  RL_DEV void operator()(i64 row, i64 t, int lane, bool active, i64 col0, int valid, const float* v) const {
+    const u32 m = half_warp_max(amax8(v));
+    const float scale = fp8_scale<Q>(m, pow2);
+    if (!active) return;
+    if (lane == 0) s[row * NT + t] = scale;
+    store8v<Q, true>(q, row * C + col0, valid, vec, v, scale, m, pow2);
+  }
+};
+
+template <class T, class G, class W, class OUT>
+RL_DEV void group_rms_norm_gate_rows(const typename T::S* __restrict__ o, const typename G::S* __restrict__ gate, const typename W::S* __restrict__ w,
+                                     const OUT& out, i64 rows, i64 C, i64 S, int B, float eps) {
+  typedef typename T::S TS;
+  __shared__ __align__(32) TS xs[GRG_STAGE_BYTES / sizeof(TS)];
+  __shared__ float inv[GRG_GROUPS];
+  __shared__ float totals[GRG_GROUPS];
+  const i64 row = blockIdx.x;
+  if (row >= rows) return;
+  const TS* xr = o + row * C;
+  const int V = 16 / sizeof(TS);
+  if (C % V == 0 && aligned_to(o, 16) && C * (i64)sizeof(TS) <= GRG_STAGE_BYTES) {
+    for (i64 i = (i64)threadIdx.x * V; i < C; i += (i64)blockDim.x * V)
+      *reinterpret_cast<Vec<TS, 16 / sizeof(TS)>*>(xs + i) = *reinterpret_cast<const Vec<TS, 16 / sizeof(TS)>*>(xr + i);
+    __syncthreads();
+    xr = xs;
+  }
+  const int warp = threadIdx.x >> 5, lane32 = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+  const int half = (threadIdx.x >> 4) & 1, lane = threadIdx.x & 15;
+  const int nvw = B >> 5;
+  const i64 ngroups = C / S, NT = (C + FP8_TILE - 1) / FP8_TILE;
+  // (the staged copy is 32-byte aligned; global rows are when o is and C % 8 == 0)
+  const bool xvec = C % 8 == 0 && aligned_to(o, 32);
+  const bool gvec = C % 8 == 0 && aligned_to(gate, 32);
+  const bool wvec = C % 8 == 0 && aligned_to(w, 32);
+  const typename G::S* gr = gate + row * C;
+  for (i64 t0 = 0; t0 < NT;) {
+    // Tiles [t0, t1) lie in groups [glo, ghi).
+    const i64 glo = (t0 * FP8_TILE) / S;
+    const i64 ghi = ngroups - glo < GRG_GROUPS ? ngroups : glo + GRG_GROUPS;
+    const i64 t1 = ghi == ngroups ? NT : (ghi * S) / FP8_TILE;
+    const int ng = (int)(ghi - glo);
+    if (ng < nwarps) {
+      // ng * nvw <= 7 * 32 virtual warps, spread over the warps.
+      for (int vwi = warp; vwi < ng * nvw; vwi += nwarps) {
+        const int g = vwi / nvw;
+        const RowLoad<T> ld = {xr + (glo + g) * S};
+        const float tot = rms_vwarp_sum(ld, S, B, vwi - g * nvw);
+        if (lane32 == 0) totals[vwi] = tot;
+      }
+      __syncthreads();
+      if (warp < ng) {
+        const float tot = rms_total(lane32 < nvw ? totals[warp * nvw + lane32] : 0.0f, B);
+        if (lane32 == 0) inv[warp] = rms_inv(tot, S, eps);
+      }
+    } else {
+      for (int g = warp; g < ng; g += nwarps) {
+        const RowLoad<T> ld = {xr + (glo + g) * S};
+        const float tot = rms_sum_squares_warp(ld, S, B);
+        if (lane32 == 0) inv[g] = rms_inv(tot, S, eps);
+      }
+    }
+    __syncthreads();
+    // The loop bound is the same for both halves of a warp, so the shuffles see every lane.
+    for (i64 tb = t0 + 2 * warp; tb < t1; tb += 2 * nwarps) {
+      const i64 t = tb + half;
+      const bool active = t < t1;
+      const i64 col0 = t * FP8_TILE + lane * 8;
+      const int valid = active ? clamp8(C - col0) : 0;
+      float x[8], gt[8], wv[8], y[8];
+      load8<T>(xr, col0, valid, xvec, x);
+      load8<G>(gr, col0, valid, gvec, gt);
+      load8<W>(w, col0, valid, wvec, wv);
+      const i64 g0 = valid > 0 ? col0 / S : glo;
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        // The channel's group (all 8 share one when S % 8 == 0).
+        const i64 g = S % 8 == 0 ? g0 : (j < valid ? (col0 + j) / S : glo);
+        const float n = rms_apply(x[j], inv[g - glo], 1.0f);
+        y[j] = j < valid ? __fmul_rn(__fmul_rn(n, wv[j]), sigmoid_f32(gt[j])) : 0.0f;
+      }
+      out(row, t, lane, active, col0, valid, y);
+    }
+    __syncthreads();
+    t0 = t1;
+  }
+}
+
+template <class T, class G, class W, class Q>
+RL_DEV void fp8_group_rms_norm_gate_quant(const typename T::S* __restrict__ o, const typename G::S* __restrict__ gate, const typename W::S* __restrict__ w,
+                                          u8* __restrict__ q, float* __restrict__ s, i64 rows, i64 C, i64 S, int B, float eps, int pow2) {
+  const TileQuantOut<Q> out = {q, s, C, (C + FP8_TILE - 1) / FP8_TILE, pow2, C % 8 == 0 && aligned_to(q, 8)};
+  group_rms_norm_gate_rows<T, G, W, TileQuantOut<Q>>(o, gate, w, out, rows, C, S, B, eps);
+}
+
+template <class T, class W>
+RL_DEV void group_rms_norm_gate(const typename T::S* __restrict__ o, const typename T::S* __restrict__ gate, const typename W::S* __restrict__ w,
+                                typename T::S* __restrict__ y, i64 rows, i64 C, i64 S, int B, float eps) {
+  const GateStoreOut<T> out = {y, C, C % 8 == 0 && aligned_to(y, 32)};
+  group_rms_norm_gate_rows<T, T, W, GateStoreOut<T>>(o, gate, w, out, rows, C, S, B, eps);
+}
+
 
 #endif  // RING_LINEAR_FP8_CUH

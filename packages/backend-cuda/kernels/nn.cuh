@@ -80,32 +80,82 @@ RL_DEV void softmax_cols(const typename T::S* __restrict__ x, typename T::S* __r
   }
 }
 
-// rmsNorm over rows of length d: y = w * (x * (1 / sqrt(mean(x^2) + eps))), f32 math.
+// ---------------------------------------------------------------------------------------------
+// The RMSNorm reduction, shared by rmsNorm (below) and the fused kernels of fp8.cuh, whose outputs
+// must equal their composites' (rmsNorm, then elementwise ops, then a quantizer) bit for bit. It
+// is the reduction of a block of B threads per row (B = rowThreads(d) on the host, a power of two
+// in 32..1024), written once so every kernel sums in the same order:
+//   thread t < B:      s_t = fma(x[t], x[t], 0), then s_t = fma(x[t + B], x[t + B], s_t), ...
+//   virtual warp w:    the 32 partials of threads 32w .. 32w + 31, summed by warp_sum
+//   row total:         warp_sum over lanes of (lane < B / 32 ? total of virtual warp lane : 0)
+//   inv = 1 / sqrt(total / d + eps);  y = w * (x * inv)         (each step one f32 rounding)
+// The operations are spelled with the _rn intrinsics so no caller's compilation can contract them
+// differently. Any number of real warps may play the B / 32 virtual warps: the result depends on B
+// only. LOAD is a functor: ld(k) = x[k] of the row as f32 (global or staged memory).
+
+// The total of virtual warp vw (a warp-collective call; every lane gets it).
+template <class LOAD> RL_DEV float rms_vwarp_sum(const LOAD& ld, i64 d, int B, int vw) {
+  float ss = 0.0f;
+  for (i64 k = (i64)vw * 32 + (threadIdx.x & 31); k < d; k += B) {
+    const float v = ld(k);
+    ss = __fmaf_rn(v, v, ss);
+  }
+  return warp_sum(ss);
+}
+
+// The row total from the virtual warps' totals, lane w holding virtual warp w's (lanes >= B / 32
+// are ignored). Warp-collective.
+RL_DEV float rms_total(float lane_total, int B) { return warp_sum((int)(threadIdx.x & 31) < (B >> 5) ? lane_total : 0.0f); }
+
+RL_DEV float rms_inv(float total, i64 d, float eps) { return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(__fdiv_rn(total, (float)d), eps))); }
+RL_DEV float rms_apply(float x, float inv, float w) { return __fmul_rn(w, __fmul_rn(x, inv)); }
+
+// One warp plays all B / 32 virtual warps of a row; every lane gets the row total.
+template <class LOAD> RL_DEV float rms_sum_squares_warp(const LOAD& ld, i64 d, int B) {
+  float mine = 0.0f;
+  for (int vw = 0; vw < (B >> 5); vw++) {
+    const float s = rms_vwarp_sum(ld, d, B, vw);
+    if ((int)(threadIdx.x & 31) == vw) mine = s;
+  }
+  return rms_total(mine, B);
+}
+
+// The whole block on one row (blockDim.x a multiple of 32, at most B): warp w plays virtual warps
+// w, w + nwarps, ...; `sh` is 33 floats of shared memory. Every thread calls it and gets inv.
+template <class LOAD> RL_DEV float rms_block_inv(const LOAD& ld, i64 d, int B, float eps, float* sh) {
+  const int warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  for (int vw = warp; vw < (B >> 5); vw += nwarps) {
+    const float s = rms_vwarp_sum(ld, d, B, vw);
+    if ((threadIdx.x & 31) == 0) sh[vw] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    const float t = rms_total(sh[threadIdx.x], B);
+    if (threadIdx.x == 0) sh[32] = t;
+  }
+  __syncthreads();
+  return rms_inv(sh[32], d, eps);
+}
+
+// Row loaders for the reduction.
+template <class T> struct RowLoad {
+  const typename T::S* p;
+  RL_DEV float operator()(i64 k) const { return T::ld(p[k]); }
+};
+
+// rmsNorm over rows of length d: y = w * (x * (1 / sqrt(mean(x^2) + eps))), f32 math, one block of
+// B = blockDim.x threads per row.
 template <class T, class W>
 RL_DEV void rms_norm_rows(const typename T::S* __restrict__ x, const typename W::S* __restrict__ w, typename T::S* __restrict__ y,
                           i64 rows, i64 d, float eps) {
-  __shared__ float sh[32];
+  __shared__ float sh[33];
   const i64 row = blockIdx.x;
   if (row >= rows) return;
   const typename T::S* xr = x + row * d;
   typename T::S* yr = y + row * d;
-  float ss = 0.0f;
-  for (i64 k = threadIdx.x; k < d; k += blockDim.x) {
-    const float v = T::ld(xr[k]);
-    ss += v * v;
-  }
-  ss = warp_sum(ss);
-  const int warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
-  if ((threadIdx.x & 31) == 0) sh[warp] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float t = (int)threadIdx.x < nwarps ? sh[threadIdx.x] : 0.0f;
-    t = warp_sum(t);
-    if (threadIdx.x == 0) sh[0] = t;
-  }
-  __syncthreads();
-  const float inv = 1.0f / sqrtf(sh[0] / (float)d + eps);
-  for (i64 k = threadIdx.x; k < d; k += blockDim.x) yr[k] = T::st(W::ld(w[k]) * (T::ld(xr[k]) * inv), false);
+  const RowLoad<T> ld = {xr};
+  const float inv = rms_block_inv(ld, d, (int)blockDim.x, eps, sh);
+  for (i64 k = threadIdx.x; k < d; k += blockDim.x) yr[k] = T::st(rms_apply(T::ld(xr[k]), inv, W::ld(w[k])), false);
 }
 
 // Cross-entropy, one block per token: loss = logsumexp(row) - row[target] for counted targets

@@ -5,24 +5,54 @@
  * quantizers exactly: codes and scales), the fused kernels against their composites on 'cuda'
  * (which run the emulated rmsNorm / silu / mul kernels and the emulated quantizer), and error
  * inputs. (The other FP8 ops run composites of core ops, which emulated.test.ts covers; their
- * GEMMs are slow in the model.) The device code itself is checked on the GPU machine
- * (tools/gpu/run.ts, step fp8).
+ * GEMMs are slow in the model.) The fused kernels of the fp8fused module (SwiGLU backward, group
+ * RMSNorm gate with and without quantization; models in test/mock/emu_fp8fused.ts) also run at
+ * shapes that exercise their host planning, against the composite and a float64 formula. The device
+ * code itself is checked on the GPU machine (tools/gpu/run.ts, step fp8).
  */
 import { describe, expect, it } from 'vitest';
 import { buildMockCuda } from './mock/build.js';
 import { installEmulator } from './mock/emulator.js';
+import './mock/emu_fp8fused.js';
 
 const built = await buildMockCuda();
 const skip = 'skip' in built ? built.skip : null;
 if (skip) console.log(`[backend-cuda] emulated fp8 conformance skipped: ${skip}`);
 
-const FP8_KERNELS = ['fp8Quantize', 'fp8QuantTranspose', 'fp8RmsNormQuant', 'fp8SwigluQuant'];
+async function setup() {
+  const core = await import('@ring-linear/core');
+  await import('@ring-linear/backend-cpu');
+  await import('../src/index.js');
+  const fp8 = await import('@ring-linear/fp8');
+  const attention = await import('@ring-linear/attention');
+  const koffi = ((await import('koffi')) as any).default;
+  await core.initBackend('cpu');
+  const b = (await core.initBackend('cuda')) as import('../src/backend.js').CudaBackend;
+  const { launches } = installEmulator(b, koffi);
+  return { core, fp8, attention, b, launches };
+}
+
+/** Deterministic uniform values in [-1, 1) from a seed (mulberry32). */
+function randoms(seed: number, n: number): Float64Array {
+  let a = seed >>> 0;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+const FP8_KERNELS = ['fp8Quantize', 'fp8QuantTranspose', 'fp8RmsNormQuant', 'fp8SwigluQuant', 'fp8SwigluBackwardQuant', 'fp8GroupRmsNormGateQuant'];
 
 describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel model)', () => {
   it('registers CUDA kernels for the quantizers and the fused quantizing ops', async () => {
     const core = await import('@ring-linear/core');
     await import('../src/index.js');
-    for (const op of FP8_KERNELS) expect(core.getKernel(op, 'cuda'), op).toBeDefined();
+    for (const op of [...FP8_KERNELS, 'groupRmsNormGate']) expect(core.getKernel(op, 'cuda'), op).toBeDefined();
   });
 
   // v2 (the default) through the whole record set; v1 (RING_LINEAR_CUDA_FP8_KERNELS=v1, kept as
@@ -66,6 +96,12 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
         }
       }
       if (version === 'v2') {
+        for (const fmt of ['e4m3', 'e5m2']) {
+          for (const dt of ['f32', 'bf16']) {
+            expect(ran).toContain(`fp8_swiglu_bwd_${dt}_${dt}_${fmt}`);
+            expect(ran).toContain(`fp8_group_gate_${dt}_${dt}_f32_${fmt}`);
+          }
+        }
         expect(ran).toContain('fp8_amax_f32');
         expect(ran).toContain('fp8_rmsnorm_bf16_f32_e4m3_v2');
         expect(ran).toContain('fp8_rmsnorm_f32_f32_e5m2_v2');
@@ -75,4 +111,72 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
       }
     }, 600_000);
   }
+
+  it('passes the groupRmsNormGate OpInfo records against the CPU (kernel vs composite included)', async () => {
+    const { launches } = await setup();
+    const { attentionOpInfos } = await import('@ring-linear/attention/opinfo');
+    const { runConformance } = await import('@ring-linear/conformance');
+    const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
+    const r = await runConformance({ backend: 'cuda', reference: 'cpu', opInfos: attentionOpInfos, ops: ['groupRmsNormGate'], seed, grad: false, tfjs: false, log: null, maxMessages: 3 });
+    const bad = r.cases.filter((c) => c.status === 'failed' || c.status === 'unexpected-pass');
+    if (bad.length) console.log(r.summary);
+    console.log(`[backend-cuda] emulated groupRmsNormGate conformance: ${r.counts.passed} passed, ${r.counts.failed} failed, seed ${seed}`);
+    expect(bad.map((c) => `${c.id}: ${c.messages[0]}`)).toEqual([]);
+    expect(r.counts.passed).toBeGreaterThan(0);
+    for (const dt of ['f32', 'bf16', 'f16']) expect([...launches.keys()]).toContain(`group_rms_norm_gate_${dt}_${dt}`);
+  }, 600_000);
+
+  // Shapes past the records: many groups (several batches of the kernel's group table), few large
+  // groups (virtual warps spread over warps), groups not a multiple of 8 channels, rows not a
+  // multiple of 8 and too long to stage, several 128-row bands, and a half of gateUp that is not a
+  // multiple of 128 (or of 8).
+  it('fused kernels at planning shapes: byte-equal to their composites; groupRmsNormGate against float64', async () => {
+    const { core, fp8, attention, launches } = await setup();
+    const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
+    console.log(`[backend-cuda] fp8 fused planning shapes, seed ${seed}`);
+    type T = import('@ring-linear/core').Tensor;
+    const bytes = async (ts: T[]) => Promise.all(ts.map((t) => t.bytes()));
+    const same = async (name: string, op: string, run: () => T[]) => {
+      const fused = await bytes(run());
+      const comp = await core.withKernelsDisabled([op], () => bytes(run()));
+      expect(comp.length).toBe(fused.length);
+      fused.forEach((b, i) => expect(Buffer.from(b).equals(Buffer.from(comp[i]!)), `${name}: output ${i}`).toBe(true));
+    };
+    const gateCases: [number, number, number, 'f32' | 'bf16'][] = [[2, 600, 300, 'bf16'], [3, 1040, 2, 'f32'], [2, 36, 4, 'bf16'], [1, 8202, 1, 'bf16']];
+    for (const [R, C, groups, dt] of gateCases) {
+      const o = core.tensor(Float32Array.from(randoms(seed + R * C, R * C), (v) => 3 * v), [R, C], dt);
+      const g = core.tensor(Float32Array.from(randoms(seed + 7, R * C), (v) => 2 * v), [R, C], dt);
+      const w = core.tensor(Float32Array.from(randoms(seed + 9, C), (v) => 0.5 + Math.abs(v)), [C], 'f32');
+      await same(`fp8GroupRmsNormGateQuant [${R}, ${C}] / ${groups} ${dt}`, 'fp8GroupRmsNormGateQuant', () => fp8.groupRmsNormGateQuant(o, g, w, { groups, eps: 1e-5 }));
+      // groupRmsNormGate against a float64 formula (MODEL_SPEC §2.5), weight in o's dtype.
+      const wd = core.cast(w, dt);
+      const [ov, gv, wv] = (await Promise.all([o.data(), g.data(), wd.data()])) as Float32Array[];
+      const S = C / groups;
+      const want = new Float64Array(R * C);
+      for (let r = 0; r < R; r++) {
+        for (let g0 = 0; g0 < C; g0 += S) {
+          let ss = 0;
+          for (let j = 0; j < S; j++) ss += ov![r * C + g0 + j]! ** 2;
+          const inv = 1 / Math.sqrt(ss / S + Math.fround(1e-5));
+          for (let j = 0; j < S; j++) want[r * C + g0 + j] = (ov![r * C + g0 + j]! * inv * wv![g0 + j]!) / (1 + Math.exp(-gv![r * C + g0 + j]!));
+        }
+      }
+      const y = attention.groupRmsNormGate(o, g, wd, { groups, eps: 1e-5 });
+      expect(y.dtype).toBe(dt);
+      const got = (await y.data()) as Float32Array;
+      let err = 0;
+      for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i]! - want[i]!) / (1e-3 + Math.abs(want[i]!)));
+      expect(err, `groupRmsNormGate [${R}, ${C}] / ${groups} ${dt}`).toBeLessThan(dt === 'f32' ? 1e-5 : 8e-3);
+    }
+    for (const [M, I, dt] of [[130, 200, 'bf16'], [5, 12, 'f32'], [3, 131, 'bf16']] as const) {
+      const gu = core.tensor(Float32Array.from(randoms(seed + M * I, M * 2 * I), (v) => 3 * v), [M, 2 * I], dt);
+      const dh = core.tensor(Float32Array.from(randoms(seed + 3, M * I), (v) => 0.2 * v), [M, I], dt === 'f32' ? 'bf16' : 'f32');
+      for (const [dtype, pow2Scale] of [['f8e4m3', false], ['f8e5m2', true]] as const) {
+        await same(`fp8SwigluBackwardQuant [${M}, 2x${I}] ${dt} ${dtype}`, 'fp8SwigluBackwardQuant', () => fp8.swigluBackwardQuant(gu, dh, { dtype, pow2Scale }));
+      }
+    }
+    const ran = [...launches.keys()];
+    for (const k of ['fp8_group_gate_bf16_bf16_f32_e4m3', 'fp8_group_gate_f32_f32_f32_e4m3', 'group_rms_norm_gate_bf16_bf16', 'group_rms_norm_gate_f32_f32',
+      'fp8_swiglu_bwd_bf16_f32_e4m3', 'fp8_swiglu_bwd_f32_bf16_e5m2']) expect(ran).toContain(k);
+  }, 600_000);
 });

@@ -1,9 +1,11 @@
 /**
  * CUDA kernels of @ring-linear/fp8's quantizer ops (kernels/fp8.cuh), registered by op name (this
  * package does not import the fp8 package): fp8Quantize (every layout), fp8QuantTranspose,
- * fp8RmsNormQuant, fp8SwigluQuant. Each produces the CPU kernel's codes and scales byte for byte;
- * the fused ones equal their composites on this backend (same f32 steps as the rmsNorm, silu and
- * mul kernels). The other FP8 ops run their composites here.
+ * fp8RmsNormQuant, fp8SwigluQuant, fp8SwigluBackwardQuant, fp8GroupRmsNormGateQuant. Each
+ * quantizer produces the CPU kernel's codes and scales byte for byte; the fused ones equal their
+ * composites on this backend (same f32 steps as the rmsNorm, sigmoid, silu, add, sub and mul
+ * kernels; the RMSNorm reduction is nn.cuh's, shared with the rmsNorm kernel). The other FP8 ops
+ * run their composites here.
  *
  * Kernel versions: v2 (default) and v1, the first kernels, selected per launch with
  * RING_LINEAR_CUDA_FP8_KERNELS=v1 (same arguments and geometry; both byte-equal to the CPU):
@@ -96,4 +98,29 @@ register('fp8SwigluQuant', ({ backend: b, inputs: [gu], outputs: [q, s], attrs }
   if (rows === 0) return;
   b.kernel(moduleSpec('fp8', gu!.dtype), name('swiglu', gu!.dtype, attrs.dtype)).launch([tileBlocks(rows * cdiv(I, TILE)), 1, 1], [256, 1, 1],
     [ptr(gu!), ptr(q!), ptr(s!), rows, I, attrs.pow2Scale ? 1 : 0]);
+});
+
+register('fp8SwigluBackwardQuant', ({ backend: b, inputs: [gu, dh], outputs: [q, s, qT, sT], attrs }: Ctx<{ dtype: Fp8; pow2Scale: boolean }>) => {
+  // gateUp [M, 2I], dh [M, I] (M >= 1, I >= 1: the op's infer): one block per 128x128 block of
+  // dy = d[g | u] [M, 2I], as fp8QuantTranspose runs on dy.
+  const [M, C] = [gu!.shape[0]!, gu!.shape[1]!];
+  b.kernel(moduleSpec('fp8fused', gu!.dtype), `fp8_swiglu_bwd_${DTYPE_SUFFIX[gu!.dtype]}_${DTYPE_SUFFIX[dh!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}`).launch(
+    [cdiv(M, TILE) * cdiv(C, TILE), 1, 1], [256, 1, 1],
+    [ptr(gu!), ptr(dh!), ptr(q!), ptr(s!), ptr(qT!), ptr(sT!), M, C / 2, attrs.pow2Scale ? 1 : 0],
+  );
+});
+
+/** Threads a block of the group RMSNorm gate kernels (kernels/fp8.cuh GRG_THREADS). */
+export const GROUP_GATE_THREADS = 256;
+
+register('fp8GroupRmsNormGateQuant', ({ backend: b, inputs: [o, gate, w], outputs: [q, s], attrs }: Ctx<{ groups: number; eps: number; dtype: Fp8; pow2Scale: boolean }>) => {
+  const C = o!.shape[o!.shape.length - 1]!;
+  const rows = o!.size / C;
+  if (rows === 0) return;
+  const S = C / attrs.groups;
+  // rowThreads(S): the block size the composite's rmsNorm runs on each group, i.e. its summation
+  // order, which the kernel reproduces with its own 256 threads.
+  const name = `fp8_group_gate_${DTYPE_SUFFIX[o!.dtype]}_${DTYPE_SUFFIX[gate!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}`;
+  b.kernel(moduleSpec('fp8fused', o!.dtype), name).launch([rows, 1, 1], [GROUP_GATE_THREADS, 1, 1],
+    [ptr(o!), ptr(gate!), ptr(w!), ptr(q!), ptr(s!), rows, C, S, rowThreads(S), Math.fround(attrs.eps), attrs.pow2Scale ? 1 : 0]);
 });

@@ -7,6 +7,7 @@ import './indexing.js';
 import './nn.js';
 import './creation.js';
 import './fp8.js';
+import './gate.js';
 import './attention.js';
 import './lightning.js';
 import './moe.js';
