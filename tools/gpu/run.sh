@@ -21,7 +21,7 @@
 #               (its table, printed in the summary) and <step>.json
 # Results: $OUT (the device tool's output folder; default .carry/gpu/out).
 # Limits per step: info 60 s, precompile 150, conformance CONFORMANCE_LIMIT (300) + 30, torch 120,
-# bench 150, fp8 45 (torch) + 60, attn 60 (torch) + 60. Node is unpacked to /tmp and cubins cached in /tmp, so a second command on the same
+# bench 150, fp8 60 (torch, TORCH_LIMIT_fp8) + 120 (LIMIT_fp8), attn 60 (torch) + 60. Node is unpacked to /tmp and cubins cached in /tmp, so a second command on the same
 # (warm) machine skips both: e.g. STEPS="info precompile conformance", then STEPS="torch bench".
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -62,8 +62,8 @@ for s in $STEPS; do
     torch) step torch 120 sh -c "python3 '$HERE/torch_bench.py' > '$OUT/torch.json'" ;;
     bench) step bench 150 "$NODE" "$HERE/run.mjs" bench --out "$OUT" --torch "$OUT/torch.json" ;;
     fp8)
-      step torch_fp8 45 sh -c "python3 '$HERE/torch_bench.py' --fp8 > '$OUT/torch_fp8.json'"
-      step fp8 60 "$NODE" "$HERE/run.mjs" fp8 --out "$OUT" --seed "$SEED" --torch "$OUT/torch_fp8.json" ;;
+      step torch_fp8 "${TORCH_LIMIT_fp8:-60}" sh -c "python3 '$HERE/torch_bench.py' --fp8 > '$OUT/torch_fp8.json'"
+      step fp8 "${LIMIT_fp8:-120}" "$NODE" "$HERE/run.mjs" fp8 --out "$OUT" --seed "$SEED" --torch "$OUT/torch_fp8.json" ;;
     attn)
       step torch_attn 60 sh -c "python3 '$HERE/torch_bench.py' --attn > '$OUT/torch_attn.json'"
       step attn 60 "$NODE" "$HERE/run.mjs" attn --out "$OUT" --seed "$SEED" --torch "$OUT/torch_attn.json" ;;

@@ -37,9 +37,9 @@ import { allModuleSpecs, captureGraph, cudaAvailability, devicePointer, type Cud
 import { parseArgs, log, outDir, cudaBackend, withTorchTimes, timeGpu, values, relErr, formatBench, outBytes, firstDiff, relMaxErr, type Args, type BenchRow } from './common.js';
 import { STEPS } from './steps/index.js';
 import { ALL_OP_INFOS, formatSummary, runConformance, type CaseResult, type ConformanceResult } from '@ring-linear/conformance';
-import { quantTransposeRaw, quantizeRaw, rmsNormQuant, swigluQuant } from '@ring-linear/fp8';
+import { groupRmsNormGateQuant, quantTransposeRaw, quantizeRaw, rmsNormQuant, swigluBackwardQuant, swigluQuant } from '@ring-linear/fp8';
 import { fp8OpInfos } from '@ring-linear/fp8/opinfo';
-import { lightningAttentionStep, softmaxAttentionWithLse } from '@ring-linear/attention';
+import { groupRmsNormGate, lightningAttentionStep, softmaxAttentionWithLse } from '@ring-linear/attention';
 import { attentionOpInfos } from '@ring-linear/attention/opinfo';
 
 async function info(): Promise<CudaAvailability> {
@@ -346,6 +346,10 @@ async function bench(a: Args): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // fp8
 
+type Fp8KernelVersion = 'v1' | 'v2';
+/** The FP8 kernel versions checked and timed (backend-cuda RING_LINEAR_CUDA_FP8_KERNELS), the default first. */
+const VERSIONS: readonly Fp8KernelVersion[] = ['v2', 'v1'];
+
 async function fp8(a: Args): Promise<number> {
   const out = outDir(a);
   const b = await cudaBackend();
@@ -360,10 +364,15 @@ async function fp8(a: Args): Promise<number> {
   //    composite the quantizers have no gradient (docs/fp8.md).
   const ops = typeof a.ops === 'string' ? a.ops.split(',') : undefined;
   const conf = await runConformance({ backend: 'cuda', reference: 'cpu', opInfos: fp8OpInfos, ...(ops ? { ops } : {}), seed, tfjs: false, grad: false, log: null, maxMessages: 4 });
-  const confText = formatSummary(conf);
+  // groupRmsNormGate (@ring-linear/attention) shares its kernel with fp8GroupRmsNormGateQuant.
+  const gateOps = ops ? ops.filter((o) => o === 'groupRmsNormGate') : ['groupRmsNormGate'];
+  const gateConf = gateOps.length
+    ? await runConformance({ backend: 'cuda', reference: 'cpu', opInfos: attentionOpInfos, ops: gateOps, seed, tfjs: false, grad: false, log: null, maxMessages: 4 })
+    : null;
+  const confText = formatSummary(conf) + (gateConf ? `\n${formatSummary(gateConf)}` : '');
   writeFileSync(join(out, 'fp8-conformance.txt'), confText + '\n');
   log(confText);
-  if (!conf.ok) failed++;
+  if (!conf.ok || (gateConf && !gateConf.ok)) failed++;
 
   // 2. Byte checks at sizes that take the kernels' vector paths (rows a multiple of 8 long),
   //    with a partial tile, and rows as long as the timed ones (8192: RMSNorm with 1024 threads):
@@ -389,11 +398,10 @@ async function fp8(a: Args): Promise<number> {
   // Both kernel versions (backend-cuda src/ops/fp8.ts reads RING_LINEAR_CUDA_FP8_KERNELS at every
   // launch): v2, the default, and v1, the fallback; the composites' kernels are the same for both.
   const envBefore = process.env.RING_LINEAR_CUDA_FP8_KERNELS;
-  const setVersion = (v: 'v1' | 'v2') => {
-    if (v === 'v1') process.env.RING_LINEAR_CUDA_FP8_KERNELS = 'v1';
-    else delete process.env.RING_LINEAR_CUDA_FP8_KERNELS;
+  const setVersion = (v: Fp8KernelVersion) => {
+    process.env.RING_LINEAR_CUDA_FP8_KERNELS = v;
   };
-  for (const version of ['v2', 'v1'] as const)
+  for (const version of VERSIONS)
   for (const [M, K] of small ? ([[32, 256], [9, 136]] as const) : ([[256, 1024], [136, 1000], [64, 8192]] as const)) {
     setVersion(version);
     const check = (name: string, diffs: (string | null)[]) => checkOne(`[${version}] ${name}`, diffs);
@@ -418,6 +426,63 @@ async function fp8(a: Args): Promise<number> {
         core.dispose([w, gu]);
       }
       core.dispose(xs);
+    }
+  }
+  // The fused kernels of the fp8fused module (one version): fused == composite on CUDA, at shapes of
+  // the model (groups of 512 channels), group batches (groups of 1 channel), groups spread over
+  // warps (one group of 8192), rows too long to stage (12000) and not a multiple of 8 (1000), and
+  // gateUp halves that are not multiples of 128 (1000) or 8 (131). groupRmsNormGate is not
+  // quantized and its composite reduces differently (mean of squares): max error against the
+  // composite and the CPU, relative to the largest |y|.
+  setVersion(VERSIONS[0]!);
+  const guarded = async (name: string, fn: () => Promise<(string | null)[]>) => {
+    try {
+      checkOne(name, await fn());
+    } catch (err) {
+      checkOne(name, [`threw ${(err as Error).message.split('\n')[0]}`]);
+    }
+  };
+  const gateShapes: [number, number, number][] = small ? [[9, 640, 4], [3, 640, 640]] : [[64, 2048, 4], [33, 2048, 16], [17, 1000, 8], [5, 8192, 1], [4, 640, 640], [3, 12000, 3]];
+  for (const dt of ['f32', 'bf16'] as const) {
+    for (const [R, C, groups] of gateShapes) {
+      const [ov, gv, wv] = [host([R, C], 2), host([R, C], 2), host([C]).map((e) => 0.5 + Math.abs(e))];
+      const o = on(ov, [R, C], dt, b);
+      const g = on(gv, [R, C], dt, b);
+      const w = on(wv, [C], 'f32', b);
+      for (const [q, pow2] of [['f8e4m3', false], ['f8e5m2', true]] as const) {
+        const run = () => groupRmsNormGateQuant(o, g, w, { groups, eps: 1e-6, dtype: q, pow2Scale: pow2 });
+        await guarded(`groupRmsNormGateQuant ${dt} [${R}, ${C}] / ${groups} ${q}: fused == composite on cuda`, async () => {
+          const [f, c] = [await outBytes(run), await core.withKernelsDisabled(['fp8GroupRmsNormGateQuant'], () => outBytes(run))];
+          return f.map((fb, i) => firstDiff(fb, c[i]!));
+        });
+      }
+      await guarded(`groupRmsNormGate ${dt} [${R}, ${C}] / ${groups}: kernel vs composite and cpu`, async () => {
+        // (the weight in o's dtype, as the model keeps it)
+        const wd = on(wv, [C], dt, b);
+        const ys = [groupRmsNormGate(o, g, wd, { groups }), core.withKernelsDisabled(['groupRmsNormGate'], () => groupRmsNormGate(o, g, wd, { groups }))];
+        const [oc, gc, wc] = [on(ov, [R, C], dt, cpu), on(gv, [R, C], dt, cpu), on(wv, [C], dt, cpu)];
+        const yc = groupRmsNormGate(oc, gc, wc, { groups });
+        const [yk, yComp, yCpu] = [await values(ys[0]!), await values(ys[1]!), await values(yc)];
+        const [eComp, eCpu] = [relMaxErr(yk, yComp), relMaxErr(yk, yCpu)];
+        core.dispose([wd, ...ys, oc, gc, wc, yc]);
+        const tol = dt === 'f32' ? 2e-6 : 8e-3;
+        return [eComp <= tol && eCpu <= tol ? null : `max error ${eComp.toExponential(2)} vs composite, ${eCpu.toExponential(2)} vs cpu (tolerance ${tol})`];
+      });
+      core.dispose([o, g, w]);
+    }
+  }
+  for (const [M, I] of small ? ([[9, 68]] as const) : ([[256, 1024], [136, 1000], [130, 131], [64, 4096]] as const)) {
+    for (const dt of ['f32', 'bf16'] as const) {
+      const gu = on(host([M, 2 * I], 3), [M, 2 * I], dt, b);
+      const dh = on(host([M, I], 0.3), [M, I], dt, b);
+      for (const [q, pow2] of [['f8e4m3', false], ['f8e5m2', true]] as const) {
+        const run = () => swigluBackwardQuant(gu, dh, { dtype: q, pow2Scale: pow2 });
+        await guarded(`swigluBackwardQuant ${dt} [${M}, 2x${I}] ${q}: fused == composite on cuda`, async () => {
+          const [f, c] = [await outBytes(run), await core.withKernelsDisabled(['fp8SwigluBackwardQuant'], () => outBytes(run))];
+          return f.map((fb, i) => firstDiff(fb, c[i]!));
+        });
+      }
+      core.dispose([gu, dh]);
     }
   }
   for (const c of checks) log(`${c.ok ? 'ok  ' : 'BAD '} ${c.name}${c.ok ? '' : `: ${c.detail}`}`);
@@ -455,28 +520,61 @@ async function fp8(a: Args): Promise<number> {
     [`fp8_rmsq_bf16_${sq}`, 'RMSNorm (f32 weight) + 1x128 quant, bf16', 2 * n + 4 * S + n + 4 * T, () => rmsNormQuant(x, w)],
     [`fp8_swigluq_bf16_${sq}`, `SwiGLU of [${S}, ${2 * S}] + 1x128 quant, bf16`, 4 * n + n + 4 * T, () => swigluQuant(gu)],
   ];
-  // v2 rows under the names torch_bench.py uses; v1 rows (the first kernels) with a `_v1` suffix.
-  for (const version of ['v2', 'v1'] as const) {
+  // Rows of the default version under the names torch_bench.py uses; the others with a `_v1` /
+  // `_v2` suffix.
+  for (const version of VERSIONS) {
     setVersion(version);
     for (const [name, what, bytes, fn] of cases) {
       const tm = timeGpu(b, () => void fn(), 20);
       const gbps = bytes / (tm.ms * 1e-3) / 1e9;
-      rows.push({ name: version === 'v1' ? `${name}_v1` : name, what: `${what} (${version} kernels)`, ...tm, bytes, gbps, ofCopy: gbps / copyGbps, check: 'bytes checked above' });
+      rows.push({ name: version === VERSIONS[0] ? name : `${name}_${version}`, what: `${what} (${version} kernels)`, ...tm, bytes, gbps, ofCopy: gbps / copyGbps, check: 'bytes checked above' });
     }
+  }
+  // The fused kernels of the fp8fused module (one version), at the model's shapes: the SwiGLU
+  // backward of an [S, 2S] gate_up projection; the attention output gate of T = 4S tokens x 2048
+  // channels (16 heads x 128) in 4 groups, quantized and not.
+  setVersion(VERSIONS[0]!);
+  core.dispose([x, xf, w, gu]);
+  {
+    const gub = rnd([S, 2 * S], 'bf16');
+    const dh = rnd([S, S], 'bf16');
+    const Tt = small ? 256 : 4 * S, Cc = 2048;
+    const o = rnd([Tt, Cc], 'bf16');
+    const g = rnd([Tt, Cc], 'bf16');
+    const wg = core.keep(core.add(core.abs(rnd([Cc], 'f32')), 0.5));
+    const wgb = core.keep(core.cast(wg, 'bf16'));
+    const ng = Tt * Cc;
+    const fused: [string, string, number, () => unknown][] = [
+      [`fp8_swiglubwdq_bf16_${S}x${2 * S}`, `SwiGLU backward of [${S}, ${2 * S}] + dh [${S}, ${S}] -> quant+transpose of d[g|u], bf16 -> E4M3`, 6 * n + 4 * n + 16 * T,
+        () => swigluBackwardQuant(gub, dh)],
+      [`fp8_groupgateq_bf16_${Tt}x${Cc}_g4`, `group RMSNorm (4 groups) * w * sigmoid(gate) + 1x128 quant, bf16 -> E4M3`, 2 * ng + 2 * ng + ng + (4 * ng) / 128 + 4 * Cc,
+        () => groupRmsNormGateQuant(o, g, wg, { groups: 4 })],
+      [`gate_bf16_${Tt}x${Cc}_g4`, 'groupRmsNormGate (4 groups), bf16 in and out', 6 * ng + 2 * Cc, () => groupRmsNormGate(o, g, wgb, { groups: 4 })],
+    ];
+    for (const [name, what, bytes, fn] of fused) {
+      try {
+        const tm = timeGpu(b, () => void fn(), 20);
+        const gbps = bytes / (tm.ms * 1e-3) / 1e9;
+        rows.push({ name, what, ...tm, bytes, gbps, ofCopy: gbps / copyGbps, check: 'checked above' });
+      } catch (err) {
+        log(`timing ${name} failed: ${(err as Error).message}`);
+        failed++;
+      }
+    }
+    core.dispose([gub, dh, o, g, wg, wgb]);
   }
   if (envBefore === undefined) delete process.env.RING_LINEAR_CUDA_FP8_KERNELS;
   else process.env.RING_LINEAR_CUDA_FP8_KERNELS = envBefore;
-  core.dispose([x, xf, w, gu]);
 
-  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_fp8.json'), log, (name) => name.replace(/_v1$/, ''));
+  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_fp8.json'), log, (name) => name.replace(/_v[0-9]$/, ''));
   const result = {
     device: b.capabilities.device, seed, torchDevice: torch.device, torchVersion: torch.torch, secs: (performance.now() - t0) / 1000,
-    conformance: { counts: conf.counts, ok: conf.ok }, checks, rows,
+    conformance: { counts: conf.counts, ok: conf.ok }, gateConformance: gateConf ? { counts: gateConf.counts, ok: gateConf.ok } : null, checks, rows,
   };
   writeFileSync(join(out, 'fp8.json'), JSON.stringify(result, null, 1));
   const table = formatBench(result.device, rows);
   writeFileSync(join(out, 'fp8.txt'), table + '\n');
-  log(`fp8: conformance ${conf.counts.passed} passed, ${conf.counts.failed} failed; byte checks ${checks.length - badChecks}/${checks.length} ok (seed ${seed})`);
+  log(`fp8: conformance ${conf.counts.passed + (gateConf?.counts.passed ?? 0)} passed, ${conf.counts.failed + (gateConf?.counts.failed ?? 0)} failed; byte checks ${checks.length - badChecks}/${checks.length} ok (seed ${seed})`);
   log(table);
   return failed ? 1 : 0;
 }

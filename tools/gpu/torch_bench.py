@@ -4,7 +4,8 @@ same run. Same names, shapes and dtypes as the Node side; CUDA-event timing per 
 median of many runs, random (never all-zero) inputs. Prints JSON:
     {"device": ..., "torch": ..., "benchmarks": {name: {"ms": median, "ms_min": ...}}}
 With --fp8: only the FP8 quantizer baselines of `run.mjs fp8` (eager PyTorch: amax per block,
-scale = max(amax / 448, 2^-126), x / scale cast to torch.float8_e4m3fn), plus the copy.
+scale = max(amax / 448, 2^-126), x / scale cast to torch.float8_e4m3fn), the fused ops as eager
+chains (RMSNorm, SwiGLU and its backward, the group RMSNorm gate, then the quantizer), plus the copy.
 With --attn: only the decode attention baselines of `run.mjs attn`: the lightning step in torch ops
 (S.mul_(lambda).add_(k^T v); o = s q S) and softmax decode through
 torch.nn.functional.scaled_dot_product_attention, plus the copy.
@@ -96,6 +97,40 @@ def fp8_main():
 
     b[f"fp8_rmsq_bf16_{sq}"] = time_gpu(rmsq, 20)
     b[f"fp8_swigluq_bf16_{sq}"] = time_gpu(swigluq, 20)
+    del x, xf, gu
+    torch.cuda.empty_cache()
+
+    # SwiGLU backward + quant+transpose of d[g | u] (the eager chain the fused kernel replaces).
+    gu = torch.randn(s, 2 * s, device=dev, dtype=torch.bfloat16)
+    dh = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+
+    def swiglubwdq():
+        g, u = gu.float().chunk(2, dim=-1)
+        d = dh.float()
+        sg = torch.sigmoid(g)
+        dg = d * u * (sg + g * sg * (1 - sg))
+        du = d * (g * sg)
+        dy = torch.cat([dg, du], dim=-1)
+        return q_tiles(dy), q_tiles(dy.t().contiguous())
+
+    b[f"fp8_swiglubwdq_bf16_{s}x{2 * s}"] = time_gpu(swiglubwdq, 20)
+    del gu, dh
+    torch.cuda.empty_cache()
+
+    # Attention output gate: T = 4s tokens x 2048 channels in 4 groups (MODEL_SPEC 2.5).
+    t_, c_, groups = 4 * s, 2048, 4
+    o = torch.randn(t_, c_, device=dev, dtype=torch.bfloat16)
+    gate = torch.randn(t_, c_, device=dev, dtype=torch.bfloat16)
+    wg = torch.randn(c_, device=dev).abs() + 0.5
+    wgb = wg.to(torch.bfloat16)
+
+    def gate_f32(weight):
+        xg = o.float().view(t_, groups, c_ // groups)
+        n = (xg * torch.rsqrt(xg.pow(2).mean(-1, keepdim=True) + 1e-6)).view(t_, c_)
+        return n * weight.float() * torch.sigmoid(gate.float())
+
+    b[f"fp8_groupgateq_bf16_{t_}x{c_}_g4"] = time_gpu(lambda: q_tiles(gate_f32(wg)), 20)
+    b[f"gate_bf16_{t_}x{c_}_g4"] = time_gpu(lambda: gate_f32(wgb).to(torch.bfloat16), 20)
     json.dump(out, sys.stdout, indent=1)
     print()
 
