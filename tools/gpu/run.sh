@@ -65,8 +65,8 @@ for s in $STEPS; do
       step torch_fp8 "${TORCH_LIMIT_fp8:-60}" sh -c "python3 '$HERE/torch_bench.py' --fp8 > '$OUT/torch_fp8.json'"
       step fp8 "${LIMIT_fp8:-120}" "$NODE" "$HERE/run.mjs" fp8 --out "$OUT" --seed "$SEED" --torch "$OUT/torch_fp8.json" ;;
     attn)
-      step torch_attn 60 sh -c "python3 '$HERE/torch_bench.py' --attn > '$OUT/torch_attn.json'"
-      step attn 60 "$NODE" "$HERE/run.mjs" attn --out "$OUT" --seed "$SEED" --torch "$OUT/torch_attn.json" ;;
+      step torch_attn "${TORCH_LIMIT_attn:-60}" sh -c "python3 '$HERE/torch_bench.py' --attn > '$OUT/torch_attn.json'"
+      step attn "${LIMIT_attn:-60}" "$NODE" "$HERE/run.mjs" attn --out "$OUT" --seed "$SEED" --torch "$OUT/torch_attn.json" ;;
     flash|lightning|fp8gemm|moe|model)
       # Steps of tools/gpu/steps/*.ts: the PyTorch baseline first (torch_<step>.py), then ours.
       # Limits: LIMIT_<step> for ours (default 120 s; model 420), TORCH_LIMIT_<step> (default 90; model 300).
