@@ -53,7 +53,7 @@ function cublasLtTakes(b: CudaBackend, p: Fp8GemmProblem, pointers: number[]): b
   if (fp8GemmPath() === 'own') return false;
   if (p.aType === 'f8e5m2' && p.bType === 'f8e5m2') return false;
   if (p.k % 16 !== 0 || p.n % 16 !== 0 || !aligned16(...pointers)) return false;
-  return b.rt.cublasLt.supportsFp8(p, b.workspaceBytes);
+  return b.rt.cublasLt.supportsFp8(p, b.workspaceBytes, b.gemmWorkspace());
 }
 
 register('fp8Gemm', ({ backend: b, inputs: [a, sa, w, sw], outputs: [y], attrs }: Ctx<{ bLayout: 'block128x128' | 'tile1x128'; outDtype: DType }>) => {

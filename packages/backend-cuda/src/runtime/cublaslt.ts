@@ -186,8 +186,8 @@ export class CublasLt {
   readonly handle: bigint;
   readonly version: number;
   private readonly cache = new Map<string, CachedGemm>();
-  /** FP8 problems the heuristic turned down. */
-  private readonly unsupported = new Set<string>();
+  /** FP8 problems cuBLASLt turned down (fp8GemmKey -> why). */
+  readonly fp8Rejections = new Map<string, string>();
   private readonly alpha = new Float32Array([1]);
   private readonly beta = new Float32Array([0]);
   /** Bound on cached problems; the least recently used one is destroyed past it. */
@@ -288,7 +288,12 @@ export class CublasLt {
     return entry;
   }
 
-  private prepareFp8(p: Fp8GemmProblem, workspaceBytes: number): CachedGemm {
+  /**
+   * Descriptor, layouts and algorithm of an FP8 problem. cuBLASLt checks the scale pointers of the
+   * block-scale modes when it picks the algorithm (INVALID_VALUE when null), so `scalePlaceholder`
+   * (any device pointer) stands in for them there; fp8Matmul sets the real ones per call.
+   */
+  private prepareFp8(p: Fp8GemmProblem, workspaceBytes: number, scalePlaceholder: number): CachedGemm {
     const key = fp8GemmKey(p);
     const hit = this.cache.get(key);
     if (hit) {
@@ -305,6 +310,8 @@ export class CublasLt {
       this.setAttr('cublasLtMatmulDescSetAttribute', desc, CUBLASLT_MATMUL_DESC_TRANSB, new Int32Array([plan.transb]));
       this.setAttr('cublasLtMatmulDescSetAttribute', desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, new Int32Array([plan.aScaleMode]));
       this.setAttr('cublasLtMatmulDescSetAttribute', desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, new Int32Array([plan.bScaleMode]));
+      this.setAttr('cublasLtMatmulDescSetAttribute', desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, new BigUint64Array([BigInt(scalePlaceholder)]));
+      this.setAttr('cublasLtMatmulDescSetAttribute', desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, new BigUint64Array([BigInt(scalePlaceholder)]));
       layouts = [
         this.layout(CUDA_TYPE[p.bType]!, { ...plan.first, stride: 0 }, 1),
         this.layout(CUDA_TYPE[p.aType]!, { ...plan.second, stride: 0 }, 1),
@@ -319,17 +326,20 @@ export class CublasLt {
 
   /**
    * Whether cuBLASLt offers an algorithm for this FP8 problem (false: the caller takes another
-   * path); the answer is cached either way.
+   * path; the reason is kept in `fp8Rejections`); the answer is cached either way.
+   * `scalePlaceholder`: see prepareFp8.
    */
-  supportsFp8(p: Fp8GemmProblem, workspaceBytes: number): boolean {
+  supportsFp8(p: Fp8GemmProblem, workspaceBytes: number, scalePlaceholder: number): boolean {
     const key = fp8GemmKey(p);
-    if (this.unsupported.has(key)) return false;
+    if (this.fp8Rejections.has(key)) return false;
     try {
-      this.prepareFp8(p, workspaceBytes);
+      this.prepareFp8(p, workspaceBytes, scalePlaceholder);
       return true;
     } catch (err) {
-      if (!(err instanceof BackendError) || !/no algorithm/.test(err.message)) throw err;
-      this.unsupported.add(key);
+      // Any refusal of the descriptor or the heuristic (NOT_SUPPORTED, INVALID_VALUE for a
+      // combination this version does not take) sends the problem elsewhere.
+      if (!(err instanceof BackendError)) throw err;
+      this.fp8Rejections.set(key, err.message);
       return false;
     }
   }
@@ -340,7 +350,7 @@ export class CublasLt {
    * [KT][N]) are device pointers.
    */
   fp8Matmul(p: Fp8GemmProblem, a: number, aScalesKM: number, b: number, bScales: number, y: number, workspace: number, workspaceBytes: number, stream: bigint): void {
-    const e = this.prepareFp8(p, workspaceBytes);
+    const e = this.prepareFp8(p, workspaceBytes, workspace);
     // The scale pointers are descriptor attributes: set per call (the cached descriptor is reused).
     this.setAttr('cublasLtMatmulDescSetAttribute', e.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, new BigUint64Array([BigInt(bScales)]));
     this.setAttr('cublasLtMatmulDescSetAttribute', e.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, new BigUint64Array([BigInt(aScalesKM)]));

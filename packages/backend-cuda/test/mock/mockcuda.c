@@ -220,7 +220,10 @@ int cublasLtMatmulAlgoGetHeuristic(void *h, void *d, void *a, void *b, void *c, 
   (void)h; (void)c; (void)pref;
   if (req < 1) return 7;
   const Layout *la = (const Layout *)a, *lb = (const Layout *)b;
-  if ((is_fp8(la->type) || is_fp8(lb->type)) && !fp8_supported((const Desc *)d, la, lb, (const Layout *)dd)) {
+  const Desc *x = (const Desc *)d;
+  /* As cuBLASLt 13: block-scale modes need their scale pointers set before the heuristic. */
+  if ((x->amode && !x->ascale) || (x->bmode && !x->bscale)) return 7;
+  if ((is_fp8(la->type) || is_fp8(lb->type)) && !fp8_supported(x, la, lb, (const Layout *)dd)) {
     *count = 0;
     return 15; /* CUBLAS_STATUS_NOT_SUPPORTED */
   }
