@@ -147,6 +147,7 @@ class Model:
         self.inv_freq = rope_inv_freq(self.rot, c['rope_theta']).to(device)
         self.decay = [decay_rates(H, l, L, c.get('decay_convention', 'hf')).to(device) for l in range(L)]
         self.moe_impl = 'loop'
+        self._rope_cache = None
 
     # -- pieces --
 
@@ -155,12 +156,18 @@ class Model:
         xf = x.float()
         return xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.c['rms_norm_eps']) * w.float()
 
+    def rope_angles(self, pos0, T):
+        """cos, sin [1, T, 1, rot/2] for positions pos0.. (computed once per forward and offset, as HF does)."""
+        key = (pos0, T)
+        if self._rope_cache is None or self._rope_cache[0] != key:
+            pos = torch.arange(pos0, pos0 + T, device=self.device, dtype=torch.float32)
+            ang = pos[:, None] * self.inv_freq[None, :]  # [T, rot/2]
+            self._rope_cache = (key, ang.cos()[None, :, None, :], ang.sin()[None, :, None, :])
+        return self._rope_cache[1], self._rope_cache[2]
+
     def rope(self, x, pos0):
         """Partial NeoX RoPE on the first rot channels of each head; x [B, T, h, D]; f32 math."""
-        T = x.shape[1]
-        pos = torch.arange(pos0, pos0 + T, device=x.device, dtype=torch.float32)
-        ang = pos[:, None] * self.inv_freq[None, :]  # [T, rot/2]
-        cos, sin = ang.cos()[None, :, None, :], ang.sin()[None, :, None, :]
+        cos, sin = self.rope_angles(pos0, x.shape[1])
         half = self.rot // 2
         xf = x.float()
         x1, x2, rest = xf[..., :half], xf[..., half:self.rot], xf[..., self.rot:]
@@ -348,7 +355,8 @@ class Model:
         order = torch.sort(flat, stable=True).indices
         tok = order // K
         xs = x2[tok]
-        counts = torch.bincount(flat, minlength=E)
+        # Tokens per expert without a host sync (torch.bincount on CUDA reads the max back first).
+        counts = torch.zeros(E, dtype=torch.int64, device=flat.device).index_add_(0, flat, torch.ones_like(flat))
         if self.moe_impl == 'grouped_mm':
             offs = counts.cumsum(0).to(torch.int32)
             g = torch._grouped_mm(xs, Wg.transpose(-2, -1), offs=offs)

@@ -331,13 +331,21 @@ export async function model(a: Args): Promise<number> {
   const device = be.kind === 'cuda' ? be.b.capabilities.device : 'cpu (dry run)';
   log(`model: ${device}; seed ${seed}; ${small ? 'small pass; ' : ''}${cpuOnly ? 'CPU dry run at tiny sizes; ' : ''}only [${only.join(', ') || 'all'}]; budget ${budgetMs / 1000} s, per-measurement limit ${measLimitMs / 1000} s`);
 
+  // Which ops with a composite fallback have a kernel on this backend now (the fused kernels are
+  // registered by other work in progress; the model runs on whatever is there).
+  const backendName = be.kind === 'cuda' ? 'cuda' : 'cpu';
+  const withComposite = core.listOps().filter((op) => core.getOpDef(op)?.composite);
+  const fusedOps = withComposite.filter((op) => core.getKernel(op, backendName));
+  const compositeOps = withComposite.filter((op) => !core.getKernel(op, backendName));
+  log(`ops with a composite: kernels on ${backendName}: ${fusedOps.join(', ') || 'none'}; composites: ${compositeOps.join(', ') || 'none'}`);
+
   const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch_model.json');
   const torch = readTorch(torchFile);
   for (const n of torch.notes ?? []) log(`torch: ${n}`);
 
   const rows: Row[] = [];
   const checks: CheckLine[] = [];
-  const extra: Record<string, unknown> = {};
+  const extra: Record<string, unknown> = { fusedOps, compositeOps };
   const write = () => {
     for (const r of rows) {
       const t = torch.benchmarks?.[r.name];
@@ -587,7 +595,7 @@ async function checkAcross(be: Be, dt: 'f32' | 'bf16', seed: number, out: string
   const T = 150; // two full chunks of 64 and a partial one
   const ids = hostIds(mulberry32(seed + 7), B, T, cfg.vocab_size);
   const dir = mkdtempSync(join(tmpdir(), `ring-model-check-${dt}-`));
-  const tol = dt === 'f32' ? 1e-4 : 8e-2; // bf16: rounding-order differences and the occasional routing flip
+  const tol = dt === 'f32' ? 1e-4 : 1e-1; // bf16: rounding-order differences and the occasional routing flip
   log(`${name}: layers ${layerTypesOf(cfg).map((k) => (k === 'linear' ? 'L' : 'S')).join('')}, ${formatParamCount(countParameters(cfg).total)} params, tokens [${B}, ${T}], checkpoint ${dir}`);
 
   // Our logits on the current backend for a model: the full forward, and the cached path
