@@ -313,16 +313,15 @@ RL_DEV void moe_combine(const typename T::S* __restrict__ yp, const typename TW:
 // [0, R] and made non-decreasing, so bad offsets cannot send a block out of bounds.
 //
 // Tiles: 128 x 128 outputs per block of 8 warps (2 x 4, each 64 x 32: 4 x 4 mma m16n8k16), k steps
-// of 32, three cp.async stages (48 KiB of shared memory). Shared tiles are XOR-swizzled in 16-byte
-// chunks so ldmatrix reads 8 rows without bank conflicts:
-//   [rows][32] tiles (K contiguous): chunk' = chunk ^ ((row >> 1) & 3)
-//   [32][128] tiles (M or N contiguous): chunk' = chunk ^ (row & 7)
+// of BK (64, or 32 for the first version), three cp.async stages (96 or 48 KiB of dynamic shared
+// memory). Shared tiles are XOR-swizzled in 16-byte chunks so ldmatrix reads 8 rows without bank
+// conflicts. The 16-row slices of a tile past its expert's last row skip their mma (most experts
+// end in a partial tile), and so do the zero-padded k steps of a segment's last stage (A^T B).
 // The fast path needs in % 8 == 0 and out % 8 == 0 (16-byte rows); the host routes other shapes to
 // moe_gmm_simple.
 
 #define MOE_BM 128
 #define MOE_BN 128
-#define MOE_BK 32
 #define MOE_STAGES 3
 #define MOE_THREADS 256
 
@@ -370,27 +369,33 @@ RL_DEV void moe_gmm_zero(const int* __restrict__ offsets, int E, int R, typename
   }
 }
 
-RL_DEV int moe_swz32(int row, int col) { return row * 32 + ((((col >> 3) ^ ((row >> 1) & 3)) << 3) | (col & 7)); }
+// Shared-tile addressing, 16-byte chunks XOR-swizzled so the 8 rows an ldmatrix reads hit 8
+// different bank groups: [rows][BK] tiles (K contiguous; 64 or 128 bytes a row) and [BK][128]
+// tiles (M or N contiguous; 256 bytes a row).
+template <int BK> RL_DEV int moe_swz_rows(int row, int col);
+template <> RL_DEV int moe_swz_rows<32>(int row, int col) { return row * 32 + ((((col >> 3) ^ ((row >> 1) & 3)) << 3) | (col & 7)); }
+template <> RL_DEV int moe_swz_rows<64>(int row, int col) { return row * 64 + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
 RL_DEV int moe_swz128(int row, int col) { return row * 128 + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
 
-// Loads a [128][32] tile of a row-major matrix (row stride ld, K contiguous): rows [r0, rEnd) and
-// columns [k0, kEnd) are read, the rest is zero-filled. 512 16-byte chunks, 2 per thread.
-template <class S>
-RL_DEV void moe_load_rows32(S* sm, const S* g, i64 ld, int r0, int rEnd, int k0, int kEnd) {
+// Loads a [128][BK] tile of a row-major matrix (row stride ld, K contiguous): rows [r0, rEnd) and
+// columns [k0, kEnd) are read, the rest is zero-filled (no memory read). BK/16 chunks per thread.
+template <int BK, class S>
+RL_DEV void moe_load_rows(S* sm, const S* g, i64 ld, int r0, int rEnd, int k0, int kEnd) {
+  constexpr int CPR = BK / 8;  // chunks per row
 #pragma unroll
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < BK / 16; i++) {
     const int c = threadIdx.x + i * MOE_THREADS;
-    const int row = c >> 2, col = (c & 3) * 8;
+    const int row = c / CPR, col = (c % CPR) * 8;
     const int r = r0 + row, k = k0 + col;
     const bool ok = r < rEnd && k < kEnd;
-    cp_async16(sm + moe_swz32(row, col), ok ? (const void*)(g + (i64)r * ld + k) : (const void*)g, ok ? 16 : 0);
+    cp_async16(sm + moe_swz_rows<BK>(row, col), ok ? (const void*)(g + (i64)r * ld + k) : (const void*)g, ok ? 16 : 0);
   }
 }
-// Loads a [32][128] tile (rows = k, columns contiguous): rows [k0, kEnd), columns [c0, cEnd).
-template <class S>
-RL_DEV void moe_load_cols128(S* sm, const S* g, i64 ld, int k0, int kEnd, int c0, int cEnd) {
+// Loads a [BK][128] tile (rows = k, columns contiguous): rows [k0, kEnd), columns [c0, cEnd).
+template <int BK, class S>
+RL_DEV void moe_load_cols(S* sm, const S* g, i64 ld, int k0, int kEnd, int c0, int cEnd) {
 #pragma unroll
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < BK / 16; i++) {
     const int c = threadIdx.x + i * MOE_THREADS;
     const int row = c >> 4, col = (c & 15) * 8;
     const int k = k0 + row, n = c0 + col;
@@ -399,23 +404,30 @@ RL_DEV void moe_load_cols128(S* sm, const S* g, i64 ld, int k0, int kEnd, int c0
   }
 }
 
-// The 8 warps' 64 x 32 sub-tiles over one BK = 32 stage. A_KMAJOR: A stored [m][k] (else [k][m]);
-// B_NK: B stored [n][k] (else [k][n]).
-template <class T, bool A_KMAJOR, bool B_NK>
-RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, float acc[4][4][4], int wm, int wn, int lane) {
+// The 8 warps' 64 x 32 sub-tiles over one stage of BK. A_KMAJOR: A stored [m][k] (else [k][m]);
+// B_NK: B stored [n][k] (else [k][n]). mActive: the warp's 16-row slices that hold rows of the
+// segment (the others are zero padding: their mma is skipped); kSteps: the 16-wide k steps that
+// hold data (the rest of a segment's last stage is zero padding).
+template <class T, bool A_KMAJOR, bool B_NK, int BK>
+RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, float acc[4][4][4], int wm, int wn, int lane, int mActive, int kSteps) {
+  if (mActive == 0) return;  // warp-uniform: no rows of the segment in this warp's half
 #pragma unroll
-  for (int kk = 0; kk < MOE_BK; kk += 16) {
+  for (int ks = 0; ks < BK / 16; ks++) {
+    if (ks >= kSteps) break;
+    const int kk = ks * 16;
     u32 a[4][4], bf[4][2];
 #pragma unroll
     for (int mi = 0; mi < 4; mi++) {
-      const int m0 = wm * 64 + mi * 16;
-      if (A_KMAJOR) {
-        const int row = m0 + (lane & 15), col = kk + ((lane >> 4) << 3);
-        ldmatrix_x4(a[mi], As + moe_swz32(row, col));
-      } else {
-        const int i = lane >> 3;
-        const int k = kk + (lane & 7) + ((i >> 1) << 3), m = m0 + ((i & 1) << 3);
-        ldmatrix_x4_trans(a[mi], As + moe_swz128(k, m));
+      if (mi < mActive) {
+        const int m0 = wm * 64 + mi * 16;
+        if (A_KMAJOR) {
+          const int row = m0 + (lane & 15), col = kk + ((lane >> 4) << 3);
+          ldmatrix_x4(a[mi], As + moe_swz_rows<BK>(row, col));
+        } else {
+          const int i = lane >> 3;
+          const int k = kk + (lane & 7) + ((i >> 1) << 3), m = m0 + ((i & 1) << 3);
+          ldmatrix_x4_trans(a[mi], As + moe_swz128(k, m));
+        }
       }
     }
 #pragma unroll
@@ -424,7 +436,7 @@ RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, floa
       u32 r[4];
       if (B_NK) {
         const int n = n0 + (lane & 7) + ((lane >> 4) << 3), k = kk + (((lane >> 3) & 1) << 3);
-        ldmatrix_x4(r, Bs + moe_swz32(n, k));
+        ldmatrix_x4(r, Bs + moe_swz_rows<BK>(n, k));
       } else {
         const int k = kk + (lane & 7) + (((lane >> 3) & 1) << 3), n = n0 + ((lane >> 4) << 3);
         ldmatrix_x4_trans(r, Bs + moe_swz128(k, n));
@@ -436,8 +448,9 @@ RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, floa
     }
 #pragma unroll
     for (int mi = 0; mi < 4; mi++)
+      if (mi < mActive)
 #pragma unroll
-      for (int ni = 0; ni < 4; ni++) Mma<T>::run(acc[mi][ni], a[mi], bf[ni]);
+        for (int ni = 0; ni < 4; ni++) Mma<T>::run(acc[mi][ni], a[mi], bf[ni]);
   }
 }
 
@@ -460,38 +473,51 @@ RL_DEV void moe_store_tile(typename T::S* out, i64 ld, int r0, int rEnd, int c0,
     }
 }
 
+RL_DEV void moe_zero_acc(float acc[4][4][4]) {
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+      for (int q = 0; q < 4; q++) acc[i][j][q] = 0.f;
+}
+
+// Dynamic shared memory of the tiled kernels: STAGES x (A tile + B tile), 16-bit elements.
+template <int BK> struct MoeSmem { static constexpr int BYTES = MOE_STAGES * (MOE_BM + MOE_BN) * BK * 2; };
+
 // x [R, in]; weights: table[e] (a list) or base + e * out * in (stacked); y [R, out].
-template <class T, bool TRANSB>
+// SKIP: skip the mma of 16-row slices past the segment's end (a tile at an expert's tail).
+template <class T, bool TRANSB, int BK, bool SKIP>
 RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* const* __restrict__ table, const typename T::S* __restrict__ base,
                     const int* __restrict__ tiles, const int* __restrict__ count, const int* __restrict__ offsets, typename T::S* __restrict__ y,
                     int R, int in, int out) {
   typedef typename T::S S;
   extern __shared__ __align__(128) unsigned char moe_smem[];
-  S* As = (S*)moe_smem;                               // [STAGES][128 * 32]
-  S* Bs = As + MOE_STAGES * MOE_BM * MOE_BK;          // [STAGES][128 * 32]
+  S* As = (S*)moe_smem;                        // [STAGES][128 * BK]
+  S* Bs = As + MOE_STAGES * MOE_BM * BK;       // [STAGES][128 * BK]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = warp & 1, wn = warp >> 1;
   const int ntiles = count[0];
   const int c0 = blockIdx.x * MOE_BN;
-  const int nk = (in + MOE_BK - 1) / MOE_BK;
+  const int nk = (in + BK - 1) / BK;
   for (int ti = blockIdx.y; ti < ntiles; ti += gridDim.y) {
     const int e = tiles[2 * ti], r0 = tiles[2 * ti + 1];
     int lo, hi;
     moe_segment(offsets, e, R, lo, hi);
     const S* W = table ? table[e] : base + (i64)e * out * in;
+    int mActive = 4;
+    if (SKIP) {
+      const int rows = hi - r0 - wm * 64;
+      mActive = rows <= 0 ? 0 : (rows >= 64 ? 4 : (rows + 15) >> 4);
+    }
     auto load = [&](int stage, int kt) {
-      const int k0 = kt * MOE_BK;
-      moe_load_rows32(As + stage * MOE_BM * MOE_BK, x, in, r0, hi, k0, in);
-      if (TRANSB) moe_load_rows32(Bs + stage * MOE_BN * MOE_BK, W, in, c0, out, k0, in);
-      else moe_load_cols128(Bs + stage * MOE_BN * MOE_BK, W, out, k0, in, c0, out);
+      const int k0 = kt * BK;
+      moe_load_rows<BK>(As + stage * MOE_BM * BK, x, in, r0, hi, k0, in);
+      if (TRANSB) moe_load_rows<BK>(Bs + stage * MOE_BN * BK, W, in, c0, out, k0, in);
+      else moe_load_cols<BK>(Bs + stage * MOE_BN * BK, W, out, k0, in, c0, out);
     };
     float acc[4][4][4];
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-      for (int j = 0; j < 4; j++)
-#pragma unroll
-        for (int q = 0; q < 4; q++) acc[i][j][q] = 0.f;
+    moe_zero_acc(acc);
 #pragma unroll
     for (int s = 0; s < MOE_STAGES - 1; s++) {
       if (s < nk) load(s, s);
@@ -504,7 +530,7 @@ RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* co
       if (pre < nk) load(pre % MOE_STAGES, pre);
       cp_async_commit();
       const int st = kt % MOE_STAGES;
-      moe_mma_stage<T, true, TRANSB>(As + st * MOE_BM * MOE_BK, Bs + st * MOE_BN * MOE_BK, acc, wm, wn, lane);
+      moe_mma_stage<T, true, TRANSB, BK>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, mActive, (in - kt * BK + 15) >> 4);
     }
     cp_async_wait<0>();
     __syncthreads();  // the next tile's prologue overwrites the stages
@@ -512,50 +538,89 @@ RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* co
   }
 }
 
-// out_e = a_e^T b_e over the rows [offsets[e], offsets[e+1]): a [R, P], b [R, Q], out: table[e] or
-// base + e * P * Q, [P, Q]. grid (Q tiles, P tiles, E); an expert without rows writes zeros.
-template <class T>
+// Expert e's output of the A^T B kernels: table[e] or base + e * P * Q.
+template <class S> RL_DEV S* moe_atb_out(S* const* table, S* base, int e, int P, int Q) { return table ? table[e] : base + (i64)e * P * Q; }
+
+// out_e = a_e^T b_e over the rows [offsets[e], offsets[e+1]): a [R, P], b [R, Q], out [P, Q].
+// grid (Q tiles, P tiles, ceil(E / G)): a block does its (P, Q) tile for G experts in turn, with
+// one cp.async pipeline running across the experts' row tiles (an expert has few rows: a block per
+// expert would spend most of its time filling and draining the pipeline). An expert without rows
+// gets zeros.
+template <class T, int BK>
 RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S* __restrict__ b, const int* __restrict__ offsets,
-                        typename T::S* const* __restrict__ table, typename T::S* __restrict__ base, int R, int P, int Q) {
+                        typename T::S* const* __restrict__ table, typename T::S* __restrict__ base, int R, int P, int Q, int E, int G) {
   typedef typename T::S S;
   extern __shared__ __align__(128) unsigned char moe_smem[];
   S* As = (S*)moe_smem;
-  S* Bs = As + MOE_STAGES * MOE_BM * MOE_BK;
+  S* Bs = As + MOE_STAGES * MOE_BM * BK;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = warp & 1, wn = warp >> 1;
-  const int e = blockIdx.z, p0 = blockIdx.y * MOE_BM, q0 = blockIdx.x * MOE_BN;
-  int lo, hi;
-  moe_segment(offsets, e, R, lo, hi);
-  const int nk = (hi - lo + MOE_BK - 1) / MOE_BK;
-  auto load = [&](int stage, int kt) {
-    const int k0 = lo + kt * MOE_BK;
-    moe_load_cols128(As + stage * MOE_BM * MOE_BK, a, P, k0, hi, p0, P);
-    moe_load_cols128(Bs + stage * MOE_BN * MOE_BK, b, Q, k0, hi, q0, Q);
+  const int p0 = blockIdx.y * MOE_BM, q0 = blockIdx.x * MOE_BN;
+  const int e0 = blockIdx.z * G;
+  const int e1 = e0 + G < E ? e0 + G : E;
+  auto tilesOf = [&](int e) {
+    int lo, hi;
+    moe_segment(offsets, e, R, lo, hi);
+    return (hi - lo + BK - 1) / BK;
   };
+  // Experts without rows: zero tiles, written first.
+  for (int e = e0; e < e1; e++) {
+    if (tilesOf(e) == 0) {
+      S* out = moe_atb_out(table, base, e, P, Q);
+      for (int i = threadIdx.x; i < MOE_BM * MOE_BN / 2; i += MOE_THREADS) {
+        const int row = p0 + i / (MOE_BN / 2), col = q0 + 2 * (i % (MOE_BN / 2));
+        if (row < P && col < Q) *(u32*)(out + (i64)row * Q + col) = 0u;
+      }
+    }
+  }
+  // Producer cursor (pe, pkt): the next (expert, row tile) to load; skips experts without rows.
+  int pe = e0, pkt = 0;
+  while (pe < e1 && tilesOf(pe) == 0) pe++;
+  int pn = pe < e1 ? tilesOf(pe) : 0;
+  auto loadNext = [&](int stage) {
+    if (pe >= e1) return;
+    int lo, hi;
+    moe_segment(offsets, pe, R, lo, hi);
+    const int k0 = lo + pkt * BK;
+    moe_load_cols<BK>(As + stage * MOE_BM * BK, a, P, k0, hi, p0, P);
+    moe_load_cols<BK>(Bs + stage * MOE_BN * BK, b, Q, k0, hi, q0, Q);
+    if (++pkt >= pn) {
+      pkt = 0;
+      do pe++; while (pe < e1 && tilesOf(pe) == 0);
+      pn = pe < e1 ? tilesOf(pe) : 0;
+    }
+  };
+  int total = 0;
+  for (int e = e0; e < e1; e++) total += tilesOf(e);
+  // Consumer cursor (ce, ckt).
+  int ce = e0;
+  while (ce < e1 && tilesOf(ce) == 0) ce++;
+  int ckt = 0, cn = ce < e1 ? tilesOf(ce) : 0, clo = 0, chi = 0;
+  if (ce < e1) moe_segment(offsets, ce, R, clo, chi);
   float acc[4][4][4];
-#pragma unroll
-  for (int i = 0; i < 4; i++)
-#pragma unroll
-    for (int j = 0; j < 4; j++)
-#pragma unroll
-      for (int q = 0; q < 4; q++) acc[i][j][q] = 0.f;
+  moe_zero_acc(acc);
 #pragma unroll
   for (int s = 0; s < MOE_STAGES - 1; s++) {
-    if (s < nk) load(s, s);
+    loadNext(s);
     cp_async_commit();
   }
-  for (int kt = 0; kt < nk; kt++) {
+  for (int t = 0; t < total; t++) {
     cp_async_wait<MOE_STAGES - 2>();
     __syncthreads();
-    const int pre = kt + MOE_STAGES - 1;
-    if (pre < nk) load(pre % MOE_STAGES, pre);
+    loadNext((t + MOE_STAGES - 1) % MOE_STAGES);
     cp_async_commit();
-    const int st = kt % MOE_STAGES;
-    moe_mma_stage<T, false, false>(As + st * MOE_BM * MOE_BK, Bs + st * MOE_BN * MOE_BK, acc, wm, wn, lane);
+    const int st = t % MOE_STAGES;
+    moe_mma_stage<T, false, false, BK>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, 4, (chi - clo - ckt * BK + 15) >> 4);
+    if (++ckt >= cn) {
+      moe_store_tile<T>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane);
+      moe_zero_acc(acc);
+      ckt = 0;
+      do ce++; while (ce < e1 && tilesOf(ce) == 0);
+      cn = ce < e1 ? tilesOf(ce) : 0;
+      if (ce < e1) moe_segment(offsets, ce, R, clo, chi);
+    }
   }
   cp_async_wait<0>();
-  S* out = table ? table[e] : base + (i64)e * P * Q;
-  moe_store_tile<T>(out, Q, p0, P, q0, Q, acc, wm, wn, lane);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -182,57 +182,63 @@ describe.skipIf(!!skip)('MoE kernels on the CUDA host side (mock driver + kernel
       { counts: [9, 0, 140], lead: 2, tail: 3, inD: 16, out: 24, stacked: true, tB: false },
       { counts: [1, 5], lead: 0, tail: 4, inD: 8, out: 8, stacked: false, tB: false },
     ];
-    for (const c of cases) {
-      const E = c.counts.length;
-      const R = c.lead + c.counts.reduce((a, b) => a + b, 0) + c.tail;
-      const offs = [c.lead];
-      for (const n of c.counts) offs.push(offs[offs.length - 1]! + n);
-      const xv = randoms(SEED + 20 + R, R * c.inD);
-      const x = core.tensor(Float32Array.from(xv), [R, c.inD], 'bf16');
-      const wShape = c.tB ? [c.out, c.inD] : [c.inD, c.out];
-      const wAll = randoms(SEED + 21 + R, E * c.inD * c.out).map((v) => 0.5 * v);
-      const weights = c.stacked
-        ? core.tensor(Float32Array.from(wAll), [E, ...wShape], 'bf16')
-        : Array.from({ length: E }, (_, e) => core.tensor(Float32Array.from(wAll.subarray(e * c.inD * c.out, (e + 1) * c.inD * c.out)), wShape, 'bf16'));
-      const offsets = core.tensor(Int32Array.from(offs), [E + 1], 'i32');
-      const y = (await moe.groupedMatmul(x, weights, offsets, { transposeB: c.tB }).data()) as Float32Array;
-      const xs = (await x.data()) as Float32Array;
-      const wsAll = c.stacked
-        ? ((await (weights as any).data()) as Float32Array)
-        : Float32Array.from((await Promise.all((weights as any[]).map((w) => w.data()))).flatMap((a) => Array.from(a as Float32Array)));
-      const want = new Float64Array(R * c.out);
-      for (let e = 0; e < E; e++) {
-        const w = wsAll.subarray(e * c.inD * c.out);
-        for (let r = offs[e]!; r < offs[e + 1]!; r++) {
-          for (let j = 0; j < c.out; j++) {
-            let s = 0;
-            for (let k = 0; k < c.inD; k++) s += xs[r * c.inD + k]! * (c.tB ? w[j * c.inD + k]! : w[k * c.out + j]!);
-            want[r * c.out + j] = s;
+    // Many experts with 0-3 rows each: the v2 A^T B kernel takes several experts per block.
+    cases.push({ counts: Array.from(randoms(SEED + 30, 2200), (v) => Math.floor((v + 1) * 2)), lead: 0, tail: 0, inD: 8, out: 16, stacked: true, tB: true });
+    for (const ver of ['v2', 'v1']) {
+      process.env.RING_LINEAR_CUDA_MOE_GMM = ver;
+      for (const c of cases) {
+        const E = c.counts.length;
+        const R = c.lead + c.counts.reduce((a, b) => a + b, 0) + c.tail;
+        const offs = [c.lead];
+        for (const n of c.counts) offs.push(offs[offs.length - 1]! + n);
+        const xv = randoms(SEED + 20 + R, R * c.inD);
+        const x = core.tensor(Float32Array.from(xv), [R, c.inD], 'bf16');
+        const wShape = c.tB ? [c.out, c.inD] : [c.inD, c.out];
+        const wAll = randoms(SEED + 21 + R, E * c.inD * c.out).map((v) => 0.5 * v);
+        const weights = c.stacked
+          ? core.tensor(Float32Array.from(wAll), [E, ...wShape], 'bf16')
+          : Array.from({ length: E }, (_, e) => core.tensor(Float32Array.from(wAll.subarray(e * c.inD * c.out, (e + 1) * c.inD * c.out)), wShape, 'bf16'));
+        const offsets = core.tensor(Int32Array.from(offs), [E + 1], 'i32');
+        const y = (await moe.groupedMatmul(x, weights, offsets, { transposeB: c.tB }).data()) as Float32Array;
+        const xs = (await x.data()) as Float32Array;
+        const wsAll = c.stacked
+          ? ((await (weights as any).data()) as Float32Array)
+          : Float32Array.from((await Promise.all((weights as any[]).map((w) => w.data()))).flatMap((a) => Array.from(a as Float32Array)));
+        const want = new Float64Array(R * c.out);
+        for (let e = 0; e < E; e++) {
+          const w = wsAll.subarray(e * c.inD * c.out);
+          for (let r = offs[e]!; r < offs[e + 1]!; r++) {
+            for (let j = 0; j < c.out; j++) {
+              let s = 0;
+              for (let k = 0; k < c.inD; k++) s += xs[r * c.inD + k]! * (c.tB ? w[j * c.inD + k]! : w[k * c.out + j]!);
+              want[r * c.out + j] = s;
+            }
           }
         }
-      }
-      const e = maxErr(y, want);
-      expect(e.err, `grouped ${JSON.stringify(c)} at ${e.at}: got ${y[e.at]}, want ${want[e.at]}`).toBeLessThan(8e-3);
+        const e = maxErr(y, want);
+        expect(e.err, `grouped ${ver} ${JSON.stringify(c).slice(0, 200)} at ${e.at}: got ${y[e.at]}, want ${want[e.at]}`).toBeLessThan(8e-3);
 
-      // The weight gradient's grouped A^T B over the same segments.
-      const q = c.out;
-      const bv = randoms(SEED + 22 + R, R * q);
-      const bt = core.tensor(Float32Array.from(bv), [R, q], 'bf16');
-      const bs = (await bt.data()) as Float32Array;
-      const outs = moe.groupedMatmulAtB(x, bt, offsets, { separate: !c.stacked });
-      const got = c.stacked
-        ? ((await outs[0]!.data()) as Float32Array)
-        : Float32Array.from((await Promise.all(outs.map((o) => o.data()))).flatMap((a) => Array.from(a as Float32Array)));
-      const wantAtB = new Float64Array(E * c.inD * q);
-      for (let ex = 0; ex < E; ex++) {
-        for (let r = offs[ex]!; r < offs[ex + 1]!; r++) {
-          for (let p = 0; p < c.inD; p++) for (let j = 0; j < q; j++) wantAtB[(ex * c.inD + p) * q + j] += xs[r * c.inD + p]! * bs[r * q + j]!;
+        // The weight gradient's grouped A^T B over the same segments.
+        const q = c.out;
+        const bv = randoms(SEED + 22 + R, R * q);
+        const bt = core.tensor(Float32Array.from(bv), [R, q], 'bf16');
+        const bs = (await bt.data()) as Float32Array;
+        const outs = moe.groupedMatmulAtB(x, bt, offsets, { separate: !c.stacked });
+        const got = c.stacked
+          ? ((await outs[0]!.data()) as Float32Array)
+          : Float32Array.from((await Promise.all(outs.map((o) => o.data()))).flatMap((a) => Array.from(a as Float32Array)));
+        const wantAtB = new Float64Array(E * c.inD * q);
+        for (let ex = 0; ex < E; ex++) {
+          for (let r = offs[ex]!; r < offs[ex + 1]!; r++) {
+            for (let p = 0; p < c.inD; p++) for (let j = 0; j < q; j++) wantAtB[(ex * c.inD + p) * q + j] += xs[r * c.inD + p]! * bs[r * q + j]!;
+          }
         }
+        const e2 = maxErr(got, wantAtB);
+        expect(e2.err, `grouped AtB ${ver} ${JSON.stringify(c).slice(0, 200)} at ${e2.at}`).toBeLessThan(8e-3);
       }
-      const e2 = maxErr(got, wantAtB);
-      expect(e2.err, `grouped AtB ${JSON.stringify(c)} at ${e2.at}`).toBeLessThan(8e-3);
     }
+    delete process.env.RING_LINEAR_CUDA_MOE_GMM;
     const ran = [...launches.keys()];
-    for (const k of ['moe_gmm_tiles', 'moe_gmm_zero_bf16', 'moe_gmm_bf16_tb1', 'moe_gmm_bf16_tb0', 'moe_gmm_atb_bf16']) expect(ran).toContain(k);
+    for (const k of ['moe_gmm_tiles', 'moe_gmm_zero_bf16', 'moe_gmm_bf16_tb1_v2', 'moe_gmm_bf16_tb0_v2', 'moe_gmm_atb_bf16_v2', 'moe_gmm_bf16_tb1_v1', 'moe_gmm_atb_bf16_v1']) expect(ran).toContain(k);
   }, 300_000);
 });

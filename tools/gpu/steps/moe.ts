@@ -23,6 +23,8 @@ import { cudaBackend, formatBench, log, outDir, timeGpu, values, withTorchTimes,
 
 const OPS = ['moeRouter', 'moeDispatchPlan', 'moePermute', 'moeCombine', 'groupedMatmul', 'groupedMatmulAtB', 'routerGemm'];
 const PEAK_BF16 = 989;
+/** Versions of the tiled grouped GEMMs (src/ops/moe.ts moeGmmVersion). */
+const GMM_VERSIONS = ['v2', 'v1'] as const;
 
 const keepAll = (ts: core.Tensor[]): core.Tensor[] => ts.map((t) => core.keep(t));
 
@@ -90,6 +92,28 @@ export async function moe(a: Args): Promise<number> {
       ok: ws.every((w) => w.err <= tol),
       detail: ws.map((w, i) => `out${i} max rel err ${w.err.toExponential(2)} (at ${w.at}: ${w.g} vs ${w.w})`).join('; ') + ` (tol ${tol.toExponential(1)})`,
     };
+  };
+  /** The grouped GEMM kernels of both versions (RING_LINEAR_CUDA_MOE_GMM) against one composite run. */
+  const closeVersions = async (op: string, fn: () => core.Tensor[], tol: number) => {
+    const comp = core.withKernelsDisabled([op], () => core.tidy(() => fn().map((t) => core.cast(t, 'f32'))));
+    const want = await Promise.all(comp.map(values));
+    core.dispose(comp);
+    let ok = true;
+    const parts: string[] = [];
+    for (const ver of GMM_VERSIONS) {
+      process.env.RING_LINEAR_CUDA_MOE_GMM = ver;
+      try {
+        const fused = core.tidy(() => fn().map((t) => core.cast(t, 'f32')));
+        const got = await Promise.all(fused.map(values));
+        core.dispose(fused);
+        const ws = got.map((g, i) => worst(g, want[i]!));
+        ok &&= ws.every((w) => w.err <= tol);
+        parts.push(`${ver}: ` + ws.map((w, i) => `out${i} ${w.err.toExponential(2)}${w.err > tol ? ` (worst at ${w.at}: ${w.g} vs ${w.w})` : ''}`).join(', '));
+      } finally {
+        delete process.env.RING_LINEAR_CUDA_MOE_GMM;
+      }
+    }
+    return { ok, detail: `max rel err ${parts.join('; ')} (tol ${tol.toExponential(1)})` };
   };
   const exactAll = async (op: string, fn: () => core.Tensor[]) => {
     const { fused, comp } = await both(op, fn);
@@ -222,9 +246,11 @@ export async function moe(a: Args): Promise<number> {
     { counts: [130, 1, 0, 64], lead: 0, tail: 2, inD: 64, outD: 136, stacked: true, tB: false, dt: 'f16' as const },
     { counts: [9, 0, 4], lead: 1, tail: 0, inD: 7, outD: 9, stacked: false, tB: true, dt: 'bf16' as const },
     { counts: [9, 3], lead: 0, tail: 0, inD: 16, outD: 12, stacked: true, tB: false, dt: 'f32' as const },
+    // 0-3 rows for each of 2200 experts: v2's A^T B runs several experts per block.
+    { counts: Array.from({ length: 2200 }, (_, i) => (i * 7919) % 4), lead: 0, tail: 5, inD: 16, outD: 24, stacked: true, tB: true, dt: 'bf16' as const },
   ];
   for (const c of gemmCases) {
-    const name = `${c.dt} counts [${c.counts}] lead ${c.lead} tail ${c.tail} in ${c.inD} out ${c.outD} ${c.stacked ? 'stacked' : 'list'} transposeB ${c.tB}`;
+    const name = `${c.dt} counts [${c.counts.length > 8 ? `${c.counts.slice(0, 8)},... (${c.counts.length} experts)` : c.counts}] lead ${c.lead} tail ${c.tail} in ${c.inD} out ${c.outD} ${c.stacked ? 'stacked' : 'list'} transposeB ${c.tB}`;
     const R = c.lead + c.counts.reduce((p, q) => p + q, 0) + c.tail;
     const Ec = c.counts.length;
     const xs = rnd([R, c.inD], c.dt);
@@ -232,10 +258,10 @@ export async function moe(a: Args): Promise<number> {
     const wShape = c.tB ? [c.outD, c.inD] : [c.inD, c.outD];
     const ws = c.stacked ? [rnd([Ec, ...wShape], c.dt, 0.3)] : Array.from({ length: Ec }, () => rnd(wShape, c.dt, 0.3));
     const tol = c.dt === 'f32' ? 1e-5 : c.dt === 'bf16' ? tol16 : 2 * 2 ** -11;
-    await check(`groupedMatmul ${name}: kernel vs composite`, () => closeAll('groupedMatmul', () => [groupedMatmul(xs, c.stacked ? ws[0]! : ws, off, { transposeB: c.tB })], tol));
+    await check(`groupedMatmul ${name}: kernel vs composite`, () => closeVersions('groupedMatmul', () => [groupedMatmul(xs, c.stacked ? ws[0]! : ws, off, { transposeB: c.tB })], tol));
     const dy = rnd([R, c.outD], c.dt);
     await check(`groupedMatmulAtB ${name.replace(/ (stacked|list) transposeB \w+/, '')} ${c.stacked ? 'stacked' : 'separate'}: kernel vs composite`, () =>
-      closeAll('groupedMatmulAtB', () => groupedMatmulAtB(dy, xs, off, { separate: !c.stacked }), tol));
+      closeVersions('groupedMatmulAtB', () => groupedMatmulAtB(dy, xs, off, { separate: !c.stacked }), tol));
     core.dispose([xs, off, ...ws, dy]);
   }
   // The Ring-mini expert GEMMs on the routing above.
@@ -245,11 +271,11 @@ export async function moe(a: Args): Promise<number> {
   const hMid = rnd([rows, I], 'bf16');
   const dGateUp = rnd([rows, 2 * I], 'bf16');
   await check(`groupedMatmul gate/up bf16 [${rows}, ${H}] x [${E}, ${2 * I}, ${H}]^T: kernel vs composite`, () =>
-    closeAll('groupedMatmul', () => [groupedMatmul(xp, wGateUp, plan.offsets)], tol16));
+    closeVersions('groupedMatmul', () => [groupedMatmul(xp, wGateUp, plan.offsets)], tol16));
   await check(`groupedMatmul down bf16 [${rows}, ${I}] x [${E}, ${H}, ${I}]^T: kernel vs composite`, () =>
-    closeAll('groupedMatmul', () => [groupedMatmul(hMid, wDown, plan.offsets)], tol16));
+    closeVersions('groupedMatmul', () => [groupedMatmul(hMid, wDown, plan.offsets)], tol16));
   await check(`groupedMatmulAtB gate/up weight gradient bf16 [${rows}, ${2 * I}]^T [${rows}, ${H}] -> [${E}, ${2 * I}, ${H}]: kernel vs composite`, () =>
-    closeAll('groupedMatmulAtB', () => groupedMatmulAtB(dGateUp, xp, plan.offsets), tol16));
+    closeVersions('groupedMatmulAtB', () => groupedMatmulAtB(dGateUp, xp, plan.offsets), tol16));
 
   const badChecks = checks.filter((c) => !c.ok).length;
   log(`kernel vs composite: ${checks.length - badChecks} of ${checks.length} ok`);
@@ -309,6 +335,12 @@ export async function moe(a: Args): Promise<number> {
   memRow('combine_bf16', `moeCombine [${rows}, ${H}] -> [${N}, ${H}] bf16, f32 weights`, rows * H * 2 + N * H * 2 + rows * 8, () => void moeCombine(yp, rw, plan.slotToRow, plan.rowToSlot), 50, ok('moeCombine'));
   memRow('combine_bf16_composite', 'moeCombine composite', rows * H * 2 + N * H * 2 + rows * 8,
     () => void core.withKernelsDisabled(['moeCombine'], () => moeCombine(yp, rw, plan.slotToRow, plan.rowToSlot)), 10, 'composite');
+  // The first version of the tiled kernels (BK 32, no tail skipping, one expert per A^T B block).
+  process.env.RING_LINEAR_CUDA_MOE_GMM = 'v1';
+  flopRow('gmm_gateup_bf16_v1', 'the same, first kernel version (v1)', 2 * rows * H * 2 * I, () => void groupedMatmul(xp, wGateUp, plan.offsets), 20, ok('groupedMatmul'));
+  flopRow('gmm_down_bf16_v1', 'the same, v1', 2 * rows * I * H, () => void groupedMatmul(hMid, wDown, plan.offsets), 20, ok('groupedMatmul'));
+  flopRow('gmm_atb_gateup_bf16_v1', 'the same, v1', 2 * rows * H * 2 * I, () => void groupedMatmulAtB(dGateUp, xp, plan.offsets), 20, ok('groupedMatmulAtB'));
+  delete process.env.RING_LINEAR_CUDA_MOE_GMM;
   // The same timings against torch's per-expert loop (torch_moe.py's *_loop).
   for (const n of ['gmm_gateup_bf16', 'gmm_down_bf16', 'gmm_atb_gateup_bf16']) {
     const r = benchRows.find((q) => q.name === n);
@@ -316,7 +348,7 @@ export async function moe(a: Args): Promise<number> {
   }
 
   const torch = withTorchTimes(benchRows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_moe.json'), log,
-    (name) => name.replace(/_composite$/, ''));
+    (name) => name.replace(/_(composite|v1)$/, ''));
   for (const n of torch.notes ?? []) log(`torch: ${n}`);
   core.dispose([x, wg, bias, rw, ridx, plan.slotToRow, plan.rowToSlot, plan.offsets, plan.tokensPerExpert, yp, xp, wGateUp, wDown, hMid, dGateUp]);
   const result = {

@@ -22,7 +22,8 @@ import type { CudaBackend, CudaBuffer } from '../backend.js';
 import type { Block } from '../memory/allocator.js';
 import { moduleSpec } from '../kernels/sources.js';
 import { DTYPE_SUFFIX } from '../kernels/builder.js';
-import { MOE_BM, MOE_BN, MOE_GMM_SMEM, MOE_MMA_DTYPES, MOE_PERMUTE_WIDTHS, MOE_THREADS } from '../kernels/families/moe.js';
+import { MOE_BM, MOE_BN, MOE_GMM_VERSIONS, MOE_MMA_DTYPES, MOE_PERMUTE_WIDTHS, MOE_THREADS, type MoeGmmVersion } from '../kernels/families/moe.js';
+import type { Kernel } from '../kernels/modules.js';
 import { castRaw } from './matmul.js';
 import { ptr, register, type Ctx } from './common.js';
 
@@ -168,9 +169,10 @@ function registerAll(): void {
       const count = tiles.ptr + 8 * maxTiles;
       b.kernel(moduleSpec('moe', 'f32'), 'moe_gmm_tiles').launch([1, 1, 1], [1024, 1, 1], [ptr(offsets!), E, R, tiles.ptr, count]);
       b.kernel(spec, `moe_gmm_zero_${s}`).launch([Math.min(264, cdiv(R * out, 256)), 1, 1], [256, 1, 1], [ptr(offsets!), E, R, ptr(y!), out]);
-      b.kernel(spec, `moe_gmm_${s}_tb${attrs.transposeB ? 1 : 0}`).launch(
+      const v = moeGmmVersion();
+      tiled(b, spec, `moe_gmm_${s}_tb${attrs.transposeB ? 1 : 0}_${v}`, v).launch(
         [cdiv(out, MOE_BN), Math.min(maxTiles, MAX_GRID_YZ), 1], [MOE_THREADS, 1, 1],
-        [ptr(x!), table ? table.ptr : 0, base, tiles.ptr, count, ptr(offsets!), ptr(y!), R, inDim, out], MOE_GMM_SMEM);
+        [ptr(x!), table ? table.ptr : 0, base, tiles.ptr, count, ptr(offsets!), ptr(y!), R, inDim, out], MOE_GMM_VERSIONS[v].smem);
       b.releaseTemp(tiles);
     } else {
       b.kernel(spec, `moe_gmm_simple_${s}`).launch([Math.min(1 << 16, cdiv(R * out, 256)), 1, 1], [256, 1, 1],
@@ -190,16 +192,44 @@ function registerAll(): void {
     const base = separate ? 0 : ptr(outputs[0]!);
     const spec = moduleSpec('moe', dt);
     const s = DTYPE_SUFFIX[dt];
-    const fast = groupedFastPath(dt, P, Q) && E <= MAX_GRID_YZ && cdiv(P, MOE_BM) <= MAX_GRID_YZ && aligned16(ptr(a!), ptr(bm!), ...outputs.map((t) => ptr(t)));
+    const v = moeGmmVersion();
+    const G = atbExpertsPerBlock(v, E, cdiv(P, MOE_BM) * cdiv(Q, MOE_BN));
+    const fast = groupedFastPath(dt, P, Q) && cdiv(E, G) <= MAX_GRID_YZ && cdiv(P, MOE_BM) <= MAX_GRID_YZ && aligned16(ptr(a!), ptr(bm!), ...outputs.map((t) => ptr(t)));
     if (fast) {
-      b.kernel(spec, `moe_gmm_atb_${s}`).launch([cdiv(Q, MOE_BN), cdiv(P, MOE_BM), E], [MOE_THREADS, 1, 1],
-        [ptr(a!), ptr(bm!), ptr(offsets!), table ? table.ptr : 0, base, R, P, Q], MOE_GMM_SMEM);
+      tiled(b, spec, `moe_gmm_atb_${s}_${v}`, v).launch([cdiv(Q, MOE_BN), cdiv(P, MOE_BM), cdiv(E, G)], [MOE_THREADS, 1, 1],
+        [ptr(a!), ptr(bm!), ptr(offsets!), table ? table.ptr : 0, base, R, P, Q, E, G], MOE_GMM_VERSIONS[v].smem);
     } else {
       b.kernel(spec, `moe_gmm_atb_simple_${s}`).launch([Math.min(1 << 16, cdiv(E * P * Q, 256)), 1, 1], [256, 1, 1],
         [ptr(a!), ptr(bm!), ptr(offsets!), E, table ? table.ptr : 0, base, R, P, Q]);
     }
     if (table) b.releaseTemp(table.block);
   }, [...FLOATS, 'i32']);
+}
+
+/** The tiled grouped GEMM version of this launch (RING_LINEAR_CUDA_MOE_GMM=v1: the first kernels). */
+export const moeGmmVersion = (): MoeGmmVersion => (process.env.RING_LINEAR_CUDA_MOE_GMM === 'v1' ? 'v1' : 'v2');
+
+/** Blocks resident at once on an H100 (132 SMs x 2 blocks of the tiled kernels). */
+const RESIDENT_BLOCKS = 264;
+
+/**
+ * Experts per block of the A^T B kernel: v1 one; v2 as many as keep about four waves of blocks
+ * (at most 16), so each block's pipeline runs over several experts' rows.
+ */
+export function atbExpertsPerBlock(v: MoeGmmVersion, E: number, tiles: number): number {
+  if (v === 'v1') return 1;
+  return Math.max(1, Math.min(16, Math.floor((E * tiles) / (4 * RESIDENT_BLOCKS))));
+}
+
+/** A tiled kernel with its dynamic shared memory limit raised (once per kernel) above 48 KiB. */
+const raised = new WeakSet<Kernel>();
+function tiled(b: CudaBackend, spec: ReturnType<typeof moduleSpec>, name: string, v: MoeGmmVersion): Kernel {
+  const k = b.kernel(spec, name);
+  if (!raised.has(k)) {
+    b.rt.driver.setMaxDynamicShared(k.handle, MOE_GMM_VERSIONS[v].smem);
+    raised.add(k);
+  }
+  return k;
 }
 
 const bytes = (d: DType): number => (d === 'f32' || d === 'i32' ? 4 : d === 'bf16' || d === 'f16' ? 2 : 1);

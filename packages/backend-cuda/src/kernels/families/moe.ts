@@ -18,8 +18,16 @@ export const MOE_AUX_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
 export const MOE_BM = 128;
 export const MOE_BN = 128;
 export const MOE_THREADS = 256;
-/** Dynamic shared memory of the tiled grouped GEMMs: 3 stages of two 128 x 32 16-bit tiles. */
-export const MOE_GMM_SMEM = 3 * 2 * 128 * 32 * 2;
+/**
+ * Versions of the tiled grouped GEMMs (RING_LINEAR_CUDA_MOE_GMM=v1 selects the first): k step,
+ * whether the mma of rows past a segment's end is skipped, and the dynamic shared memory (three
+ * stages of two 128 x bk 16-bit tiles). v1's A^T B does one expert per block (G = 1).
+ */
+export const MOE_GMM_VERSIONS = {
+  v1: { bk: 32, skip: false, smem: 3 * 2 * 128 * 32 * 2 },
+  v2: { bk: 64, skip: true, smem: 3 * 2 * 128 * 64 * 2 },
+} as const;
+export type MoeGmmVersion = keyof typeof MOE_GMM_VERSIONS;
 /** Permute vector widths in bytes. */
 export const MOE_PERMUTE_WIDTHS = [16, 8, 4, 2, 1] as const;
 
@@ -64,15 +72,18 @@ export function moeModule(dt: DType): ModuleSpec {
     [CP('a'), CP('b'), ['const int*', 'offsets'], ['int', 'E'], [`${S(dt)}* const*`, 'table'], P('base'), ['int', 'R'], ['int', 'P'], ['int', 'Q']],
     `moe_gmm_atb_simple<${T}>(a, b, offsets, E, table, base, R, P, Q);`);
   if (MOE_MMA_DTYPES.includes(dt)) {
-    for (const tb of [0, 1]) {
-      m.entry(`moe_gmm_${s}_tb${tb}`,
-        [CP('x'), [`const ${S(dt)}* const*`, 'table'], CP('base'), ['const int*', 'tiles'], ['const int*', 'count'], ['const int*', 'offsets'], P('y'),
-          ['int', 'R'], ['int', 'in'], ['int', 'out']],
-        `moe_gmm<${T}, ${tb ? 'true' : 'false'}>(x, table, base, tiles, count, offsets, y, R, in, out);`, MOE_THREADS);
+    for (const v of ['v1', 'v2'] as const) {
+      const { bk, skip } = MOE_GMM_VERSIONS[v];
+      for (const tb of [0, 1]) {
+        m.entry(`moe_gmm_${s}_tb${tb}_${v}`,
+          [CP('x'), [`const ${S(dt)}* const*`, 'table'], CP('base'), ['const int*', 'tiles'], ['const int*', 'count'], ['const int*', 'offsets'], P('y'),
+            ['int', 'R'], ['int', 'in'], ['int', 'out']],
+          `moe_gmm<${T}, ${tb ? 'true' : 'false'}, ${bk}, ${skip}>(x, table, base, tiles, count, offsets, y, R, in, out);`, MOE_THREADS);
+      }
+      m.entry(`moe_gmm_atb_${s}_${v}`,
+        [CP('a'), CP('b'), ['const int*', 'offsets'], [`${S(dt)}* const*`, 'table'], P('base'), ['int', 'R'], ['int', 'P'], ['int', 'Q'], ['int', 'E'], ['int', 'G']],
+        `moe_gmm_atb<${T}, ${bk}>(a, b, offsets, table, base, R, P, Q, E, G);`, MOE_THREADS);
     }
-    m.entry(`moe_gmm_atb_${s}`,
-      [CP('a'), CP('b'), ['const int*', 'offsets'], [`${S(dt)}* const*`, 'table'], P('base'), ['int', 'R'], ['int', 'P'], ['int', 'Q']],
-      `moe_gmm_atb<${T}>(a, b, offsets, table, base, R, P, Q);`, MOE_THREADS);
   }
   return m.build();
 }
