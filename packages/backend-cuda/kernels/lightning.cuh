@@ -179,50 +179,76 @@ RL_DEV void lt_frag_b_kn(u32 r[4], const u16* base, int ld, int n0, int k0) {
 
 template <typename T> RL_DEV float lt_lo(u32 x);
 template <typename T> RL_DEV float lt_hi(u32 x);
-template <> RL_DEV float lt_lo<BF16>(u32 x) { return bf16_to_f32((u16)(x & 0xffffu)); }
-template <> RL_DEV float lt_hi<BF16>(u32 x) { return bf16_to_f32((u16)(x >> 16)); }
+template <> RL_DEV float lt_lo<BF16>(u32 x) { return __uint_as_float(x << 16); }
+template <> RL_DEV float lt_hi<BF16>(u32 x) { return __uint_as_float(x & 0xffff0000u); }
 template <> RL_DEV float lt_lo<F16>(u32 x) { return f16_to_f32((u16)(x & 0xffffu)); }
 template <> RL_DEV float lt_hi<F16>(u32 x) { return f16_to_f32((u16)(x >> 16)); }
+// Two f32 values as one register of 16-bit operands (round to nearest even, the hardware's
+// cvt.rn; only for mma operands: stored outputs go through pack2, core's codec bit for bit).
+template <typename T> RL_DEV u32 lt_op2(float a, float b);
+template <> RL_DEV u32 lt_op2<BF16>(float a, float b) {
+  __nv_bfloat162 r = __floats2bfloat162_rn(a, b);
+  return *(u32*)&r;
+}
+template <> RL_DEV u32 lt_op2<F16>(float a, float b) {
+  __half2 r = __floats2half2_rn(a, b);
+  return *(u32*)&r;
+}
 // Scales the two halves of a fragment register by fa (low) and fb (high), rounding once.
-template <typename T> RL_DEV u32 lt_scale2(u32 x, float fa, float fb) { return pack2<T>(lt_lo<T>(x) * fa, lt_hi<T>(x) * fb); }
+template <typename T> RL_DEV u32 lt_scale2(u32 x, float fa, float fb) { return lt_op2<T>(lt_lo<T>(x) * fa, lt_hi<T>(x) * fb); }
 
-// The 16 x 16 A fragment of the state update, A[m = channel][k = token] = P2[token][channel] f(token),
-// tokens k0.. of the staged chunk; f(j) as in the X update (0 past L).
-template <typename T, bool REV>
-RL_DEV void lt_frag_update(u32 r[4], const u16* p2s, int ld, int m0, int k0, int L, float a, float scale) {
-  lt_frag_a_t(r, p2s, ld, m0, k0);
-  const int t = threadIdx.x & 3;
-  float f[4];
-#pragma unroll
-  for (int u = 0; u < 4; u++) {
-    const int j = k0 + 2 * t + (u & 1) + 8 * (u >> 1);
-    f[u] = j < L ? (REV ? scale * lt_pow(a, (float)(j + 1)) : lt_pow(a, (float)(L - 1 - j))) : 0.f;
-  }
+// Scales an A fragment (16 x 16, k = tokens) per k: f[0], f[1] for k = 2t, 2t+1; f[2], f[3] for
+// k = 2t+8, 2t+9.
+template <typename T> RL_DEV void lt_scale_k(u32 r[4], const float f[4]) {
   r[0] = lt_scale2<T>(r[0], f[0], f[1]);
   r[1] = lt_scale2<T>(r[1], f[0], f[1]);
   r[2] = lt_scale2<T>(r[2], f[2], f[3]);
   r[3] = lt_scale2<T>(r[3], f[2], f[3]);
 }
 
+// Warp roles of the tensor-core passes, DH / 8 warps (DH * 4 threads):
+//   state [DH][DH]:  warp w owns rows 16 (w % (DH/16)) and the column half w / (DH/16)
+//   output [64][DH]: rows 16 (w % 4), 32 columns from 32 (w / 4)
+//   scores [64][64]: rows 16 (w % 4), 256/NW keys from (w / 4) * 256/NW
+template <int DH> struct LtWarps {
+  static const int NW = DH / 8, NT = NW * 32;
+  static const int XN = DH / 16;       // state n-tiles (of 8 columns) per warp
+  static const int ON = 4;             // output n-tiles per warp
+  static const int SW = 256 / NW;      // score keys per warp
+  static const int SN = SW / 8;        // score n-tiles per warp
+};
+
 // Pass 1 on tensor cores: U_g = sum_j f(j) P2_j^T R1_j over the super-chunk, 64 tokens at a time
-// (double-buffered cp.async). Warp w accumulates rows 16w.. of U. Grid (G, H, segments), DH*2 threads.
+// (double-buffered cp.async). Grid (G, H, segments), DH*4 threads.
 template <typename T, int DH, bool REV>
 RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* slots, int Tn, int t0, int Tseg, int H, int P,
                      int slotBase, float scale) {
-  const int NT = DH * 2, LD = LtTile<DH>::LD, E = LtTile<DH>::ELEMS;
+  typedef LtWarps<DH> W;
+  const int NT = W::NT, LD = LtTile<DH>::LD, E = LtTile<DH>::ELEMS;
   extern __shared__ __align__(16) u16 lt_smem[];
+  __shared__ float fac[2][LT_CHUNK]; // per tile: f(token), double-buffered with the tiles
   const int g = blockIdx.x, h = blockIdx.y, z = blockIdx.z, G = gridDim.x;
   const int Lg = min(P, Tseg - g * P);
   const i64 row0 = (i64)z * Tn + t0 + (i64)g * P;
   const float a = decay[h];
   const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
-  float acc[DH / 8][4];
+  const int r0 = 16 * (w % (DH / 16)), c0 = (w / (DH / 16)) * (DH / 2);
+  float acc[W::XN][4];
 #pragma unroll
-  for (int n = 0; n < DH / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  for (int n = 0; n < W::XN; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
   const int nC = (Lg + LT_CHUNK - 1) / LT_CHUNK;
+  // f(jj) for the tokens jj of tile c, relative to the super-chunk: lambda^(Lg-1-jj) forward,
+  // s lambda^(jj+1) reverse (exp of a non-positive exponent each; 0 past the end).
+  auto factors = [&](int c) {
+    if (threadIdx.x < LT_CHUNK) {
+      const int jj = c * LT_CHUNK + threadIdx.x;
+      fac[c & 1][threadIdx.x] = jj < Lg ? (REV ? scale * lt_pow(a, (float)(jj + 1)) : lt_pow(a, (float)(Lg - 1 - jj))) : 0.f;
+    }
+  };
   lt_stage<DH, NT>(lt_smem, p2, row0, min(LT_CHUNK, Lg), H, h);
   lt_stage<DH, NT>(lt_smem + E, r1, row0, min(LT_CHUNK, Lg), H, h);
   cp_async_commit();
+  factors(0);
   for (int c = 0; c < nC; c++) {
     u16* st = lt_smem + (c & 1) * 2 * E;
     if (c + 1 < nC) {
@@ -231,33 +257,24 @@ RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* sl
       lt_stage<DH, NT>(nx, p2, row0 + (c + 1) * LT_CHUNK, Ln, H, h);
       lt_stage<DH, NT>(nx + E, r1, row0 + (c + 1) * LT_CHUNK, Ln, H, h);
       cp_async_commit();
+      factors(c + 1);
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     __syncthreads();
-    // Token j of this chunk sits at super-chunk offset c*64 + j; its factor is taken relative to
-    // the super-chunk: lambda^(Lg-1-(c*64+j)) forward, s lambda^(c*64+j+1) reverse. Folding the
-    // chunk offset into the exponent keeps every power in log space.
-    const int off = c * LT_CHUNK;
+    const float* fc = fac[c & 1];
 #pragma unroll
     for (int ks = 0; ks < LT_CHUNK / 16; ks++) {
       u32 af[4];
-      lt_frag_a_t(af, st, LD, 16 * w, 16 * ks);
-      float f[4];
+      lt_frag_a_t(af, st, LD, r0, 16 * ks);
+      const int j = 16 * ks + 2 * tq;
+      const float f[4] = {fc[j], fc[j + 1], fc[j + 8], fc[j + 9]};
+      lt_scale_k<T>(af, f);
 #pragma unroll
-      for (int u = 0; u < 4; u++) {
-        const int j = 16 * ks + 2 * tq + (u & 1) + 8 * (u >> 1), jj = off + j;
-        f[u] = jj < Lg ? (REV ? scale * lt_pow(a, (float)(jj + 1)) : lt_pow(a, (float)(Lg - 1 - jj))) : 0.f;
-      }
-      af[0] = lt_scale2<T>(af[0], f[0], f[1]);
-      af[1] = lt_scale2<T>(af[1], f[0], f[1]);
-      af[2] = lt_scale2<T>(af[2], f[2], f[3]);
-      af[3] = lt_scale2<T>(af[3], f[2], f[3]);
-#pragma unroll
-      for (int n = 0; n < DH / 8; n += 2) {
+      for (int n = 0; n < W::XN; n += 2) {
         u32 bf[4];
-        lt_frag_b_kn(bf, st + E, LD, 8 * n, 16 * ks);
+        lt_frag_b_kn(bf, st + E, LD, c0 + 8 * n, 16 * ks);
         Mma<T>::run(acc[n], af, bf);
         Mma<T>::run(acc[n + 1], af, bf + 2);
       }
@@ -266,23 +283,24 @@ RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* sl
   }
   float* U = slots + ((i64)(slotBase + z * G + g) * H + h) * DH * DH;
 #pragma unroll
-  for (int n = 0; n < DH / 8; n++) {
-    const int r = 16 * w + gq, col = 8 * n + 2 * tq;
+  for (int n = 0; n < W::XN; n++) {
+    const int r = r0 + gq, col = c0 + 8 * n + 2 * tq;
     *(float2*)(U + r * DH + col) = make_float2(acc[n][0], acc[n][1]);
     *(float2*)(U + (r + 8) * DH + col) = make_float2(acc[n][2], acc[n][3]);
   }
 }
 
-// Pass 3 on tensor cores. Grid (G, H, segments), DH*2 threads; dynamic smem: two stages of the
+// Pass 3 on tensor cores. Grid (G, H, segments), DH*4 threads; dynamic smem: two stages of the
 // P1, P2, R1 tiles, the 16-bit state copy [DH][DH+8] and the 16-bit masked scores [64][72].
 template <typename T, int DH, bool REV>
 RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, const float* decay, const float* slots, int xT, int Tn, int t0,
                      int Tseg, int H, int P, int slotBase, float scale) {
-  const int NW = DH / 16, NT = DH * 2, LD = LtTile<DH>::LD, E = LtTile<DH>::ELEMS;
-  const int SLD = LT_CHUNK + 8;  // score row stride
-  const int SNT = 32 / NW;       // score n-tiles (of 8 keys) per warp: 64 keys over NW / 4 warps
-  const int OC = 64;             // output columns per warp
+  typedef LtWarps<DH> W;
+  const int NT = W::NT, LD = LtTile<DH>::LD, E = LtTile<DH>::ELEMS;
+  const int SLD = LT_CHUNK + 8; // score row stride
   extern __shared__ __align__(16) u16 lt_smem[];
+  // lambda^n and s lambda^n for n = 0..64: every decay factor of a chunk is one of these.
+  __shared__ float pw[LT_CHUNK + 1], spw[LT_CHUNK + 1];
   u16* xs = lt_smem + 6 * E;          // [DH][LD] 16-bit copy of the state
   u16* ss = xs + DH * LD;             // [64][SLD] masked scores
   const int g = blockIdx.x, h = blockIdx.y, z = blockIdx.z, G = gridDim.x;
@@ -291,26 +309,34 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
   const float a = decay[h];
   const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
   const int nC = (Lg + LT_CHUNK - 1) / LT_CHUNK;
+  const int r0 = 16 * (w % (DH / 16)), c0 = (w / (DH / 16)) * (DH / 2); // state rows / columns
+  const int i0 = 16 * (w & 3);                                         // score and output rows
+  const int jc0 = (w >> 2) * W::SW;                                     // first score column
+  const int oc0 = (w >> 2) * (8 * W::ON);                               // first output column
+  for (int n = threadIdx.x; n <= LT_CHUNK; n += NT) {
+    pw[n] = lt_pow(a, (float)n);
+    spw[n] = scale * pw[n];
+  }
 
-  // The state entering (fwd) / leaving (rev) this super-chunk, f32, rows 16w.. of X per warp.
-  float x[DH / 8][4];
+  // The state entering (fwd) / leaving (rev) this super-chunk, f32.
+  float x[W::XN][4];
   {
     const float* X = slots + ((i64)(slotBase + z * G + g) * H + h) * DH * DH;
 #pragma unroll
-    for (int n = 0; n < DH / 8; n++) {
+    for (int n = 0; n < W::XN; n++) {
 #pragma unroll
       for (int u = 0; u < 4; u++) {
-        const int r = 16 * w + gq + 8 * (u >> 1), col = 8 * n + 2 * tq + (u & 1);
+        const int r = r0 + gq + 8 * (u >> 1), col = c0 + 8 * n + 2 * tq + (u & 1);
         x[n][u] = xT ? X[col * DH + r] : X[r * DH + col];
       }
     }
   }
   auto store_x = [&]() {
 #pragma unroll
-    for (int n = 0; n < DH / 8; n++) {
-      const int r = 16 * w + gq, col = 8 * n + 2 * tq;
-      *(u32*)(xs + r * LD + col) = pack2<T>(x[n][0], x[n][1]);
-      *(u32*)(xs + (r + 8) * LD + col) = pack2<T>(x[n][2], x[n][3]);
+    for (int n = 0; n < W::XN; n++) {
+      const int r = r0 + gq, col = c0 + 8 * n + 2 * tq;
+      *(u32*)(xs + r * LD + col) = lt_op2<T>(x[n][0], x[n][1]);
+      *(u32*)(xs + (r + 8) * LD + col) = lt_op2<T>(x[n][2], x[n][3]);
     }
   };
   store_x();
@@ -327,9 +353,6 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
     cp_async_commit();
   };
   stage(0);
-  const int i0 = 16 * (w & 3);             // this warp's 16 rows of the scores and the output
-  const int jc0 = (w >> 2) * (8 * SNT);    // its first score column
-  const int oc0 = (w >> 2) * OC;           // its first output column
   for (int it = 0; it < nC; it++) {
     const u16* st = lt_smem + (it & 1) * 3 * E;
     const u16 *P1s = st, *P2s = st + E, *R1s = st + 2 * E;
@@ -345,17 +368,17 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
 
     // Scores of rows i0.. x keys jc0.., masked: s lambda^|i-j| on the causal side, 0 elsewhere.
     {
-      float sc[SNT][4];
+      float sc[W::SN][4];
 #pragma unroll
-      for (int n = 0; n < SNT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.f;
-      const bool live = REV ? (jc0 + 8 * SNT - 1 >= i0) : (jc0 <= i0 + 15);
+      for (int n = 0; n < W::SN; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.f;
+      const bool live = REV ? (jc0 + W::SW - 1 >= i0) : (jc0 <= i0 + 15);
       if (live) {
 #pragma unroll
         for (int ks = 0; ks < DH / 16; ks++) {
           u32 af[4];
           lt_frag_a(af, P1s, LD, i0, 16 * ks);
 #pragma unroll
-          for (int n = 0; n < SNT; n += 2) {
+          for (int n = 0; n < W::SN; n += 2) {
             u32 bf[4];
             lt_frag_b_nk(bf, P2s, LD, jc0 + 8 * n, 16 * ks);
             Mma<T>::run(sc[n], af, bf);
@@ -364,7 +387,7 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
         }
       }
 #pragma unroll
-      for (int n = 0; n < SNT; n++) {
+      for (int n = 0; n < W::SN; n++) {
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
           const int i = i0 + gq + 8 * hr, j = jc0 + 8 * n + 2 * tq;
@@ -373,9 +396,9 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
           for (int u = 0; u < 2; u++) {
             const int jj = j + u;
             const bool ok = REV ? jj >= i : jj <= i;
-            v[u] = ok ? scale * lt_pow(a, (float)(REV ? jj - i : i - jj)) * sc[n][2 * hr + u] : 0.f;
+            v[u] = ok ? spw[REV ? jj - i : i - jj] * sc[n][2 * hr + u] : 0.f;
           }
-          *(u32*)(ss + i * SLD + j) = pack2<T>(v[0], v[1]);
+          *(u32*)(ss + i * SLD + j) = lt_op2<T>(v[0], v[1]);
         }
       }
     }
@@ -383,15 +406,15 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
 
     // Output rows i0.., columns oc0..: (P1 X) scaled per row, plus the masked scores times R1.
     {
-      float o[OC / 8][4];
+      float o[W::ON][4];
 #pragma unroll
-      for (int n = 0; n < OC / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+      for (int n = 0; n < W::ON; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
 #pragma unroll
       for (int ks = 0; ks < DH / 16; ks++) {
         u32 af[4];
         lt_frag_a(af, P1s, LD, i0, 16 * ks);
 #pragma unroll
-        for (int n = 0; n < OC / 8; n += 2) {
+        for (int n = 0; n < W::ON; n += 2) {
           u32 bf[4];
           lt_frag_b_kn(bf, xs, LD, oc0 + 8 * n, 16 * ks);
           Mma<T>::run(o[n], af, bf);
@@ -400,10 +423,10 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
       }
       {
         const int ia = i0 + gq, ib = ia + 8;
-        const float fa = REV ? (ia < L ? lt_pow(a, (float)(L - 1 - ia)) : 0.f) : scale * lt_pow(a, (float)(ia + 1));
-        const float fb = REV ? (ib < L ? lt_pow(a, (float)(L - 1 - ib)) : 0.f) : scale * lt_pow(a, (float)(ib + 1));
+        const float fa = REV ? (ia < L ? pw[L - 1 - ia] : 0.f) : spw[ia + 1];
+        const float fb = REV ? (ib < L ? pw[L - 1 - ib] : 0.f) : spw[ib + 1];
 #pragma unroll
-        for (int n = 0; n < OC / 8; n++) {
+        for (int n = 0; n < W::ON; n++) {
           o[n][0] *= fa; o[n][1] *= fa; o[n][2] *= fb; o[n][3] *= fb;
         }
       }
@@ -415,38 +438,46 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
         u32 af[4];
         lt_frag_a(af, ss, SLD, i0, 16 * ks);
 #pragma unroll
-        for (int n = 0; n < OC / 8; n += 2) {
+        for (int n = 0; n < W::ON; n += 2) {
           u32 bf[4];
           lt_frag_b_kn(bf, R1s, LD, oc0 + 8 * n, 16 * ks);
           Mma<T>::run(o[n], af, bf);
           Mma<T>::run(o[n + 1], af, bf + 2);
         }
       }
-      const i64 rbase = row0 + c * LT_CHUNK;
+      const int ia = i0 + gq;
+      u16* oa = out + lt_at(row0 + c * LT_CHUNK + ia, H, h, DH, oc0 + 2 * tq);
+      u16* ob = oa + (i64)8 * H * DH;
 #pragma unroll
-      for (int n = 0; n < OC / 8; n++) {
-        const int col = oc0 + 8 * n + 2 * tq;
-        const int ia = i0 + gq, ib = ia + 8;
-        if (ia < L) *(u32*)(out + lt_at(rbase + ia, H, h, DH, col)) = pack2<T>(o[n][0], o[n][1]);
-        if (ib < L) *(u32*)(out + lt_at(rbase + ib, H, h, DH, col)) = pack2<T>(o[n][2], o[n][3]);
+      for (int n = 0; n < W::ON; n++) {
+        if (ia < L) *(u32*)(oa + 8 * n) = pack2<T>(o[n][0], o[n][1]);
+        if (ia + 8 < L) *(u32*)(ob + 8 * n) = pack2<T>(o[n][2], o[n][3]);
       }
     }
     if (it + 1 < nC) {
       __syncthreads(); // every warp has read the 16-bit state copy
-      // X <- lambda^L X + sum_j f(j) P2_j^T R1_j for the next chunk.
-      const float dl = lt_pow(a, (float)L);
+      // X <- lambda^L X + sum_j f(j) P2_j^T R1_j for the next chunk; f(j) = lambda^(L-1-j)
+      // forward, s lambda^(j+1) reverse, 0 past L.
+      const float dl = pw[L];
 #pragma unroll
-      for (int n = 0; n < DH / 8; n++) {
+      for (int n = 0; n < W::XN; n++) {
         x[n][0] *= dl; x[n][1] *= dl; x[n][2] *= dl; x[n][3] *= dl;
       }
 #pragma unroll
       for (int ks = 0; ks < LT_CHUNK / 16; ks++) {
         u32 af[4];
-        lt_frag_update<T, REV>(af, P2s, LD, 16 * w, 16 * ks, L, a, scale);
+        lt_frag_a_t(af, P2s, LD, r0, 16 * ks);
+        float f[4];
 #pragma unroll
-        for (int n = 0; n < DH / 8; n += 2) {
+        for (int u = 0; u < 4; u++) {
+          const int j = 16 * ks + 2 * tq + (u & 1) + 8 * (u >> 1);
+          f[u] = j < L ? (REV ? spw[j + 1] : pw[L - 1 - j]) : 0.f;
+        }
+        lt_scale_k<T>(af, f);
+#pragma unroll
+        for (int n = 0; n < W::XN; n += 2) {
           u32 bf[4];
-          lt_frag_b_kn(bf, R1s, LD, 8 * n, 16 * ks);
+          lt_frag_b_kn(bf, R1s, LD, c0 + 8 * n, 16 * ks);
           Mma<T>::run(x[n], af, bf);
           Mma<T>::run(x[n + 1], af, bf + 2);
         }

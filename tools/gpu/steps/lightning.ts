@@ -276,7 +276,7 @@ export async function lightning(a: Args): Promise<number> {
       const bwdFlops = nChunks * (5 * 2 * C * C * D + 5 * 2 * C * D * D);
       const act = T * H * D * 2;
       const st = H * D * D * 4;
-      const variants: { suffix: string; P?: number }[] = [{ suffix: '' }, ...(small ? [] : [{ suffix: '_P256', P: 256 }, { suffix: '_P1024', P: 1024 }, { suffix: '_P4096', P: 4096 }])];
+      const variants: { suffix: string; P?: number }[] = [{ suffix: '' }, ...(small ? [] : [512, 1024, 2048, 4096].map((P) => ({ suffix: `_P${P}`, P })))];
       for (const vnt of variants) {
         const cc = { ...c, P: vnt.P };
         const reps = T > 16384 ? 10 : 20;
@@ -287,13 +287,25 @@ export async function lightning(a: Args): Promise<number> {
         const bb = 7 * act + 3 * st;
         rows.push({ name: `lightning_bwd_T${T}${vnt.suffix}`, what: `lightning bwd B1 T${T} H${H} D${D} bf16`, ...g, flops: bwdFlops, tflops: bwdFlops / (g.ms * 1e-3) / 1e12, bytes: bb, gbps: bb / (g.ms * 1e-3) / 1e9, ofCopy: bb / (g.ms * 1e-3) / 1e9 / copyGbps, check: '' });
       }
+      // Each pass alone at the default super-chunk (RING_LINEAR_LIGHTNING_ONLY: results invalid).
+      for (const pass of ['state', 'scan', 'chunk']) {
+        process.env.RING_LINEAR_LIGHTNING_ONLY = pass;
+        try {
+          const f = timeGpu(b, () => void core.runOp('lightningAttention', [x.q, x.k, x.v, x.decay, x.s0], attrs), 10);
+          rows.push({ name: `lightning_fwd_T${T}_only_${pass}`, what: `forward pass ${pass} alone`, ...f, check: 'timing only' });
+          const g = timeGpu(b, () => void core.runOp('lightningAttentionBackward', [x.q, x.k, x.v, x.decay, x.s0, x.dO, x.dF], attrs), 10);
+          rows.push({ name: `lightning_bwd_T${T}_only_${pass}`, what: `backward passes ${pass} alone`, ...g, check: 'timing only' });
+        } finally {
+          delete process.env.RING_LINEAR_LIGHTNING_ONLY;
+        }
+      }
       core.dispose(Object.values(x));
     }
   } catch (err) {
     say(`BAD timings threw: ${(err as Error).stack ?? err}`);
     failed++;
   }
-  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_lightning.json'), log, (n) => n.replace(/_P\d+$/, ''));
+  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_lightning.json'), log, (n) => n.replace(/_P\d+$/, '').replace(/_only_\w+$/, '__none'));
   for (const n of torch.notes ?? []) say(`torch: ${n}`);
   for (const r of rows) {
     if (r.tflops === undefined) continue;

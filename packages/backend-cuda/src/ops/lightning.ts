@@ -13,7 +13,9 @@
  * The attributes are restated (this package does not import the attention package).
  *
  * RING_LINEAR_CUDA_LIGHTNING=general forces the general passes; RING_LINEAR_LIGHTNING_SUPERCHUNK
- * (a multiple of 64) fixes P on the tensor-core path. Both are read at every launch.
+ * (a multiple of 64) fixes P on the tensor-core path. RING_LINEAR_LIGHTNING_ONLY=state|scan|chunk
+ * runs that pass alone (a timing diagnostic: the results are then wrong). All are read at every
+ * launch.
  */
 import { BackendError, type DType, type TensorInfo } from '@ring-linear/core';
 import type { CudaBackend } from '../backend.js';
@@ -127,6 +129,12 @@ class Runner {
     return k;
   }
 
+  /** The timing diagnostic RING_LINEAR_LIGHTNING_ONLY: whether a pass runs. */
+  private runs(pass: 'state' | 'scan' | 'chunk'): boolean {
+    const only = process.env.RING_LINEAR_LIGHTNING_ONLY;
+    return !only || only === pass;
+  }
+
   private checkGrid(seg: LightningSegment): void {
     if (this.H > 65535 || seg.Bn > 65535) {
       throw new BackendError(`lightningAttention: the CUDA kernels support up to 65535 heads and batch entries, got ${this.H} heads, batch ${seg.Bn}`);
@@ -136,6 +144,7 @@ class Runner {
   /** Pass 1: each super-chunk's contribution to the state, into slots. */
   state(seg: LightningSegment, dir: 'fwd' | 'rev', p2: TensorInfo, r1: TensorInfo, slots: number): void {
     this.checkGrid(seg);
+    if (!this.runs('state')) return;
     const DP = p2.shape[3]!, DR = r1.shape[3]!;
     const { P, mma } = this.plan;
     const grid = [seg.G, this.H, seg.Bn] as const;
@@ -153,6 +162,7 @@ class Runner {
   /** Pass 2: the scan over the super-chunks of each sequence (fin = 0: no final state wanted). */
   scan(seg: LightningSegment, dir: 'fwd' | 'rev', slots: number, init: TensorInfo, fin: number, DD: number): void {
     this.checkGrid(seg);
+    if (!this.runs('scan')) return;
     this.kernel(`lt_scan_${dir}`, 0).launch([cdiv(DD, 256), this.H, seg.Bn], [256, 1, 1],
       [slots, ptr(init), fin, this.decay, this.H, DD, seg.Tseg, this.plan.P, seg.G, seg.slotBase, seg.nBase]);
   }
@@ -160,6 +170,7 @@ class Runner {
   /** Pass 3: the outputs of each super-chunk from its slot's state (xT: the slot holds X transposed). */
   chunk(seg: LightningSegment, dir: 'fwd' | 'rev', p1: TensorInfo, p2: TensorInfo, r1: TensorInfo, out: TensorInfo, slots: number, xT: boolean): void {
     this.checkGrid(seg);
+    if (!this.runs('chunk')) return;
     const DP = p1.shape[3]!, DR = r1.shape[3]!;
     const { P, mma } = this.plan;
     const grid = [seg.G, this.H, seg.Bn] as const;

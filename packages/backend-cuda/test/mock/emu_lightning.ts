@@ -60,7 +60,7 @@ registerKernelModel(/^lt_scan_(fwd|rev)$/, (m, a, io, grid, block) => {
 
 /** Geometry shared by the state and chunk passes. */
 function geometry(name: string, gen: boolean, DH: number, P: number, grid: readonly number[], block: readonly number[], Tseg: number, H: number) {
-  if (gen ? block[0] !== 256 : block[0] !== 2 * DH) throw new Error(`${name}: ${block[0]} threads a block`);
+  if (gen ? block[0] !== 256 : block[0] !== 4 * DH) throw new Error(`${name}: ${block[0]} threads a block`);
   if (!gen && P % 64 !== 0) throw new Error(`${name}: super-chunk ${P} is not a multiple of 64`);
   if (gen && P > 64) throw new Error(`${name}: the general pass takes one chunk of at most 64 tokens, got P = ${P}`);
   if (grid[0] !== Math.ceil(Tseg / P) || grid[1] !== H) throw new Error(`${name}: grid [${grid}] for ${Tseg} tokens in super-chunks of ${P}, ${H} heads`);

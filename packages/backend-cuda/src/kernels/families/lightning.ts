@@ -19,8 +19,8 @@ export const LIGHTNING_CHUNK = 64;
 export const LIGHTNING_GEN_THREADS = 256;
 const PAD = 8;
 
-/** Threads of a tensor-core block for head dim DH (DH / 16 warps). */
-export const lightningThreads = (DH: number): number => DH * 2;
+/** Threads of a tensor-core block for head dim DH (DH / 8 warps). */
+export const lightningThreads = (DH: number): number => DH * 4;
 /** Dynamic shared memory of lt_state: two stages of two [64][DH + 8] 16-bit tiles. */
 export const lightningStateSmem = (DH: number): number => 4 * LIGHTNING_CHUNK * (DH + PAD) * 2;
 /** Dynamic shared memory of lt_chunk: two stages of three tiles, the state copy, the scores. */
