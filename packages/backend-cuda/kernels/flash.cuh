@@ -498,6 +498,308 @@ RL_DEV void flash_bwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
 }
 
 // ---------------------------------------------------------------------------------------------
+// Forward on Hopper warpgroup MMA (sm_90a only; the host picks it there): the same algorithm as
+// flash_fwd with two warpgroups of 64 query rows (block 128 rows) and key tiles of FL_WG_BN = 128.
+// S = Q K^T is one wgmma.m64n128k16 chain per warpgroup with Q as register A fragments (the wgmma
+// A-register layout of a warp's 16 rows is the mma.m16n8k16 A layout) and K from shared memory;
+// O += P V is a wgmma.m64n{D}k16 chain with P from registers (the f32 D layout of two adjacent
+// 8-column blocks is the A layout of one k-step, as above) and V from shared memory read
+// transposed (MN-major). K and V tiles are stored in the 128-byte swizzle of the wgmma
+// descriptors (PTX ISA "Shared Memory Matrix Layout"): per 64-column chunk, rows of 128 bytes, the
+// 16-byte piece c of row r at c ^ (r % 8), chunks 1024-byte aligned. Tiles are double-buffered by
+// cp.async; a proxy fence orders those generic-proxy writes before the async-proxy wgmma reads.
+// The V descriptor's leading / stride byte offsets come from the host (vLbo, vSbo) so the layout
+// reading can be checked both ways on the GPU.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FL_WGMMA 1
+#else
+#define FL_WGMMA 0
+#endif
+#define FL_WG_BN 128
+
+// A wgmma shared-memory matrix descriptor with the 128-byte swizzle (PTX ISA "Matrix Descriptor
+// Format": start address, leading and stride byte offsets in 16-byte units; bits 62-63 = 1).
+RL_DEV u64 fl_wg_desc(const void* p, u32 lboBytes, u32 sboBytes) {
+  const u64 a = smem_addr(p);
+  return ((a & 0x3ffffull) >> 4) | ((u64)((lboBytes >> 4) & 0x3fffu) << 16) | ((u64)((sboBytes >> 4) & 0x3fffu) << 32) | (1ull << 62);
+}
+RL_DEV void fl_wg_fence() {
+#if FL_WGMMA
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+RL_DEV void fl_wg_commit() {
+#if FL_WGMMA
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+RL_DEV void fl_wg_wait0() {
+#if FL_WGMMA
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+// Generic-proxy shared-memory writes (cp.async, st.shared) before async-proxy reads (wgmma).
+RL_DEV void fl_fence_proxy_async() {
+#if FL_WGMMA
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+// Keeps the compiler from moving accesses of wgmma accumulators across the wait (CUTLASS's
+// warpgroup_fence_operand).
+template <int N> RL_DEV void fl_fence_regs(float* r) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+template <class T, int N, int TRANS_B> struct WgmmaRS;
+template <> struct WgmmaRS<BF16, 128, 0> {
+  static RL_DEV void run(float* d, const u32 a[4], u64 desc, int scaleD) {
+#if FL_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scaleD));
+#endif
+  }
+};
+template <> struct WgmmaRS<F16, 128, 0> {
+  static RL_DEV void run(float* d, const u32 a[4], u64 desc, int scaleD) {
+#if FL_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scaleD));
+#endif
+  }
+};
+template <> struct WgmmaRS<BF16, 64, 1> {
+  static RL_DEV void run(float* d, const u32 a[4], u64 desc, int scaleD) {
+#if FL_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scaleD));
+#endif
+  }
+};
+template <> struct WgmmaRS<F16, 64, 1> {
+  static RL_DEV void run(float* d, const u32 a[4], u64 desc, int scaleD) {
+#if FL_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scaleD));
+#endif
+  }
+};
+template <> struct WgmmaRS<BF16, 128, 1> {
+  static RL_DEV void run(float* d, const u32 a[4], u64 desc, int scaleD) {
+#if FL_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scaleD));
+#endif
+  }
+};
+template <> struct WgmmaRS<F16, 128, 1> {
+  static RL_DEV void run(float* d, const u32 a[4], u64 desc, int scaleD) {
+#if FL_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scaleD));
+#endif
+  }
+};
+
+// Copies a tile of `rows` rows x D 16-bit elements into the swizzled layout (chunks of 64 columns,
+// rows of 128 bytes, chunk region rows * 128 bytes); rows >= valid are zero-filled.
+template <int D>
+RL_DEV void fl_load_swizzled(u16* dst, const u16* src, i64 stride, int rows, int valid, int tid, int nthreads) {
+  const int CH = D / 8;
+  for (int x = tid; x < rows * CH; x += nthreads) {
+    const int r = x / CH, c = x - r * CH;
+    const int chunk = c >> 3, cc = c & 7;
+    const bool ok = r < valid;
+    cp_async16(dst + chunk * rows * 64 + r * 64 + ((cc ^ (r & 7)) << 3), ok ? src + (i64)r * stride + c * 8 : src, ok ? 16 : 0);
+  }
+}
+
+template <int D> struct FlashWgSmem {
+  static const int Q_BYTES = (FL_BM * (D + FL_PAD) * 2 + 1023) / 1024 * 1024;
+  static const int TILE = FL_WG_BN * D;  // elements of one K or V buffer
+  static const int BYTES = 1024 + Q_BYTES + 4 * TILE * 2;  // + 1024: runtime alignment of the base
+};
+
+template <class T, int D>
+RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v, u16* __restrict__ out,
+                         float* __restrict__ lse, int Tq, int Tk, int H, int Hkv, int q0, int nq, int k0, int nk, int kvOffset,
+                         int causal, float scaleLog2, int vLbo, int vSbo) {
+  extern __shared__ __align__(16) unsigned char fl_smem[];
+  typedef FlashWgSmem<D> L;
+  const int BN = FL_WG_BN, LD = D + FL_PAD;
+  // 1024-byte aligned base: the swizzle acts on absolute address bits.
+  unsigned char* base = fl_smem + ((1024 - (smem_addr(fl_smem) & 1023)) & 1023);
+  u16* sQ = reinterpret_cast<u16*>(base);                  // [FL_BM][LD], padded
+  u16* sK = reinterpret_cast<u16*>(base + L::Q_BYTES);     // [2][D / 64][BN][64], swizzled
+  u16* sV = sK + 2 * L::TILE;                              // [2][D / 64][BN][64], swizzled
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int NT = 256;
+  const int b = blockIdx.x / H, h = blockIdx.x - (blockIdx.x / H) * H;
+  const int hk = h / (H / Hkv);
+  const int m0 = (gridDim.y - 1 - blockIdx.y) * FL_BM;
+  const int rowsHere = min(FL_BM, nq - m0);
+  const int kEnd = causal ? min(nk, kvOffset + m0 + rowsHere) : nk;
+  const int nTiles = (kEnd + BN - 1) / BN;
+  const i64 qStride = (i64)H * D, kStride = (i64)Hkv * D;
+  const u16* qBase = q + (((i64)b * Tq + q0 + m0) * H + h) * D;
+  const u16* kBase = k + (((i64)b * Tk + k0) * Hkv + hk) * D;
+  const u16* vBase = v + (((i64)b * Tk + k0) * Hkv + hk) * D;
+
+  fl_load_tile<D>(sQ, qBase, qStride, FL_BM, rowsHere, tid, NT);
+  fl_load_swizzled<D>(sK, kBase, kStride, BN, nk, tid, NT);
+  fl_load_swizzled<D>(sV, vBase, kStride, BN, nk, tid, NT);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+  // Q fragments of the warp's 16 rows, all of D, kept in registers.
+  u32 qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++)
+    ldmatrix_x4(qf[kk], sQ + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 + (lane >> 4) * 8);
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float mrow[2] = {FL_NEG_INF, FL_NEG_INF};
+  float lrow[2] = {0.0f, 0.0f};
+  const int r0 = m0 + warp * 16 + g;
+  const int pos0 = kvOffset + r0, pos1 = pos0 + 8;
+  const int firstPos = kvOffset + m0;
+
+  for (int it = 0; it < nTiles; it++) {
+    const int n0 = it * BN;
+    if (it + 1 < nTiles) {
+      const int buf = (it + 1) & 1;
+      const int nn = n0 + BN;
+      fl_load_swizzled<D>(sK + buf * L::TILE, kBase + (i64)nn * kStride, kStride, BN, nk - nn, tid, NT);
+      fl_load_swizzled<D>(sV + buf * L::TILE, vBase + (i64)nn * kStride, kStride, BN, nk - nn, tid, NT);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();
+    fl_fence_proxy_async();
+    __syncthreads();
+    const u16* Kt = sK + (it & 1) * L::TILE;
+    const u16* Vt = sV + (it & 1) * L::TILE;
+
+    // S = Q K^T (64 rows of this warpgroup x BN keys): K-major B, k-step ks = columns 16 ks of
+    // chunk ks / 4, 32 bytes into its 128-byte rows.
+    float s[BN / 8][4];
+    fl_wg_fence();
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++) {
+      const u64 desc = fl_wg_desc(Kt + (ks >> 2) * BN * 64 + (ks & 3) * 16, 16, 1024);
+      WgmmaRS<T, BN, 0>::run(&s[0][0], qf[ks], desc, ks > 0 ? 1 : 0);
+    }
+    fl_wg_commit();
+    fl_wg_wait0();
+    fl_fence_regs<BN / 2>(&s[0][0]);
+
+    const bool needMask = n0 + BN > nk || (causal && n0 + BN - 1 > firstPos);
+#pragma unroll
+    for (int n = 0; n < BN / 8; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float x = s[n][e] * scaleLog2;
+        if (needMask) {
+          const int j = n0 + n * 8 + 2 * t4 + (e & 1);
+          const int p = e < 2 ? pos0 : pos1;
+          if (j >= nk || (causal && j > p)) x = FL_NEG_INF;
+        }
+        s[n][e] = x;
+      }
+    }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      float mx = mrow[r];
+#pragma unroll
+      for (int n = 0; n < BN / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mUse = mx == FL_NEG_INF ? 0.0f : mx;
+      alpha[r] = exp2f(mrow[r] - mUse);
+      mrow[r] = mx;
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < BN / 8; n++) {
+        const float p0 = exp2f(s[n][2 * r] - mUse), p1 = exp2f(s[n][2 * r + 1] - mUse);
+        s[n][2 * r] = p0;
+        s[n][2 * r + 1] = p1;
+        sum += p0 + p1;
+      }
+      lrow[r] = lrow[r] * alpha[r] + sum;
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+      o[n][0] *= alpha[0];
+      o[n][1] *= alpha[0];
+      o[n][2] *= alpha[1];
+      o[n][3] *= alpha[1];
+    }
+    u32 pf[BN / 16][4];
+#pragma unroll
+    for (int ks = 0; ks < BN / 16; ks++) {
+      pf[ks][0] = fl_pack2<T>(s[2 * ks][0], s[2 * ks][1]);
+      pf[ks][1] = fl_pack2<T>(s[2 * ks][2], s[2 * ks][3]);
+      pf[ks][2] = fl_pack2<T>(s[2 * ks + 1][0], s[2 * ks + 1][1]);
+      pf[ks][3] = fl_pack2<T>(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+    }
+    // O += P V: MN-major B (V rows are keys = the k dimension); k-step ks = key rows 16 ks.
+    fl_fence_regs<D / 2>(&o[0][0]);
+    fl_wg_fence();
+#pragma unroll
+    for (int ks = 0; ks < BN / 16; ks++) {
+      const u64 desc = fl_wg_desc(Vt + ks * 16 * 64, (u32)vLbo, (u32)vSbo);
+      WgmmaRS<T, D, 1>::run(&o[0][0], pf[ks], desc, 1);
+    }
+    fl_wg_commit();
+    fl_wg_wait0();
+    fl_fence_regs<D / 2>(&o[0][0]);
+    __syncthreads();  // the buffer just read is refilled by the next iteration's prefetch
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+  }
+  const float inv0 = 1.0f / lrow[0], inv1 = 1.0f / lrow[1];
+  const int i0 = r0, i1 = r0 + 8;
+  u16* o0 = out + (((i64)b * Tq + q0 + i0) * H + h) * D;
+  u16* o1 = out + (((i64)b * Tq + q0 + i1) * H + h) * D;
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) {
+    const int c = n * 8 + 2 * t4;
+    if (i0 < nq) *reinterpret_cast<u32*>(o0 + c) = fl_pack2<T>(o[n][0] * inv0, o[n][1] * inv0);
+    if (i1 < nq) *reinterpret_cast<u32*>(o1 + c) = fl_pack2<T>(o[n][2] * inv1, o[n][3] * inv1);
+  }
+  if (t4 == 0) {
+    if (i0 < nq) lse[((i64)b * H + h) * Tq + q0 + i0] = (mrow[0] + log2f(lrow[0])) * FL_LN2;
+    if (i1 < nq) lse[((i64)b * H + h) * Tq + q0 + i1] = (mrow[1] + log2f(lrow[1])) * FL_LN2;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // General backward (any head dims, f32 math, CUDA cores): the shapes the tensor-core kernel does
 // not take. One warp per query row (dq) or per key (dk, dv); per-warp f32 accumulators in dynamic
 // shared memory. Grid: x = ceil(rows / 4), y = b; 128 threads.

@@ -9,6 +9,7 @@
  * f32). The device code itself is checked on the GPU machine (tools/gpu/steps/flash.ts).
  */
 import { describe, expect, it } from 'vitest';
+import type { DType } from '@ring-linear/core';
 import { buildMockCuda } from './mock/build.js';
 import { installEmulator } from './mock/emulator.js';
 import './mock/emu_flash.js';
@@ -169,16 +170,17 @@ describe.skipIf(!!skip)('flash attention on the CUDA host side (mock driver + ke
     { dt: 'bf16', B: 1, Tq: 33, Tk: 33, H: 2, Hkv: 1, D: 128, Dv: 128, causal: false, scale: 0.1, cuSeqlens: [0, 33] },
   ];
 
-  it('forward: tensor-core shapes (tiles, tails, GQA, causal and not, kvLen / kvOffset, packed) against float64', async () => {
+  it('forward (mma.sync and wgmma kernels): tensor-core shapes (tiles, tails, GQA, causal and not, kvLen / kvOffset, packed) against float64', async () => {
     const { core, attention, launches } = await setup();
     const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
     console.log(`[backend-cuda] flash forward seed ${seed}`);
-    for (const c of fwdCases) {
+    for (const kind of ['mma', 'wgmma'] as const) for (const c of fwdCases) {
+      process.env.RING_LINEAR_CUDA_FLASH_FWD = kind;
       const q = core.tensor(randoms(seed + 1, c.B * c.Tq * c.H * c.D), [c.B, c.Tq, c.H, c.D], c.dt);
       const k = core.tensor(randoms(seed + 2, c.B * c.Tk * c.Hkv * c.D), [c.B, c.Tk, c.Hkv, c.D], c.dt);
       const v = core.tensor(randoms(seed + 3, c.B * c.Tk * c.Hkv * c.Dv), [c.B, c.Tk, c.Hkv, c.Dv], c.dt);
       const want = forwardRef(c, (await q.data()) as Float32Array, (await k.data()) as Float32Array, (await v.data()) as Float32Array);
-      const name = `flash_fwd_${c.dt}_d${c.D}`;
+      const name = kind === 'wgmma' ? `flash_fwd_wg_${c.dt}_d${c.D}` : `flash_fwd_${c.dt}_d${c.D}`;
       const before = launches.get(name) ?? 0;
       const { out, lse } = attention.softmaxAttentionWithLse(q, k, v, {
         causal: c.causal, scale: c.scale, kvLen: c.kvLen, kvOffset: c.kvOffset, cuSeqlens: c.cuSeqlens ?? null,
@@ -188,6 +190,7 @@ describe.skipIf(!!skip)('flash attention on the CUDA host side (mock driver + ke
       expect(o.err, `out ${JSON.stringify(c)} worst at ${o.at}`).toBeLessThan(TOL[c.dt]!);
       expect(l.err, `lse ${JSON.stringify(c)} worst at ${l.at}`).toBeLessThan(1e-5);
     }
+    delete process.env.RING_LINEAR_CUDA_FLASH_FWD;
   }, 120_000);
 
   it('forward routing: decode-sized queries, f32 and other head dims keep the split-K kernel', async () => {
@@ -221,7 +224,7 @@ describe.skipIf(!!skip)('flash attention on the CUDA host side (mock driver + ke
     const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
     console.log(`[backend-cuda] flash backward seed ${seed}`);
     for (const c of bwdCases) {
-      const mk = (s: number, shape: number[], dt: core.DType = c.dt) => core.tensor(randoms(seed + s, shape.reduce((a, x) => a * x, 1)), shape, dt);
+      const mk = (s: number, shape: number[], dt: DType = c.dt) => core.tensor(randoms(seed + s, shape.reduce((a, x) => a * x, 1)), shape, dt);
       const q = mk(1, [c.B, c.Tq, c.H, c.D]), k = mk(2, [c.B, c.Tk, c.Hkv, c.D]), v = mk(3, [c.B, c.Tk, c.Hkv, c.Dv]);
       const Q = (await q.data()) as Float32Array, K = (await k.data()) as Float32Array, V = (await v.data()) as Float32Array;
       const fw = forwardRef(c, Q, K, V);

@@ -32,6 +32,8 @@ import {
   FLASH_HEAD_DIMS,
   flashBwdSmem,
   flashFwdSmem,
+  flashFwdWgSmem,
+  FLASH_WG_BN,
 } from '../kernels/families/flash.js';
 import type { Kernel } from '../kernels/modules.js';
 import { DTYPE_SUFFIX, moduleSpec } from '../kernels/sources.js';
@@ -143,16 +145,29 @@ function withSmem(b: CudaBackend, k: Kernel, bytes: number): Kernel {
   return k;
 }
 
+/**
+ * The forward kernel flavour: 'wgmma' (Hopper warpgroup MMA, sm_90a only) or 'mma' (mma.sync,
+ * every architecture). RING_LINEAR_CUDA_FLASH_FWD=mma|wgmma picks one.
+ */
+export function flashForwardKind(arch: string): 'mma' | 'wgmma' {
+  return arch === 'sm_90a' && process.env.RING_LINEAR_CUDA_FLASH_FWD === 'wgmma' ? 'wgmma' : 'mma';
+}
+
 function flashForward(b: CudaBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, out: TensorInfo, lse: TensorInfo, attrs: SoftmaxAttrs): void {
   const [B, Tq, H, D] = q.shape as [number, number, number, number];
   const [, Tk, Hkv] = k.shape as [number, number, number, number];
   const s = DTYPE_SUFFIX[q.dtype];
-  const smem = flashFwdSmem(D);
-  const kern = withSmem(b, b.kernel(moduleSpec('flash', q.dtype), `flash_fwd_${s}_d${D}`), smem);
+  const wg = flashForwardKind(b.arch) === 'wgmma';
+  const smem = wg ? flashFwdWgSmem(D) : flashFwdSmem(D);
+  const kern = withSmem(b, b.kernel(moduleSpec('flash', q.dtype), wg ? `flash_fwd_wg_${s}_d${D}` : `flash_fwd_${s}_d${D}`), smem);
   const scaleLog2 = Math.fround(attrs.scale * LOG2E);
+  // V's descriptor strides (kernels/flash.cuh): between 64-column chunks and between 8-key groups.
+  const swap = process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP === '1';
+  const vStrides = swap ? [1024, FLASH_WG_BN * 128] : [FLASH_WG_BN * 128, 1024];
   for (const seg of softmaxSegments(attrs, Tq)) {
     kern.launch([B * H, cdiv(seg.nq, FLASH_BM), 1], [FLASH_FWD_THREADS, 1, 1],
-      [ptr(q), ptr(k), ptr(v), ptr(out), ptr(lse), Tq, Tk, H, Hkv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset, attrs.causal ? 1 : 0, scaleLog2], smem);
+      [ptr(q), ptr(k), ptr(v), ptr(out), ptr(lse), Tq, Tk, H, Hkv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset, attrs.causal ? 1 : 0, scaleLog2,
+        ...(wg ? vStrides : [])], smem);
   }
 }
 

@@ -49,9 +49,10 @@ function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, n: number
   return acc;
 }
 
-// Forward: out and lse of the launch's queries.
-registerKernelModel(/^flash_fwd_(bf16|f16)_d(64|128)$/, (m, a, io, grid, block) => {
+// Forward (mma.sync and wgmma flavours): out and lse of the launch's queries.
+registerKernelModel(/^flash_fwd_(?:wg_)?(bf16|f16)_d(64|128)$/, (m, a, io, grid, block) => {
   const d = SFX[m[1]!]!, D = Number(m[2]);
+  if (m[0].includes('_wg_') && !(a[16] > 0 && a[17] > 0 && a[16] % 16 === 0 && a[17] % 16 === 0)) throw new Error(`${m[0]}: V descriptor strides ${a[16]}, ${a[17]}`);
   const [q, k, v, out, lseP, Tq, Tk, H, Hkv, q0, nq, k0, nk, kvOffset, causal, scaleLog2] = a;
   const s: Seg = { Tq, Tk, H, Hkv, q0, nq, k0, nk, kvOffset, causal };
   if (block[0] !== 256) throw new Error(`${m[0]}: ${block[0]} threads, the kernel is written for 256`);
@@ -121,7 +122,7 @@ registerKernelModel(/^flash_bwd_dq_convert_(bf16|f16)$/, (m, a, io) => {
 /** The backward of one launch: dq (or its f32 accumulator), dk, dv rows of the launch's keys. */
 function backward(d: DType, B: number, D: number, Dv: number, s: Seg, io: EmulatorIO, ptrs: { q: number; k: number; v: number; dO: number; lse: number; di: number },
   scale: number, roundPdS: boolean) {
-  const { Tq, Tk, H, Hkv, q0, nq, k0, nk, kvOffset } = s;
+  const { Tq, Tk, H, Hkv, q0, nq, k0, nk } = s;
   const G = H / Hkv;
   const Q = loadAll(io, d, ptrs.q, B * Tq * H * D), K = loadAll(io, d, ptrs.k, B * Tk * Hkv * D), V = loadAll(io, d, ptrs.v, B * Tk * Hkv * Dv);
   const dO = loadAll(io, d, ptrs.dO, B * Tq * H * Dv), L = loadAll(io, 'f32', ptrs.lse, B * H * Tq), Di = loadAll(io, 'f32', ptrs.di, B * H * Tq);
