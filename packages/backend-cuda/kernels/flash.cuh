@@ -551,6 +551,12 @@ template <int N> RL_DEV void fl_fence_regs(float* r) {
   for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
 }
 
+// Keeps registers live (and unmoved) up to this point: the A fragments an in-flight wgmma reads.
+template <int N> RL_DEV void fl_keep_regs(u32* r) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+r"(r[i])::"memory");
+}
+
 template <class T, int N, int TRANS_B> struct WgmmaRS;
 template <> struct WgmmaRS<BF16, 128, 0> {
   static RL_DEV void run(float* d, const u32 a[4], u64 desc, int scaleD) {
@@ -777,6 +783,228 @@ RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, c
     __syncthreads();  // the buffer just read is refilled by the next iteration's prefetch
   }
   cp_async_wait<0>();
+
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+  }
+  const float inv0 = 1.0f / lrow[0], inv1 = 1.0f / lrow[1];
+  const int i0 = r0, i1 = r0 + 8;
+  u16* o0 = out + (((i64)b * Tq + q0 + i0) * H + h) * D;
+  u16* o1 = out + (((i64)b * Tq + q0 + i1) * H + h) * D;
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) {
+    const int c = n * 8 + 2 * t4;
+    if (i0 < nq) *reinterpret_cast<u32*>(o0 + c) = fl_pack2<T>(o[n][0] * inv0, o[n][1] * inv0);
+    if (i1 < nq) *reinterpret_cast<u32*>(o1 + c) = fl_pack2<T>(o[n][2] * inv1, o[n][3] * inv1);
+  }
+  if (t4 == 0) {
+    if (i0 < nq) lse[((i64)b * H + h) * Tq + q0 + i0] = (mrow[0] + log2f(lrow[0])) * FL_LN2;
+    if (i1 < nq) lse[((i64)b * H + h) * Tq + q0 + i1] = (mrow[1] + log2f(lrow[1])) * FL_LN2;
+  }
+}
+
+// Both operands from shared memory, K-major (S = Q K^T).
+template <class T, int N> struct WgmmaSS;
+template <> struct WgmmaSS<BF16, 128> {
+  static RL_DEV void run(float* d, u64 descA, u64 descB, int scaleD) {
+#if FL_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(descA), "l"(descB), "r"(scaleD));
+#endif
+  }
+};
+template <> struct WgmmaSS<F16, 128> {
+  static RL_DEV void run(float* d, u64 descA, u64 descB, int scaleD) {
+#if FL_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(descA), "l"(descB), "r"(scaleD));
+#endif
+  }
+};
+
+// wgmma forward, second flavour (FlashAttention-3's intra-warpgroup overlap, without warp
+// specialization): Q also in shared memory (swizzled, both wgmma operands from descriptors), and
+// the P V product of tile t - 1 runs on the tensor cores while the softmax of tile t runs on the
+// CUDA cores: per iteration, issue S_t = Q K_t^T, issue O += P_{t-1} V_{t-1}, wait for S_t only,
+// do the softmax, then wait for O and rescale it. Load groups: {Q, K_0}, then {K_t, V_{t-1}} per
+// iteration, so K_t and V_{t-1} sit in different halves of their double buffers.
+template <int D> struct FlashWg2Smem {
+  static const int TILE = FL_WG_BN * D;
+  static const int BYTES = 1024 + FL_BM * D * 2 + 4 * TILE * 2;
+};
+
+template <class T, int D>
+RL_DEV void flash_fwd_wg2(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v, u16* __restrict__ out,
+                          float* __restrict__ lse, int Tq, int Tk, int H, int Hkv, int q0, int nq, int k0, int nk, int kvOffset,
+                          int causal, float scaleLog2, int vLbo, int vSbo) {
+  extern __shared__ __align__(16) unsigned char fl_smem[];
+  typedef FlashWg2Smem<D> L;
+  const int BN = FL_WG_BN;
+  unsigned char* base = fl_smem + ((1024 - (smem_addr(fl_smem) & 1023)) & 1023);
+  u16* sQ = reinterpret_cast<u16*>(base);   // [D / 64][FL_BM][64], swizzled
+  u16* sK = sQ + FL_BM * D;                 // [2][D / 64][BN][64], swizzled
+  u16* sV = sK + 2 * L::TILE;               // [2][D / 64][BN][64], swizzled
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = tid >> 7;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int NT = 256;
+  const int b = blockIdx.x / H, h = blockIdx.x - (blockIdx.x / H) * H;
+  const int hk = h / (H / Hkv);
+  const int m0 = (gridDim.y - 1 - blockIdx.y) * FL_BM;
+  const int rowsHere = min(FL_BM, nq - m0);
+  const int kEnd = causal ? min(nk, kvOffset + m0 + rowsHere) : nk;
+  const int nTiles = (kEnd + BN - 1) / BN;
+  const i64 qStride = (i64)H * D, kStride = (i64)Hkv * D;
+  const u16* qBase = q + (((i64)b * Tq + q0 + m0) * H + h) * D;
+  const u16* kBase = k + (((i64)b * Tk + k0) * Hkv + hk) * D;
+  const u16* vBase = v + (((i64)b * Tk + k0) * Hkv + hk) * D;
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float mrow[2] = {FL_NEG_INF, FL_NEG_INF};
+  float lrow[2] = {0.0f, 0.0f};
+  const int r0 = m0 + warp * 16 + g;
+  const int pos0 = kvOffset + r0, pos1 = pos0 + 8;
+  const int firstPos = kvOffset + m0;
+  u32 pf[BN / 16][4];
+  float s[BN / 8][4];
+
+  // S_t = Q K_t^T for this warpgroup's 64 rows, then the online softmax: P_t packed into pf, the
+  // running max / sum updated; returns the rescale factors of O.
+  auto scores = [&](int t) {
+    const u16* Kt = sK + (t & 1) * L::TILE;
+    fl_wg_fence();
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++) {
+      const u64 da = fl_wg_desc(sQ + (ks >> 2) * FL_BM * 64 + wg * 64 * 64 + (ks & 3) * 16, 16, 1024);
+      const u64 db = fl_wg_desc(Kt + (ks >> 2) * BN * 64 + (ks & 3) * 16, 16, 1024);
+      WgmmaSS<T, BN>::run(&s[0][0], da, db, ks > 0 ? 1 : 0);
+    }
+    fl_wg_commit();
+  };
+  auto softmax = [&](int t, float alpha[2]) {
+    const int n0 = t * BN;
+    const bool needMask = n0 + BN > nk || (causal && n0 + BN - 1 > firstPos);
+#pragma unroll
+    for (int n = 0; n < BN / 8; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float x = s[n][e] * scaleLog2;
+        if (needMask) {
+          const int j = n0 + n * 8 + 2 * t4 + (e & 1);
+          const int p = e < 2 ? pos0 : pos1;
+          if (j >= nk || (causal && j > p)) x = FL_NEG_INF;
+        }
+        s[n][e] = x;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      float mx = mrow[r];
+#pragma unroll
+      for (int n = 0; n < BN / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mUse = mx == FL_NEG_INF ? 0.0f : mx;
+      alpha[r] = exp2f(mrow[r] - mUse);
+      mrow[r] = mx;
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < BN / 8; n++) {
+        const float p0 = exp2f(s[n][2 * r] - mUse), p1 = exp2f(s[n][2 * r + 1] - mUse);
+        s[n][2 * r] = p0;
+        s[n][2 * r + 1] = p1;
+        sum += p0 + p1;
+      }
+      lrow[r] = lrow[r] * alpha[r] + sum;
+    }
+  };
+  auto packP = [&]() {
+#pragma unroll
+    for (int ks = 0; ks < BN / 16; ks++) {
+      pf[ks][0] = fl_pack2<T>(s[2 * ks][0], s[2 * ks][1]);
+      pf[ks][1] = fl_pack2<T>(s[2 * ks][2], s[2 * ks][3]);
+      pf[ks][2] = fl_pack2<T>(s[2 * ks + 1][0], s[2 * ks + 1][1]);
+      pf[ks][3] = fl_pack2<T>(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+    }
+  };
+  // O += P V_t (P in pf).
+  auto pv = [&](int t) {
+    const u16* Vt = sV + (t & 1) * L::TILE;
+    fl_fence_regs<D / 2>(&o[0][0]);
+    fl_wg_fence();
+#pragma unroll
+    for (int ks = 0; ks < BN / 16; ks++) {
+      const u64 desc = fl_wg_desc(Vt + ks * 16 * 64, (u32)vLbo, (u32)vSbo);
+      WgmmaRS<T, D, 1>::run(&o[0][0], pf[ks], desc, 1);
+    }
+    fl_wg_commit();
+  };
+
+  // Prologue: {Q, K_0}, {K_1, V_0}; S_0 and its softmax.
+  fl_load_swizzled<D>(sQ, qBase, qStride, FL_BM, rowsHere, tid, NT);
+  fl_load_swizzled<D>(sK, kBase, kStride, BN, nk, tid, NT);
+  cp_async_commit();
+  if (nTiles > 1) fl_load_swizzled<D>(sK + L::TILE, kBase + (i64)BN * kStride, kStride, BN, nk - BN, tid, NT);
+  fl_load_swizzled<D>(sV, vBase, kStride, BN, nk, tid, NT);
+  cp_async_commit();
+  cp_async_wait<1>();
+  fl_fence_proxy_async();
+  __syncthreads();
+  {
+    float alpha[2];
+    scores(0);
+    fl_wg_wait0();
+    fl_fence_regs<BN / 2>(&s[0][0]);
+    softmax(0, alpha);
+    packP();
+  }
+  for (int t = 1; t < nTiles; t++) {
+    __syncthreads();  // everyone is past tile t - 1's reads of K_{t+1}'s and V_t's buffers
+    if (t + 1 < nTiles) fl_load_swizzled<D>(sK + ((t + 1) & 1) * L::TILE, kBase + (i64)(t + 1) * BN * kStride, kStride, BN, nk - (t + 1) * BN, tid, NT);
+    fl_load_swizzled<D>(sV + (t & 1) * L::TILE, vBase + (i64)t * BN * kStride, kStride, BN, nk - t * BN, tid, NT);
+    cp_async_commit();
+    cp_async_wait<1>();  // K_t and V_{t-1}
+    fl_fence_proxy_async();
+    __syncthreads();
+    scores(t);
+    pv(t - 1);
+    // Wait for S_t only (the P V group stays in flight during the softmax).
+#if FL_WGMMA
+    asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+#endif
+    fl_fence_regs<BN / 2>(&s[0][0]);
+    // The softmax statistics of S_t while P_{t-1} V_{t-1} runs; pf (read by that wgmma) is
+    // rewritten only after the wait, and kept live until then.
+    float alpha[2];
+    softmax(t, alpha);
+    fl_wg_wait0();
+    fl_fence_regs<D / 2>(&o[0][0]);
+    fl_keep_regs<BN / 4>(&pf[0][0]);
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+      o[n][0] *= alpha[0];
+      o[n][1] *= alpha[0];
+      o[n][2] *= alpha[1];
+      o[n][3] *= alpha[1];
+    }
+    packP();
+  }
+  // Epilogue: O += P_{n-1} V_{n-1}.
+  cp_async_wait<0>();
+  fl_fence_proxy_async();
+  __syncthreads();
+  pv(nTiles - 1);
+  fl_wg_wait0();
+  fl_fence_regs<D / 2>(&o[0][0]);
 
 #pragma unroll
   for (int r = 0; r < 2; r++) {

@@ -341,39 +341,41 @@ export async function flash(a: Args): Promise<number> {
     core.dispose([q, k, v, dOut, dLse]);
   }
 
-  // 4. The wgmma forward (sm_90a; RING_LINEAR_CUDA_FLASH_FWD=wgmma), last: float64 checks with
-  //    the V descriptor strides one way, then the other (RING_LINEAR_CUDA_FLASH_WG_SWAP=1), and
-  //    timings of the first way that passes.
+  // 4. The wgmma forwards (sm_90a; RING_LINEAR_CUDA_FLASH_FWD=wgmma|wgmma2), last: float64 checks
+  //    with the V descriptor strides one way, then the other (RING_LINEAR_CUDA_FLASH_WG_SWAP=1),
+  //    and timings of the first way that passes.
   if (b.arch === 'sm_90a') {
-    for (const swap of ['0', '1']) {
-      process.env.RING_LINEAR_CUDA_FLASH_FWD = 'wgmma';
-      process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP = swap;
-      const tag = ` wgmma(swap=${swap})`;
-      const before = checks.length;
-      for (const dt of ['bf16', 'f16'] as const) {
-        for (const s of oddShapes) {
-          const t = await checkF64(s, dt, null, true, tag);
-          core.dispose([t.q, t.k, t.v, t.dOut, t.dLse]);
+    for (const kind of ['wgmma', 'wgmma2']) {
+      for (const swap of ['0', '1']) {
+        process.env.RING_LINEAR_CUDA_FLASH_FWD = kind;
+        process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP = swap;
+        const tag = ` ${kind}(swap=${swap})`;
+        const before = checks.length;
+        for (const dt of ['bf16', 'f16'] as const) {
+          for (const s of oddShapes) {
+            const t = await checkF64(s, dt, null, true, tag);
+            core.dispose([t.q, t.k, t.v, t.dOut, t.dLse]);
+          }
         }
-      }
-      const passed = checks.slice(before).every((c) => c.ok);
-      if (!passed) continue;
-      // Passing one way is what counts: drop the other way's failures from the verdict.
-      for (let i = 0; i < before; i++) if (!checks[i]!.ok && checks[i]!.name.includes(' wgmma(swap=')) checks[i]!.ok = true;
-      for (const [name, s0] of timed) {
-        const s = small ? { ...s0, Tq: Math.min(s0.Tq, 1024), Tk: Math.min(s0.Tk, 1024) } : s0;
-        const { q, k, v, dOut, dLse } = await checkF64(s, 'bf16', 6, true, tag);
-        try {
-          const fl = (4 * s.B * s.H * s.Tq * s.Tk * s.D) / 2;
-          const f = timeGpu(b, () => void softmaxAttentionWithLse(q, k, v, optsOf(s)), s.Tq >= 16384 ? 10 : 30);
-          const tf = fl / (f.ms * 1e-3) / 1e12;
-          rowsOut.push({ name: `fwd_wg_${name}`, what: `flash forward (wgmma) ${descOf(s, 'bf16')}`, ...f, flops: fl, tflops: tf, check: `${((100 * tf) / PEAK_TFLOPS).toFixed(0)}% of ${PEAK_TFLOPS}` });
-        } catch (err) {
-          check(`timing wgmma ${name}`, false, `threw ${(err as Error).message.split('\n')[0]}`);
+        if (!checks.slice(before).every((c) => c.ok)) continue;
+        // Passing one way is what counts: the other way's failures leave the verdict.
+        for (let i = 0; i < before; i++) if (!checks[i]!.ok && checks[i]!.name.includes(` ${kind}(swap=`)) checks[i]!.ok = true;
+        for (const [name, s0] of timed) {
+          const s = small ? { ...s0, Tq: Math.min(s0.Tq, 1024), Tk: Math.min(s0.Tk, 1024) } : s0;
+          const { q, k, v, dOut, dLse } = await checkF64(s, 'bf16', 6, true, tag);
+          try {
+            const fl = (4 * s.B * s.H * s.Tq * s.Tk * s.D) / 2;
+            const f = timeGpu(b, () => void softmaxAttentionWithLse(q, k, v, optsOf(s)), s.Tq >= 16384 ? 10 : 30);
+            const tf = fl / (f.ms * 1e-3) / 1e12;
+            const short = kind === 'wgmma' ? 'wg' : 'wg2';
+            rowsOut.push({ name: `fwd_${short}_${name}`, what: `flash forward (${kind}) ${descOf(s, 'bf16')}`, ...f, flops: fl, tflops: tf, check: `${((100 * tf) / PEAK_TFLOPS).toFixed(0)}% of ${PEAK_TFLOPS}` });
+          } catch (err) {
+            check(`timing ${kind} ${name}`, false, `threw ${(err as Error).message.split('\n')[0]}`);
+          }
+          core.dispose([q, k, v, dOut, dLse]);
         }
-        core.dispose([q, k, v, dOut, dLse]);
+        break;
       }
-      break;
     }
   }
   if (envBefore.fwd === undefined) delete process.env.RING_LINEAR_CUDA_FLASH_FWD;
@@ -381,7 +383,7 @@ export async function flash(a: Args): Promise<number> {
   if (envBefore.swap === undefined) delete process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP;
   else process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP = envBefore.swap;
 
-  const torch = withTorchTimes(rowsOut, typeof a.torch === 'string' ? a.torch : join(out, 'torch_flash.json'), log, (n) => n.replace('_wg_', '_'));
+  const torch = withTorchTimes(rowsOut, typeof a.torch === 'string' ? a.torch : join(out, 'torch_flash.json'), log, (n) => n.replace(/_wg2?_/, '_'));
   for (const n of torch.notes ?? []) say(`torch: ${n}`);
   const bad = checks.filter((c) => !c.ok).length;
   if (bad) failed++;

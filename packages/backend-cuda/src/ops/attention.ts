@@ -33,6 +33,7 @@ import {
   flashBwdSmem,
   flashFwdSmem,
   flashFwdWgSmem,
+  flashFwdWg2Smem,
   FLASH_WG_BN,
 } from '../kernels/families/flash.js';
 import type { Kernel } from '../kernels/modules.js';
@@ -146,20 +147,25 @@ function withSmem(b: CudaBackend, k: Kernel, bytes: number): Kernel {
 }
 
 /**
- * The forward kernel flavour: 'wgmma' (Hopper warpgroup MMA, sm_90a only) or 'mma' (mma.sync,
- * every architecture). RING_LINEAR_CUDA_FLASH_FWD=mma|wgmma picks one.
+ * The forward kernel flavour: 'wgmma' / 'wgmma2' (Hopper warpgroup MMA, sm_90a only; wgmma2
+ * overlaps the softmax with the P V product) or 'mma' (mma.sync, every architecture).
+ * RING_LINEAR_CUDA_FLASH_FWD=mma|wgmma|wgmma2 picks one.
  */
-export function flashForwardKind(arch: string): 'mma' | 'wgmma' {
-  return arch === 'sm_90a' && process.env.RING_LINEAR_CUDA_FLASH_FWD === 'wgmma' ? 'wgmma' : 'mma';
+export type FlashForwardKind = 'mma' | 'wgmma' | 'wgmma2';
+export function flashForwardKind(arch: string): FlashForwardKind {
+  const want = process.env.RING_LINEAR_CUDA_FLASH_FWD;
+  return arch === 'sm_90a' && (want === 'wgmma' || want === 'wgmma2') ? want : 'mma';
 }
 
 function flashForward(b: CudaBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, out: TensorInfo, lse: TensorInfo, attrs: SoftmaxAttrs): void {
   const [B, Tq, H, D] = q.shape as [number, number, number, number];
   const [, Tk, Hkv] = k.shape as [number, number, number, number];
   const s = DTYPE_SUFFIX[q.dtype];
-  const wg = flashForwardKind(b.arch) === 'wgmma';
-  const smem = wg ? flashFwdWgSmem(D) : flashFwdSmem(D);
-  const kern = withSmem(b, b.kernel(moduleSpec('flash', q.dtype), wg ? `flash_fwd_wg_${s}_d${D}` : `flash_fwd_${s}_d${D}`), smem);
+  const kind = flashForwardKind(b.arch);
+  const wg = kind !== 'mma';
+  const smem = kind === 'wgmma2' ? flashFwdWg2Smem(D) : kind === 'wgmma' ? flashFwdWgSmem(D) : flashFwdSmem(D);
+  const name = kind === 'wgmma2' ? `flash_fwd_wg2_${s}_d${D}` : kind === 'wgmma' ? `flash_fwd_wg_${s}_d${D}` : `flash_fwd_${s}_d${D}`;
+  const kern = withSmem(b, b.kernel(moduleSpec('flash', q.dtype), name), smem);
   const scaleLog2 = Math.fround(attrs.scale * LOG2E);
   // V's descriptor strides (kernels/flash.cuh): between 64-column chunks and between 8-key groups.
   const swap = process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP === '1';
