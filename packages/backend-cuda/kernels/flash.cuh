@@ -232,6 +232,16 @@ RL_DEV void flash_fwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
   }
 }
 
+// p[0] += a, p[1] += b in global memory (p 8-byte aligned): one vector reduction on sm_90.
+RL_DEV void fl_red2(float* p, float a, float b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
+#else
+  atomicAdd(p, a);
+  atomicAdd(p + 1, b);
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backward pre-pass: Di[b, h, i] = sum_c dO[b, i, h, c] * O[b, i, h, c] - dLse[b, h, i], one warp
 // per row (any Dv). Grid: x = ceil(B * Tq * H / 4); 128 threads.
@@ -457,14 +467,8 @@ RL_DEV void flash_bwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
 #pragma unroll
         for (int x = 0; x < 2; x++) {
           const int col = np * 16 + x * 8 + 2 * t4;
-          if (qi0 < nq) {
-            atomicAdd(dq0 + col, c[x][0]);
-            atomicAdd(dq0 + col + 1, c[x][1]);
-          }
-          if (qi1 < nq) {
-            atomicAdd(dq1 + col, c[x][2]);
-            atomicAdd(dq1 + col + 1, c[x][3]);
-          }
+          if (qi0 < nq) fl_red2(dq0 + col, c[x][0], c[x][1]);
+          if (qi1 < nq) fl_red2(dq1 + col, c[x][2], c[x][3]);
         }
       }
     }
