@@ -473,6 +473,30 @@ RL_DEV void moe_store_tile(typename T::S* out, i64 ld, int r0, int rEnd, int c0,
     }
 }
 
+// The same through shared memory: the fragments go to a [128][136] staging tile `ep`, then each
+// thread writes 16-byte chunks of whole rows (coalesced; cols % 8 == 0 and 16-byte aligned rows).
+// Every thread of the block must call it; `ep` must be free (its previous readers past a barrier).
+#define MOE_EP_LD 136
+template <class T>
+RL_DEV void moe_store_tile_smem(typename T::S* out, i64 ld, int r0, int rEnd, int c0, int cols, float acc[4][4][4], int wm, int wn, int lane, typename T::S* ep) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+    for (int ni = 0; ni < 4; ni++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const int row = wm * 64 + mi * 16 + g + 8 * h, col = wn * 32 + ni * 8 + 2 * t;
+        *(u32*)(ep + row * MOE_EP_LD + col) = pack2<T>(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+      }
+  __syncthreads();
+  for (int i = threadIdx.x; i < MOE_BM * (MOE_BN / 8); i += MOE_THREADS) {
+    const int row = i / (MOE_BN / 8), ch = i % (MOE_BN / 8);
+    const int r = r0 + row, c = c0 + ch * 8;
+    if (r < rEnd && c < cols) *(uint4*)(out + (i64)r * ld + c) = *(const uint4*)(ep + row * MOE_EP_LD + ch * 8);
+  }
+}
+
 RL_DEV void moe_zero_acc(float acc[4][4][4]) {
 #pragma unroll
   for (int i = 0; i < 4; i++)
@@ -487,7 +511,7 @@ template <int BK> struct MoeSmem { static constexpr int BYTES = MOE_STAGES * (MO
 
 // x [R, in]; weights: table[e] (a list) or base + e * out * in (stacked); y [R, out].
 // SKIP: skip the mma of 16-row slices past the segment's end (a tile at an expert's tail).
-template <class T, bool TRANSB, int BK, bool SKIP>
+template <class T, bool TRANSB, int BK, bool SKIP, bool EP>
 RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* const* __restrict__ table, const typename T::S* __restrict__ base,
                     const int* __restrict__ tiles, const int* __restrict__ count, const int* __restrict__ offsets, typename T::S* __restrict__ y,
                     int R, int in, int out) {
@@ -533,8 +557,13 @@ RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* co
       moe_mma_stage<T, true, TRANSB, BK>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, mActive, (in - kt * BK + 15) >> 4);
     }
     cp_async_wait<0>();
-    __syncthreads();  // the next tile's prologue overwrites the stages
-    moe_store_tile<T>(y, out, r0, hi, c0, out, acc, wm, wn, lane);
+    __syncthreads();  // the stages are free: the epilogue may stage through them
+    if (EP) {
+      moe_store_tile_smem<T>(y, out, r0, hi, c0, out, acc, wm, wn, lane, As);
+      __syncthreads();  // the next tile's prologue overwrites the staging tile
+    } else {
+      moe_store_tile<T>(y, out, r0, hi, c0, out, acc, wm, wn, lane);
+    }
   }
 }
 
@@ -546,7 +575,7 @@ template <class S> RL_DEV S* moe_atb_out(S* const* table, S* base, int e, int P,
 // one cp.async pipeline running across the experts' row tiles (an expert has few rows: a block per
 // expert would spend most of its time filling and draining the pipeline). An expert without rows
 // gets zeros.
-template <class T, int BK>
+template <class T, int BK, bool EP>
 RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S* __restrict__ b, const int* __restrict__ offsets,
                         typename T::S* const* __restrict__ table, typename T::S* __restrict__ base, int R, int P, int Q, int E, int G) {
   typedef typename T::S S;
@@ -612,7 +641,9 @@ RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S
     const int st = t % MOE_STAGES;
     moe_mma_stage<T, false, false, BK>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, 4, (chi - clo - ckt * BK + 15) >> 4);
     if (++ckt >= cn) {
-      moe_store_tile<T>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane);
+      // (The staging tile after the stages: its previous readers passed this iteration's barrier.)
+      if (EP) moe_store_tile_smem<T>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane, Bs + MOE_STAGES * MOE_BN * BK);
+      else moe_store_tile<T>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane);
       moe_zero_acc(acc);
       ckt = 0;
       do ce++; while (ce < e1 && tilesOf(ce) == 0);

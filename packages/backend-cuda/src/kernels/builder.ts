@@ -52,7 +52,8 @@ export class ModuleBuilder {
   raw(code: string): void {
     this.parts.push(code);
   }
-  entry(name: string, params: readonly Param[], body: string, bounds = 256): void {
+  /** `bounds`: max threads per block, or "threads, minBlocksPerSM" (__launch_bounds__'s arguments). */
+  entry(name: string, params: readonly Param[], body: string, bounds: number | string = 256): void {
     if (this.kernels[name]) throw new Error(`duplicate kernel ${name}`);
     this.kernels[name] = params.map(([t]) => kindOf(t));
     const sig = params.map(([t, n]) => (t === 'Strides' ? `const Strides ${n}` : `${t} ${n}`)).join(', ');

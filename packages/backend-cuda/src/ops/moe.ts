@@ -170,9 +170,10 @@ function registerAll(): void {
       b.kernel(moduleSpec('moe', 'f32'), 'moe_gmm_tiles').launch([1, 1, 1], [1024, 1, 1], [ptr(offsets!), E, R, tiles.ptr, count]);
       b.kernel(spec, `moe_gmm_zero_${s}`).launch([Math.min(264, cdiv(R * out, 256)), 1, 1], [256, 1, 1], [ptr(offsets!), E, R, ptr(y!), out]);
       const v = moeGmmVersion();
-      tiled(b, spec, `moe_gmm_${s}_tb${attrs.transposeB ? 1 : 0}_${v}`, v).launch(
+      const smem = MOE_GMM_VERSIONS[v].fwd.smem;
+      tiled(b, spec, `moe_gmm_${s}_tb${attrs.transposeB ? 1 : 0}_${v}`, smem).launch(
         [cdiv(out, MOE_BN), Math.min(maxTiles, MAX_GRID_YZ), 1], [MOE_THREADS, 1, 1],
-        [ptr(x!), table ? table.ptr : 0, base, tiles.ptr, count, ptr(offsets!), ptr(y!), R, inDim, out], MOE_GMM_VERSIONS[v].smem);
+        [ptr(x!), table ? table.ptr : 0, base, tiles.ptr, count, ptr(offsets!), ptr(y!), R, inDim, out], smem);
       b.releaseTemp(tiles);
     } else {
       b.kernel(spec, `moe_gmm_simple_${s}`).launch([Math.min(1 << 16, cdiv(R * out, 256)), 1, 1], [256, 1, 1],
@@ -196,8 +197,9 @@ function registerAll(): void {
     const G = atbExpertsPerBlock(v, E, cdiv(P, MOE_BM) * cdiv(Q, MOE_BN));
     const fast = groupedFastPath(dt, P, Q) && cdiv(E, G) <= MAX_GRID_YZ && cdiv(P, MOE_BM) <= MAX_GRID_YZ && aligned16(ptr(a!), ptr(bm!), ...outputs.map((t) => ptr(t)));
     if (fast) {
-      tiled(b, spec, `moe_gmm_atb_${s}_${v}`, v).launch([cdiv(Q, MOE_BN), cdiv(P, MOE_BM), cdiv(E, G)], [MOE_THREADS, 1, 1],
-        [ptr(a!), ptr(bm!), ptr(offsets!), table ? table.ptr : 0, base, R, P, Q, E, G], MOE_GMM_VERSIONS[v].smem);
+      const smem = MOE_GMM_VERSIONS[v].atb.smem;
+      tiled(b, spec, `moe_gmm_atb_${s}_${v}`, smem).launch([cdiv(Q, MOE_BN), cdiv(P, MOE_BM), cdiv(E, G)], [MOE_THREADS, 1, 1],
+        [ptr(a!), ptr(bm!), ptr(offsets!), table ? table.ptr : 0, base, R, P, Q, E, G], smem);
     } else {
       b.kernel(spec, `moe_gmm_atb_simple_${s}`).launch([Math.min(1 << 16, cdiv(E * P * Q, 256)), 1, 1], [256, 1, 1],
         [ptr(a!), ptr(bm!), ptr(offsets!), E, table ? table.ptr : 0, base, R, P, Q]);
@@ -217,16 +219,16 @@ const RESIDENT_BLOCKS = 264;
  * (at most 16), so each block's pipeline runs over several experts' rows.
  */
 export function atbExpertsPerBlock(v: MoeGmmVersion, E: number, tiles: number): number {
-  if (v === 'v1') return 1;
+  if (!MOE_GMM_VERSIONS[v].atb.multi) return 1;
   return Math.max(1, Math.min(16, Math.floor((E * tiles) / (4 * RESIDENT_BLOCKS))));
 }
 
 /** A tiled kernel with its dynamic shared memory limit raised (once per kernel) above 48 KiB. */
 const raised = new WeakSet<Kernel>();
-function tiled(b: CudaBackend, spec: ReturnType<typeof moduleSpec>, name: string, v: MoeGmmVersion): Kernel {
+function tiled(b: CudaBackend, spec: ReturnType<typeof moduleSpec>, name: string, smem: number): Kernel {
   const k = b.kernel(spec, name);
   if (!raised.has(k)) {
-    b.rt.driver.setMaxDynamicShared(k.handle, MOE_GMM_VERSIONS[v].smem);
+    b.rt.driver.setMaxDynamicShared(k.handle, smem);
     raised.add(k);
   }
   return k;
