@@ -106,8 +106,8 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
     expect(bad.map((c) => `${c.id}: ${c.messages[0]}`)).toEqual([]);
     expect(r.counts.passed).toBeGreaterThan(0);
     const ran = [...launches.keys()];
-    // The records' shapes (K not a multiple of 16) all take the own kernel.
-    for (const k of ['fp8gemm_e4m3_e4m3_f32', 'fp8gemm_e5m2_e5m2_bf16', 'fp8gemm_grouped_e4m3_e4m3_f32', 'fp8gemm_grouped_e5m2_e4m3_f32']) expect(ran).toContain(k);
+    // The records' shapes (K not a multiple of 16) all take the own kernel (wgmma on the mock's sm_90a).
+    for (const k of ['fp8gemm_wg_e4m3_e4m3_f32', 'fp8gemm_wg_e5m2_e5m2_bf16', 'fp8gemm_grouped_wg_e4m3_e4m3_f32', 'fp8gemm_grouped_wg_e5m2_e4m3_f32']) expect(ran).toContain(k);
   }, 600_000);
 
   const gemmCases: { M: number; N: number; K: number; a: Fp8; b: Fp8; out: Out; layout: 'block128x128' | 'tile1x128' }[] = [
@@ -137,7 +137,7 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
     }
   }, 120_000);
 
-  it('fp8Gemm on the own kernel: forced (RING_LINEAR_FP8GEMM=own), E5M2 x E5M2, unaligned K, several tiles, against float64', async () => {
+  it('fp8Gemm on the own kernels (wgmma, and mma.sync with RING_LINEAR_FP8GEMM_MMA=sync): forced (RING_LINEAR_FP8GEMM=own), E5M2 x E5M2, unaligned K, several tiles, against float64', async () => {
     const { core, fp8, calls, launches } = await setup();
     const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
     console.log(`[backend-cuda] fp8Gemm own kernel seed ${seed}`);
@@ -148,7 +148,9 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
     ];
     const prev = process.env.RING_LINEAR_FP8GEMM;
     try {
-      for (const [i, c] of cases.entries()) {
+      for (const [i, c] of [...cases, ...cases].entries()) {
+        // Second round: the mma.sync kernels.
+        if (i >= cases.length) process.env.RING_LINEAR_FP8GEMM_MMA = 'sync';
         if (c.force) process.env.RING_LINEAR_FP8GEMM = 'own';
         else delete process.env.RING_LINEAR_FP8GEMM;
         const KT = Math.ceil(c.K / 128);
@@ -166,8 +168,11 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
     } finally {
       if (prev === undefined) delete process.env.RING_LINEAR_FP8GEMM;
       else process.env.RING_LINEAR_FP8GEMM = prev;
+      delete process.env.RING_LINEAR_FP8GEMM_MMA;
     }
-    expect([...launches.keys()]).toEqual(expect.arrayContaining(['fp8gemm_e5m2_e5m2_bf16', 'fp8gemm_e4m3_e4m3_f32', 'fp8gemm_e5m2_e4m3_f16']));
+    expect([...launches.keys()]).toEqual(expect.arrayContaining([
+      'fp8gemm_wg_e5m2_e5m2_bf16', 'fp8gemm_wg_e4m3_e4m3_f32', 'fp8gemm_wg_e5m2_e4m3_f16', 'fp8gemm_e5m2_e5m2_bf16', 'fp8gemm_e4m3_e4m3_f32', 'fp8gemm_e5m2_e4m3_f16',
+    ]));
   }, 120_000);
 
   it('fp8GroupedGemm: empty experts, several row tiles per expert, rows in no segment, against float64', async () => {
@@ -202,6 +207,6 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
       const zeroRows = [...Array(c.M).keys()].filter((r) => r < c.offsets[0]! || r >= c.offsets[E]!);
       for (const r of zeroRows) expect(Array.from(got.subarray(r * c.N, (r + 1) * c.N)).every((v) => v === 0), `row ${r} of ${JSON.stringify(c)}`).toBe(true);
     }
-    expect([...launches.keys()]).toEqual(expect.arrayContaining(['fp8gemm_grouped_e4m3_e4m3_bf16', 'fp8gemm_grouped_e5m2_e5m2_f32', 'fp8gemm_grouped_e4m3_e5m2_f16']));
+    expect([...launches.keys()]).toEqual(expect.arrayContaining(['fp8gemm_grouped_wg_e4m3_e4m3_bf16', 'fp8gemm_grouped_wg_e5m2_e5m2_f32', 'fp8gemm_grouped_wg_e4m3_e5m2_f16']));
   }, 120_000);
 });

@@ -63,30 +63,33 @@ export async function fp8gemm(a: Args): Promise<number> {
     ltCalls++;
     ltFp8(...args);
   };
-  const withPath = <T>(path: 'auto' | 'own', fn: () => T): T => {
-    const prev = process.env.RING_LINEAR_FP8GEMM;
-    if (path === 'own') process.env.RING_LINEAR_FP8GEMM = 'own';
+  // Paths: 'auto' (cuBLASLt where it takes the problem, else the own kernel), 'own' (always the
+  // own kernel); the own kernel's MMA: 'sync' (mma.sync) or 'wg' (wgmma, the sm_90a default).
+  type Path = 'auto-sync' | 'own-sync' | 'own-wg';
+  const withPath = <T>(path: Path, fn: () => T): T => {
+    const prev = [process.env.RING_LINEAR_FP8GEMM, process.env.RING_LINEAR_FP8GEMM_MMA];
+    if (path.startsWith('own')) process.env.RING_LINEAR_FP8GEMM = 'own';
     else delete process.env.RING_LINEAR_FP8GEMM;
+    process.env.RING_LINEAR_FP8GEMM_MMA = path.endsWith('wg') ? 'wg' : 'sync';
     try {
       return fn();
     } finally {
-      if (prev === undefined) delete process.env.RING_LINEAR_FP8GEMM;
-      else process.env.RING_LINEAR_FP8GEMM = prev;
+      if (prev[0] === undefined) delete process.env.RING_LINEAR_FP8GEMM;
+      else process.env.RING_LINEAR_FP8GEMM = prev[0];
+      if (prev[1] === undefined) delete process.env.RING_LINEAR_FP8GEMM_MMA;
+      else process.env.RING_LINEAR_FP8GEMM_MMA = prev[1];
     }
   };
-
-  // 1. OpInfo records (float64 references, kernel vs composite, error inputs).
   const OPS = ['fp8Gemm', 'fp8GroupedGemm'];
-  for (const path of ['auto', 'own'] as const) {
+  const conformance = async (path: Path) => {
     const conf = await withPath(path, () => runConformance({ backend: 'cuda', reference: 'cpu', opInfos: fp8OpInfos, ops: OPS, seed, tfjs: false, grad: false, log: null, maxMessages: 4 }));
     const text = formatSummary(conf);
     writeFileSync(join(out, `fp8gemm-conformance-${path}.txt`), text + '\n');
     log(text);
-    say(`conformance (${path} path): ${conf.counts.passed} passed, ${conf.counts.failed} failed`);
+    say(`conformance (${path}): ${conf.counts.passed} passed, ${conf.counts.failed} failed`);
     if (!conf.ok) failed++;
-  }
+  };
 
-  // 2. Checks.
   const gen = new core.Generator(seed);
   const fp8 = (shape: number[], d: Fp8) => core.keep(core.tidy(() => core.cast(core.randomNormal(shape, { generator: gen, std: 8 }), d)));
   const scales = (shape: number[], base: number) => core.keep(core.randomUniform(shape, { generator: gen, low: 0.5 * base, high: 1.5 * base }));
@@ -106,49 +109,42 @@ export async function fp8gemm(a: Args): Promise<number> {
     }
     return { rel: e / Math.max(m, 1e-30), detail: `worst [${Math.floor(at / N)}, ${at % N}] got ${g[at]} want ${w[at]}${nonFinite ? `, ${nonFinite} non-finite` : ''}` };
   };
-  // Hopper's FP8 tensor cores sum a tile's products with fewer than f32's bits: a relative error
-  // of ~1e-4 of the largest value is expected; a wrong layout or scale is O(1).
-  const tolOf = (o: Out) => 1e-3 + (o === 'f32' ? 0 : o === 'bf16' ? 2 ** -8 : 2 ** -11);
+  // Hopper's wgmma sums FP8 products with fewer than f32's bits (cuBLASLt: ~3e-4 of the largest
+  // value in run 2); both results are rounded to the output dtype separately, so they may be one
+  // unit in the last place apart (2^-7 of the value for bf16, 2^-10 for f16). A wrong layout or
+  // scale is O(1).
+  const tolOf = (o: Out) => 1e-3 + (o === 'f32' ? 0 : o === 'bf16' ? 2 ** -7 : 2 ** -10);
   const record = (name: string, rel: number, tol: number, detail: string) => {
     checks.push({ name, ok: rel <= tol, detail: `max rel err ${rel.toExponential(2)} (tol ${tol.toExponential(1)}); ${detail}` });
     const c = checks[checks.length - 1]!;
     say(`${c.ok ? 'ok  ' : 'BAD '} ${c.name}: ${c.detail}`);
   };
-  const gemmCase = async (M: number, N: number, K: number, da: Fp8, db: Fp8, o: Out, layout: Layout, paths: ('auto' | 'own')[], vsComposite: boolean) => {
+  const gemmCase = async (M: number, N: number, K: number, da: Fp8, db: Fp8, o: Out, layout: Layout, paths: Path[]) => {
     const KT = cdiv(K, 128);
     const A = fp8([M, K], da), B = fp8([N, K], db);
     const SA = scales([M, KT], 1e-2), SB = scales([layout === 'block128x128' ? cdiv(N, 128) : N, KT], 1e-2);
     const run = () => fp8GemmRaw(A, SA, B, SB, { bLayout: layout, outDtype: o });
     const desc = `fp8Gemm ${da}x${db} [${M},${K}]x[${N},${K}]^T ${layout} -> ${o}`;
     try {
-      const ref = vsComposite ? core.keep(core.withKernelsDisabled(['fp8Gemm'], () => core.tidy(run))) : null;
-      const outs: Record<string, core.Tensor> = {};
+      const ref = core.keep(core.withKernelsDisabled(['fp8Gemm'], () => core.tidy(run)));
       for (const path of paths) {
         const before = ltCalls;
-        outs[path] = core.keep(withPath(path, () => core.tidy(run)));
-        await outs[path]!.data();
-        const took = ltCalls > before ? 'cuBLASLt' : 'own kernel';
-        if (ref) {
-          const r = await compare(outs[path]!, ref, N);
-          record(`${desc} [${path}: ${took}] vs composite`, r.rel, tolOf(o), r.detail);
-        }
-        if (path === 'own' && took !== 'own kernel') record(`${desc} forced own path`, 1, 0, 'cuBLASLt ran');
+        const y = core.keep(withPath(path, () => core.tidy(run)));
+        await y.data();
+        const took = ltCalls > before ? 'cuBLASLt' : path.endsWith('wg') ? 'own wgmma kernel' : 'own mma.sync kernel';
+        const r = await compare(y, ref, N);
+        record(`${desc} [${path}: ${took}] vs composite`, r.rel, tolOf(o), r.detail);
+        if (path.startsWith('own') && ltCalls > before) record(`${desc} forced own path`, 1, 0, 'cuBLASLt ran');
+        core.dispose(y);
       }
-      if (!ref && outs.auto && outs.own) {
-        const r = await compare(outs.own, outs.auto, N);
-        record(`${desc} own kernel vs default path`, r.rel, 2 * tolOf(o), r.detail);
-      }
-      core.dispose([...Object.values(outs), ...(ref ? [ref] : [])]);
+      core.dispose(ref);
     } catch (err) {
-      record(`${desc}`, Infinity, 0, `threw ${(err as Error).message.split('\n')[0]}`);
+      record(`${desc} [${paths.join(', ')}]`, Infinity, 0, `threw ${(err as Error).message.split('\n')[0]}`);
     } finally {
       core.dispose([A, B, SA, SB]);
     }
   };
-  const both = ['auto', 'own'] as ('auto' | 'own')[];
   const S = small ? 512 : 4096;
-  await gemmCase(S, S, S, 'f8e4m3', 'f8e4m3', 'bf16', 'block128x128', both, true);
-  await gemmCase(S, S, S, 'f8e4m3', 'f8e4m3', 'bf16', 'tile1x128', both, true);
   const odd: [number, number, number, Fp8, Fp8, Out, Layout][] = [
     [128, 144, 272, 'f8e4m3', 'f8e4m3', 'f32', 'block128x128'], // KT = 3: block-scale rows padded to 4
     [64, 4096, 384, 'f8e4m3', 'f8e4m3', 'bf16', 'block128x128'],
@@ -161,17 +157,16 @@ export async function fp8gemm(a: Args): Promise<number> {
     [300, 200, 640, 'f8e5m2', 'f8e5m2', 'f32', 'tile1x128'], // E5M2 x E5M2: own kernel
     [2048, 4096, 2048, 'f8e4m3', 'f8e4m3', 'f32', 'tile1x128'],
   ];
-  for (const [M, N, K, da, db, o, l] of small ? odd.slice(0, 3) : odd) await gemmCase(M, N, K, da, db, o, l, both, true);
 
-  // Grouped: an odd problem vs the composite, then the Ring-mini shape vs fp8Gemm per expert.
-  const groupedCase = async (M: number, N: number, K: number, offsets: number[], da: Fp8, o: Out, expertsToCheck: number[] | null) => {
+  // Grouped: odd problems vs the composite, then the Ring-mini shape vs the fp8Gemm composite per expert.
+  const groupedCase = async (path: Path, M: number, N: number, K: number, offsets: number[], da: Fp8, o: Out, expertsToCheck: number[] | null) => {
     const E = offsets.length - 1, KT = cdiv(K, 128), NB = cdiv(N, 128);
     const A = fp8([M, K], da), B = fp8([E, N, K], 'f8e4m3');
     const SA = scales([M, KT], 1e-2), SB = scales([E, NB, KT], 1e-2);
     const off = core.keep(core.tensor(Int32Array.from(offsets), [E + 1], 'i32', b));
-    const desc = `fp8GroupedGemm ${da} M=${M} N=${N} K=${K} E=${E} -> ${o}`;
+    const desc = `fp8GroupedGemm [${path}] ${da} M=${M} N=${N} K=${K} E=${E} -> ${o}`;
     try {
-      const y = core.keep(core.tidy(() => fp8GroupedGemmRaw(A, SA, B, SB, off, { outDtype: o })));
+      const y = core.keep(withPath(path, () => core.tidy(() => fp8GroupedGemmRaw(A, SA, B, SB, off, { outDtype: o }))));
       if (!expertsToCheck) {
         const ref = core.keep(core.withKernelsDisabled(['fp8GroupedGemm', 'fp8Gemm'], () => core.tidy(() => fp8GroupedGemmRaw(A, SA, B, SB, off, { outDtype: o }))));
         const r = await compare(y, ref, N);
@@ -193,7 +188,7 @@ export async function fp8gemm(a: Args): Promise<number> {
           }
           core.dispose([part, want]);
         }
-        record(`${desc} vs the fp8Gemm composite per expert (experts ${expertsToCheck.join(',')})`, worst, 2 * tolOf(o), detail);
+        record(`${desc} vs the fp8Gemm composite per expert (experts ${expertsToCheck.join(',')})`, worst, tolOf(o), detail);
       }
       core.dispose(y);
     } catch (err) {
@@ -202,21 +197,18 @@ export async function fp8gemm(a: Args): Promise<number> {
       core.dispose([A, B, SA, SB, off]);
     }
   };
-  await groupedCase(1000, 200, 272, [10, 10, 300, 301, 301, 700, 990], 'f8e4m3', 'bf16', null);
-  await groupedCase(777, 384, 640, [0, 129, 129, 500, 777], 'f8e5m2', 'f32', null);
   const TOKENS = small ? 512 : 4096, TOPK = 8, EXPERTS = 256, HIDDEN = 2048, INTER = 512;
   const ROWS = TOKENS * TOPK;
   const counts = routeCounts(ROWS, EXPERTS);
   const offsets = [0];
   for (const c of counts) offsets.push(offsets[offsets.length - 1]! + c);
   say(`routing: ${ROWS} rows over ${EXPERTS} experts, ${Math.min(...counts)}..${Math.max(...counts)} rows an expert`);
-  await groupedCase(ROWS, 2 * INTER, HIDDEN, offsets, 'f8e4m3', 'bf16', [0, 1, 100, 255]);
-  for (const [key, why] of lt.fp8Rejections) say(`cuBLASLt turned down ${key}: ${why.split('\n')[0]}`);
-  const badChecks = checks.filter((c) => !c.ok).length;
-  say(`checks: ${checks.length - badChecks} of ${checks.length} ok`);
-  if (badChecks) failed++;
+  const groupedChecks = async (path: Path) => {
+    await groupedCase(path, 1000, 200, 272, [10, 10, 300, 301, 301, 700, 990], 'f8e4m3', 'bf16', null);
+    await groupedCase(path, 777, 384, 640, [0, 129, 129, 500, 777], 'f8e5m2', 'f32', null);
+    await groupedCase(path, ROWS, 2 * INTER, HIDDEN, offsets, 'f8e4m3', 'bf16', [0, 1, 100, 255]);
+  };
 
-  // 3. Timings.
   const rows: BenchRow[] = [];
   const flopRow = (name: string, what: string, flops: number, fn: () => void, reps: number, check: string) => {
     try {
@@ -228,37 +220,72 @@ export async function fp8gemm(a: Args): Promise<number> {
       failed++;
     }
   };
-  for (const Sz of small ? [512] : [4096, 8192]) {
-    const KT = Sz / 128;
-    const A = fp8([Sz, Sz], 'f8e4m3'), B = fp8([Sz, Sz], 'f8e4m3');
-    const SA = scales([Sz, KT], 1e-2);
-    const SBb = scales([KT, KT], 1e-2), SBt = scales([Sz, KT], 1e-2);
-    for (const layout of ['block', 'tile'] as const) {
-      const SB = layout === 'block' ? SBb : SBt;
-      const bLayout: Layout = layout === 'block' ? 'block128x128' : 'tile1x128';
-      for (const path of ['auto', 'own'] as const) {
-        const before = ltCalls;
-        withPath(path, () => core.tidy(() => void fp8GemmRaw(A, SA, B, SB, { bLayout, outDtype: 'bf16' })));
-        const took = ltCalls > before ? 'cuBLASLt' : 'own kernel';
-        const name = `fp8gemm_${path === 'own' ? 'own_' : ''}${Sz}_${layout}_bf16`;
-        flopRow(name, `fp8Gemm ${Sz}^3 e4m3, b ${bLayout}, bf16 out, ${took}`, 2 * Sz ** 3,
-          () => withPath(path, () => void fp8GemmRaw(A, SA, B, SB, { bLayout, outDtype: 'bf16' })), Sz >= 8192 ? 20 : 50, Sz === S ? 'vs composite above' : 'own vs default above');
+  const gemmTimings = (paths: Path[], sizes: number[]) => {
+    for (const Sz of sizes) {
+      const KT = Sz / 128;
+      const A = fp8([Sz, Sz], 'f8e4m3'), B = fp8([Sz, Sz], 'f8e4m3');
+      const SA = scales([Sz, KT], 1e-2);
+      const SBb = scales([KT, KT], 1e-2), SBt = scales([Sz, KT], 1e-2);
+      for (const layout of ['block', 'tile'] as const) {
+        const SB = layout === 'block' ? SBb : SBt;
+        const bLayout: Layout = layout === 'block' ? 'block128x128' : 'tile1x128';
+        for (const path of paths) {
+          const before = ltCalls;
+          withPath(path, () => core.tidy(() => void fp8GemmRaw(A, SA, B, SB, { bLayout, outDtype: 'bf16' })));
+          const took = ltCalls > before ? 'cuBLASLt' : path.endsWith('wg') ? 'own wgmma kernel' : 'own mma.sync kernel';
+          const name = `fp8gemm_${path === 'auto-sync' ? '' : path === 'own-wg' ? 'own_' : 'own_sync_'}${Sz}_${layout}_bf16`;
+          flopRow(name, `fp8Gemm ${Sz}^3 e4m3, b ${bLayout}, bf16 out, ${took}`, 2 * Sz ** 3,
+            () => withPath(path, () => void fp8GemmRaw(A, SA, B, SB, { bLayout, outDtype: 'bf16' })), Sz >= 8192 ? 20 : 50, 'checked at 4096 above');
+        }
       }
+      core.dispose([A, B, SA, SBb, SBt]);
     }
-    core.dispose([A, B, SA, SBb, SBt]);
-  }
-  for (const [label, N, K] of [['gate_up', 2 * INTER, HIDDEN], ['down', HIDDEN, INTER]] as const) {
-    const KT = cdiv(K, 128), NB = cdiv(N, 128);
-    const A = fp8([ROWS, K], 'f8e4m3'), B = fp8([EXPERTS, N, K], 'f8e4m3');
-    const SA = scales([ROWS, KT], 1e-2), SB = scales([EXPERTS, NB, KT], 1e-2);
-    const off = core.keep(core.tensor(Int32Array.from(offsets), [EXPERTS + 1], 'i32', b));
-    flopRow(`grouped_${label}`, `fp8GroupedGemm ${ROWS} rows, ${EXPERTS} experts, N=${N} K=${K}, bf16 out`, 2 * ROWS * N * K,
-      () => void fp8GroupedGemmRaw(A, SA, B, SB, off, { outDtype: 'bf16' }), 20, 'vs composite per expert above');
-    core.dispose([A, B, SA, SB, off]);
-  }
+  };
+  const groupedTimings = (path: Path) => {
+    for (const [label, N, K] of [['gate_up', 2 * INTER, HIDDEN], ['down', HIDDEN, INTER]] as const) {
+      const KT = cdiv(K, 128), NB = cdiv(N, 128);
+      const A = fp8([ROWS, K], 'f8e4m3'), B = fp8([EXPERTS, N, K], 'f8e4m3');
+      const SA = scales([ROWS, KT], 1e-2), SB = scales([EXPERTS, NB, KT], 1e-2);
+      const off = core.keep(core.tensor(Int32Array.from(offsets), [EXPERTS + 1], 'i32', b));
+      flopRow(`grouped_${path === 'own-wg' ? '' : 'sync_'}${label}`, `fp8GroupedGemm ${ROWS} rows, ${EXPERTS} experts, N=${N} K=${K}, bf16 out, ${path === 'own-wg' ? 'wgmma' : 'mma.sync'}`,
+        2 * ROWS * N * K, () => withPath(path, () => void fp8GroupedGemmRaw(A, SA, B, SB, off, { outDtype: 'bf16' })), 20, 'vs composite per expert above');
+      core.dispose([A, B, SA, SB, off]);
+    }
+  };
 
+  // Phase 1: cuBLASLt and the mma.sync kernels. Phase 2: the wgmma kernels (newest; a fault there
+  // poisons the process, so they come last).
+  await conformance('auto-sync');
+  await conformance('own-sync');
+  await gemmCase(S, S, S, 'f8e4m3', 'f8e4m3', 'bf16', 'block128x128', ['auto-sync', 'own-sync']);
+  await gemmCase(S, S, S, 'f8e4m3', 'f8e4m3', 'bf16', 'tile1x128', ['auto-sync', 'own-sync']);
+  for (const [M, N, K, da, db, o, l] of small ? odd.slice(0, 3) : odd) await gemmCase(M, N, K, da, db, o, l, ['auto-sync', 'own-sync']);
+  await groupedChecks('own-sync');
+  for (const [key, why] of lt.fp8Rejections) say(`cuBLASLt turned down ${key}: ${why.split('\n')[0]}`);
+  gemmTimings(['auto-sync'], small ? [512] : [4096, 8192]);
+  gemmTimings(['own-sync'], small ? [512] : [4096]);
+  groupedTimings('own-sync');
   const torchFile = typeof a.torch === 'string' ? a.torch : join(out, 'torch_fp8gemm.json');
-  const torch = withTorchTimes(rows, torchFile, log, (name) => name.replace('fp8gemm_own_', 'fp8gemm_'));
+  const torchName = (name: string) => name.replace(/^fp8gemm_own_(sync_)?/, 'fp8gemm_').replace(/^grouped_sync_/, 'grouped_');
+  const writeTable = (final: boolean) => {
+    withTorchTimes(rows, torchFile, () => {}, torchName);
+    const table = formatBench(b.capabilities.device, rows);
+    writeFileSync(join(out, 'fp8gemm.txt'), [table, ...rows.map((r) => `${r.name}: ${r.what}`), ...lines, ...(final ? [] : ['(phase 1 only)'])].join('\n') + '\n');
+  };
+  writeTable(false);
+
+  await conformance('own-wg');
+  await gemmCase(S, S, S, 'f8e4m3', 'f8e4m3', 'bf16', 'block128x128', ['own-wg']);
+  await gemmCase(S, S, S, 'f8e4m3', 'f8e4m3', 'bf16', 'tile1x128', ['own-wg']);
+  for (const [M, N, K, da, db, o, l] of small ? odd.slice(0, 3) : odd) await gemmCase(M, N, K, da, db, o, l, ['own-wg']);
+  await groupedChecks('own-wg');
+  const badChecks = checks.filter((c) => !c.ok).length;
+  say(`checks: ${checks.length - badChecks} of ${checks.length} ok`);
+  if (badChecks) failed++;
+  gemmTimings(['own-wg'], small ? [512] : [4096, 8192]);
+  groupedTimings('own-wg');
+
+  const torch = withTorchTimes(rows, torchFile, log, torchName);
   for (const n of torch.notes ?? []) say(`torch: ${n}`);
   // torch's tensorwise-scaled and other reference times, as rows of their own.
   for (const [name, t] of Object.entries(torch.benchmarks ?? {})) {

@@ -7,7 +7,8 @@
  *   scales as VEC128 (transposed to [KT, M] first, the layout cuBLASLt reads), b's as BLK128x128
  *   (rows padded to a multiple of 4 K-tiles when needed) or VEC128 ([KT, N]); the output dtype is
  *   written directly. Everything else (and everything with RING_LINEAR_FP8GEMM=own) runs the
- *   mma.sync kernel of kernels/fp8gemm.cuh.
+ *   own kernel of kernels/fp8gemm.cuh: wgmma on sm_90a, mma.sync elsewhere (or with
+ *   RING_LINEAR_FP8GEMM_MMA=sync).
  * - fp8GroupedGemm: the grouped kernel of kernels/fp8gemm.cuh, which reads the offsets on the
  *   device (no host sync) and zeroes the rows in no segment.
  *
@@ -18,7 +19,7 @@ import { BackendError, type DType, type TensorInfo } from '@ring-linear/core';
 import type { CudaBackend } from '../backend.js';
 import type { Block } from '../memory/allocator.js';
 import { moduleSpec } from '../kernels/sources.js';
-import { FP8GEMM_SMEM_BYTES, FP8GEMM_THREADS, FP8GEMM_TILE, fp8gemmKernelName } from '../kernels/families/fp8gemm.js';
+import { FP8GEMM_SMEM_BYTES, FP8GEMM_THREADS, FP8GEMM_TILE, FP8GEMM_WG_SMEM_BYTES, fp8gemmKernelName } from '../kernels/families/fp8gemm.js';
 import { planFp8Gemm, type Fp8DTypeName, type Fp8GemmProblem, type GemmDType } from '../runtime/cublaslt.js';
 import { ptr, register, stridedCopy, type Ctx } from './common.js';
 
@@ -32,18 +33,29 @@ export function fp8GemmPath(): 'auto' | 'own' {
   return process.env.RING_LINEAR_FP8GEMM === 'own' ? 'own' : 'auto';
 }
 
+/**
+ * The own kernels' MMA: wgmma on sm_90a (Hopper), mma.sync elsewhere or with
+ * RING_LINEAR_FP8GEMM_MMA=sync. Read at every call.
+ */
+export function fp8GemmMma(b: CudaBackend): 'wg' | 'sync' {
+  return b.arch === 'sm_90a' && process.env.RING_LINEAR_FP8GEMM_MMA !== 'sync' ? 'wg' : 'sync';
+}
+
 /** Counts of fp8Gemm calls per path (for tests and the GPU step). */
 export const fp8GemmCalls = { cublasLt: 0, own: 0 };
 
 const smemSet = new Set<unknown>();
+/** The own kernel and its dynamic shared memory. */
 function ownKernel(b: CudaBackend, kind: 'plain' | 'grouped', a: DType, w: DType, out: DType) {
-  const k = b.kernel(moduleSpec('fp8gemm', out), fp8gemmKernelName(kind, a, w, out));
+  const mma = fp8GemmMma(b);
+  const k = b.kernel(moduleSpec('fp8gemm', out), fp8gemmKernelName(kind, a, w, out, mma));
+  const smem = mma === 'wg' ? FP8GEMM_WG_SMEM_BYTES : FP8GEMM_SMEM_BYTES;
   if (!smemSet.has(k.handle)) {
     // Above the 48 KiB default: opt in once per loaded function.
-    b.rt.driver.setMaxDynamicShared(k.handle, FP8GEMM_SMEM_BYTES);
+    b.rt.driver.setMaxDynamicShared(k.handle, smem);
     smemSet.add(k.handle);
   }
-  return k;
+  return { k, smem };
 }
 
 const aligned16 = (...ps: number[]) => ps.every((p) => p % 16 === 0);
@@ -116,9 +128,8 @@ function launchOwn(b: CudaBackend, a: TensorInfo, sa: TensorInfo, w: TensorInfo,
   const gy = cdiv(M, FP8GEMM_TILE);
   checkGrid('fp8Gemm', gy);
   const aligned = K % 16 === 0 && aligned16(ptr(a), ptr(w)) ? 1 : 0;
-  ownKernel(b, 'plain', a.dtype, w.dtype, y.dtype).launch(
-    [cdiv(N, FP8GEMM_TILE), gy, 1], [FP8GEMM_THREADS, 1, 1],
-    [ptr(a), ptr(sa), ptr(w), ptr(sw), ptr(y), M, N, K, blockB ? 1 : 0, aligned], FP8GEMM_SMEM_BYTES);
+  const { k, smem } = ownKernel(b, 'plain', a.dtype, w.dtype, y.dtype);
+  k.launch([cdiv(N, FP8GEMM_TILE), gy, 1], [FP8GEMM_THREADS, 1, 1], [ptr(a), ptr(sa), ptr(w), ptr(sw), ptr(y), M, N, K, blockB ? 1 : 0, aligned], smem);
 }
 
 register('fp8GroupedGemm', ({ backend: b, inputs: [a, sa, w, sw, off], outputs: [y] }: Ctx<{ outDtype: DType }>) => {
@@ -130,7 +141,6 @@ register('fp8GroupedGemm', ({ backend: b, inputs: [a, sa, w, sw, off], outputs: 
   const gy = cdiv(M, FP8GEMM_TILE) + E + 2;
   checkGrid('fp8GroupedGemm', gy);
   const aligned = K % 16 === 0 && aligned16(ptr(a!), ptr(w!)) ? 1 : 0;
-  ownKernel(b, 'grouped', a!.dtype, w!.dtype, y!.dtype).launch(
-    [cdiv(N, FP8GEMM_TILE), gy, 1], [FP8GEMM_THREADS, 1, 1],
-    [ptr(a!), ptr(sa!), ptr(w!), ptr(sw!), ptr(off!), ptr(y!), M, N, K, E, aligned], FP8GEMM_SMEM_BYTES);
+  const { k, smem } = ownKernel(b, 'grouped', a!.dtype, w!.dtype, y!.dtype);
+  k.launch([cdiv(N, FP8GEMM_TILE), gy, 1], [FP8GEMM_THREADS, 1, 1], [ptr(a!), ptr(sa!), ptr(w!), ptr(sw!), ptr(off!), ptr(y!), M, N, K, E, aligned], smem);
 });

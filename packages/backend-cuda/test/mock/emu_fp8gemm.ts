@@ -50,7 +50,8 @@ function checkLaunch(name: string, grid: readonly number[], block: readonly numb
   if (aligned && (K % 16 !== 0 || ptrs.some((p) => p % 16 !== 0))) throw new Error(`${name}: aligned loads with K ${K} or operands not 16-byte aligned`);
 }
 
-registerKernelModel(/^fp8gemm_(grouped_)?(e4m3|e5m2)_(e4m3|e5m2)_(f32|bf16|f16)$/, (m, args, io, grid, block) => {
+// (wg_: the wgmma variant, same arguments and results.)
+registerKernelModel(/^fp8gemm_(grouped_)?(?:wg_)?(e4m3|e5m2)_(e4m3|e5m2)_(f32|bf16|f16)$/, (m, args, io, grid, block) => {
   const da = SFX[m[2]!]!, db = SFX[m[3]!]!, out = SFX[m[4]!]!;
   if (!m[1]) {
     const [a, sa, b, sb, y, M, N, K, blockB, aligned] = args as number[];
