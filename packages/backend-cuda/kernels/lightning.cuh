@@ -43,6 +43,8 @@
 #include "mma.cuh"
 
 #define LT_CHUNK 64
+// cp.async stages of the tensor-core passes (two chunks in flight while one is computed).
+#define LT_STAGES 3
 
 // exp(-a n) for n >= 0, as f32.
 RL_DEV float lt_pow(float a, float n) { return expf(-a * n); }
@@ -63,13 +65,25 @@ RL_DEV void lt_scan(float* slots, const float* init, float* final_, const float*
   const float a = decay[h];
   const i64 si = ((i64)(nBase + z) * H + h) * DD + x;
   float S = init[si];
-  for (int c = 0; c < G; c++) {
-    const int g = REV ? G - 1 - c : c;
-    const int L = min(P, Tseg - g * P);
-    const i64 idx = ((i64)(slotBase + z * G + g) * H + h) * DD + x;
-    const float u = slots[idx];
-    slots[idx] = S;
-    S = lt_pow(a, (float)L) * S + u;
+  // The contributions do not depend on the running state: load a batch of them at once so the
+  // chain waits for one memory latency per batch, not per super-chunk.
+  const int BATCH = 8;
+  for (int c0 = 0; c0 < G; c0 += BATCH) {
+    float u[BATCH];
+#pragma unroll
+    for (int k = 0; k < BATCH; k++) {
+      const int c = c0 + k, g = REV ? G - 1 - c : c;
+      u[k] = c < G ? slots[((i64)(slotBase + z * G + g) * H + h) * DD + x] : 0.f;
+    }
+#pragma unroll
+    for (int k = 0; k < BATCH; k++) {
+      const int c = c0 + k, g = REV ? G - 1 - c : c;
+      if (c < G) {
+        const int L = min(P, Tseg - g * P);
+        slots[((i64)(slotBase + z * G + g) * H + h) * DD + x] = S;
+        S = lt_pow(a, (float)L) * S + u[k];
+      }
+    }
   }
   if (final_) final_[si] = S;
 }
@@ -219,14 +233,14 @@ template <int DH> struct LtWarps {
 };
 
 // Pass 1 on tensor cores: U_g = sum_j f(j) P2_j^T R1_j over the super-chunk, 64 tokens at a time
-// (double-buffered cp.async). Grid (G, H, segments), DH*4 threads.
+// (LT_STAGES cp.async stages). Grid (G, H, segments), DH*4 threads.
 template <typename T, int DH, bool REV>
 RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* slots, int Tn, int t0, int Tseg, int H, int P,
                      int slotBase, float scale) {
   typedef LtWarps<DH> W;
   const int NT = W::NT, LD = LtTile<DH>::LD, E = LtTile<DH>::ELEMS;
   extern __shared__ __align__(16) u16 lt_smem[];
-  __shared__ float fac[2][LT_CHUNK]; // per tile: f(token), double-buffered with the tiles
+  __shared__ float fac[LT_STAGES][LT_CHUNK]; // per tile: f(token), staged with the tiles
   const int g = blockIdx.x, h = blockIdx.y, z = blockIdx.z, G = gridDim.x;
   const int Lg = min(P, Tseg - g * P);
   const i64 row0 = (i64)z * Tn + t0 + (i64)g * P;
@@ -237,33 +251,30 @@ RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* sl
 #pragma unroll
   for (int n = 0; n < W::XN; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
   const int nC = (Lg + LT_CHUNK - 1) / LT_CHUNK;
-  // f(jj) for the tokens jj of tile c, relative to the super-chunk: lambda^(Lg-1-jj) forward,
-  // s lambda^(jj+1) reverse (exp of a non-positive exponent each; 0 past the end).
-  auto factors = [&](int c) {
-    if (threadIdx.x < LT_CHUNK) {
-      const int jj = c * LT_CHUNK + threadIdx.x;
-      fac[c & 1][threadIdx.x] = jj < Lg ? (REV ? scale * lt_pow(a, (float)(jj + 1)) : lt_pow(a, (float)(Lg - 1 - jj))) : 0.f;
+  // Tile c into stage c % LT_STAGES, with f(jj) for its tokens jj relative to the super-chunk:
+  // lambda^(Lg-1-jj) forward, s lambda^(jj+1) reverse (exp of a non-positive exponent each; 0
+  // past the end). An empty commit group past the last tile keeps the group count uniform.
+  auto stage = [&](int c) {
+    if (c < nC) {
+      u16* st = lt_smem + (c % LT_STAGES) * 2 * E;
+      const int L = min(LT_CHUNK, Lg - c * LT_CHUNK);
+      lt_stage<DH, NT>(st, p2, row0 + c * LT_CHUNK, L, H, h);
+      lt_stage<DH, NT>(st + E, r1, row0 + c * LT_CHUNK, L, H, h);
+      if (threadIdx.x < LT_CHUNK) {
+        const int jj = c * LT_CHUNK + threadIdx.x;
+        fac[c % LT_STAGES][threadIdx.x] = jj < Lg ? (REV ? scale * lt_pow(a, (float)(jj + 1)) : lt_pow(a, (float)(Lg - 1 - jj))) : 0.f;
+      }
     }
+    cp_async_commit();
   };
-  lt_stage<DH, NT>(lt_smem, p2, row0, min(LT_CHUNK, Lg), H, h);
-  lt_stage<DH, NT>(lt_smem + E, r1, row0, min(LT_CHUNK, Lg), H, h);
-  cp_async_commit();
-  factors(0);
+#pragma unroll
+  for (int c = 0; c < LT_STAGES - 1; c++) stage(c);
   for (int c = 0; c < nC; c++) {
-    u16* st = lt_smem + (c & 1) * 2 * E;
-    if (c + 1 < nC) {
-      u16* nx = lt_smem + ((c + 1) & 1) * 2 * E;
-      const int Ln = min(LT_CHUNK, Lg - (c + 1) * LT_CHUNK);
-      lt_stage<DH, NT>(nx, p2, row0 + (c + 1) * LT_CHUNK, Ln, H, h);
-      lt_stage<DH, NT>(nx + E, r1, row0 + (c + 1) * LT_CHUNK, Ln, H, h);
-      cp_async_commit();
-      factors(c + 1);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    const u16* st = lt_smem + (c % LT_STAGES) * 2 * E;
+    stage(c + LT_STAGES - 1);
+    cp_async_wait<LT_STAGES - 1>();
     __syncthreads();
-    const float* fc = fac[c & 1];
+    const float* fc = fac[c % LT_STAGES];
 #pragma unroll
     for (int ks = 0; ks < LT_CHUNK / 16; ks++) {
       u32 af[4];
@@ -279,7 +290,7 @@ RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* sl
         Mma<T>::run(acc[n + 1], af, bf + 2);
       }
     }
-    __syncthreads();
+    __syncthreads(); // this stage is refilled by the next iteration's prefetch
   }
   float* U = slots + ((i64)(slotBase + z * G + g) * H + h) * DH * DH;
 #pragma unroll
@@ -290,7 +301,7 @@ RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* sl
   }
 }
 
-// Pass 3 on tensor cores. Grid (G, H, segments), DH*4 threads; dynamic smem: two stages of the
+// Pass 3 on tensor cores. Grid (G, H, segments), DH*4 threads; dynamic smem: LT_STAGES stages of the
 // P1, P2, R1 tiles, the 16-bit state copy [DH][DH+8] and the 16-bit masked scores [64][72].
 template <typename T, int DH, bool REV>
 RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, const float* decay, const float* slots, int xT, int Tn, int t0,
@@ -301,7 +312,7 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
   extern __shared__ __align__(16) u16 lt_smem[];
   // lambda^n and s lambda^n for n = 0..64: every decay factor of a chunk is one of these.
   __shared__ float pw[LT_CHUNK + 1], spw[LT_CHUNK + 1];
-  u16* xs = lt_smem + 6 * E;          // [DH][LD] 16-bit copy of the state
+  u16* xs = lt_smem + 3 * LT_STAGES * E; // [DH][LD] 16-bit copy of the state
   u16* ss = xs + DH * LD;             // [64][SLD] masked scores
   const int g = blockIdx.x, h = blockIdx.y, z = blockIdx.z, G = gridDim.x;
   const int Lg = min(P, Tseg - g * P);
@@ -342,28 +353,29 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
   store_x();
 
   auto chunk_of = [&](int it) { return REV ? nC - 1 - it : it; };
+  // Chunk it (in processing order) into stage it % LT_STAGES; an empty commit group past the
+  // last chunk keeps the group count uniform.
   auto stage = [&](int it) {
-    u16* st = lt_smem + (it & 1) * 3 * E;
-    const int c = chunk_of(it);
-    const int L = min(LT_CHUNK, Lg - c * LT_CHUNK);
-    const i64 r = row0 + c * LT_CHUNK;
-    lt_stage<DH, NT>(st, p1, r, L, H, h);
-    lt_stage<DH, NT>(st + E, p2, r, L, H, h);
-    lt_stage<DH, NT>(st + 2 * E, r1, r, L, H, h);
+    if (it < nC) {
+      u16* st = lt_smem + (it % LT_STAGES) * 3 * E;
+      const int c = chunk_of(it);
+      const int L = min(LT_CHUNK, Lg - c * LT_CHUNK);
+      const i64 r = row0 + c * LT_CHUNK;
+      lt_stage<DH, NT>(st, p1, r, L, H, h);
+      lt_stage<DH, NT>(st + E, p2, r, L, H, h);
+      lt_stage<DH, NT>(st + 2 * E, r1, r, L, H, h);
+    }
     cp_async_commit();
   };
-  stage(0);
+#pragma unroll
+  for (int it = 0; it < LT_STAGES - 1; it++) stage(it);
   for (int it = 0; it < nC; it++) {
-    const u16* st = lt_smem + (it & 1) * 3 * E;
+    const u16* st = lt_smem + (it % LT_STAGES) * 3 * E;
     const u16 *P1s = st, *P2s = st + E, *R1s = st + 2 * E;
     const int c = chunk_of(it);
     const int L = min(LT_CHUNK, Lg - c * LT_CHUNK);
-    if (it + 1 < nC) {
-      stage(it + 1);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    stage(it + LT_STAGES - 1);
+    cp_async_wait<LT_STAGES - 1>();
     __syncthreads();
 
     // Scores of rows i0.. x keys jc0.., masked: s lambda^|i-j| on the causal side, 0 elsewhere.

@@ -206,10 +206,11 @@ describe.skipIf(!!skip)('chunked lightning attention on the CUDA host side (mock
     }, 300_000);
   }
 
-  it('plans super-chunks: P grows with the sequence while the output pass keeps two blocks per SM', async () => {
+  it('plans super-chunks: the longest P that still gives the output pass a block per SM', async () => {
     const { lightningPlan, superChunk } = await import('../src/ops/lightning.js');
-    expect(superChunk(16384, 16, 1, 132)).toBe(512);
-    expect(superChunk(65536, 16, 1, 132)).toBe(2048);
+    expect(superChunk(16384, 16, 1, 132)).toBe(2048);
+    expect(superChunk(65536, 16, 1, 132)).toBe(8192);
+    expect(superChunk(16384, 16, 2, 132)).toBe(4096);
     expect(superChunk(100, 16, 1, 132)).toBe(256);
     const p = lightningPlan('bf16', 1, 330, 4, 128, 128, [0, 5, 261, 330], 132, 232448);
     expect(p.mma).toBe(true);

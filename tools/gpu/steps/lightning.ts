@@ -276,7 +276,7 @@ export async function lightning(a: Args): Promise<number> {
       const bwdFlops = nChunks * (5 * 2 * C * C * D + 5 * 2 * C * D * D);
       const act = T * H * D * 2;
       const st = H * D * D * 4;
-      const variants: { suffix: string; P?: number }[] = [{ suffix: '' }, ...(small ? [] : [512, 1024, 2048, 4096].map((P) => ({ suffix: `_P${P}`, P })))];
+      const variants: { suffix: string; P?: number }[] = [{ suffix: '' }, ...(small ? [] : [1024, 2048, 4096, 8192].map((P) => ({ suffix: `_P${P}`, P })))];
       for (const vnt of variants) {
         const cc = { ...c, P: vnt.P };
         const reps = T > 16384 ? 10 : 20;

@@ -60,13 +60,14 @@ export interface LightningPlan {
   slots: number;
 }
 
-/** Blocks of an output pass that keep every SM busy for a few waves (one 145 KiB block per SM at DH = 128). */
-const WAVES = 2;
+/** Largest super-chunk: longer ones leave too few blocks, and a super-chunk is one block's serial work. */
+const MAX_SUPERCHUNK = 8192;
 
 /**
- * The super-chunk length of the tensor-core path: the longest power of two from 256 to 4096 tokens
- * that still gives the output pass WAVES blocks per SM (longer super-chunks move less state
- * through memory; shorter ones give more blocks).
+ * The super-chunk length of the tensor-core path: the longest power of two from 256 to 8192 tokens
+ * whose output pass still has a block for (nearly) every SM. A block of the output pass fills an
+ * SM (196 KiB of shared memory at DH = 128), and longer super-chunks move less state through memory
+ * and give the scan fewer steps, so one full wave of long super-chunks beats several short ones.
  */
 export function superChunk(tokensPerSeq: number, heads: number, seqs: number, sms: number): number {
   const env = process.env.RING_LINEAR_LIGHTNING_SUPERCHUNK;
@@ -78,7 +79,7 @@ export function superChunk(tokensPerSeq: number, heads: number, seqs: number, sm
     return p;
   }
   let P = 256;
-  while (P < 4096 && cdiv(tokensPerSeq, 2 * P) * heads * seqs >= WAVES * sms) P *= 2;
+  while (P < MAX_SUPERCHUNK && cdiv(tokensPerSeq, 2 * P) * heads * seqs >= 0.9 * sms) P *= 2;
   return P;
 }
 

@@ -21,11 +21,13 @@ const PAD = 8;
 
 /** Threads of a tensor-core block for head dim DH (DH / 8 warps). */
 export const lightningThreads = (DH: number): number => DH * 4;
-/** Dynamic shared memory of lt_state: two stages of two [64][DH + 8] 16-bit tiles. */
-export const lightningStateSmem = (DH: number): number => 4 * LIGHTNING_CHUNK * (DH + PAD) * 2;
-/** Dynamic shared memory of lt_chunk: two stages of three tiles, the state copy, the scores. */
+/** cp.async stages of the tensor-core passes (LT_STAGES in lightning.cuh). */
+export const LIGHTNING_STAGES = 3;
+/** Dynamic shared memory of lt_state: LIGHTNING_STAGES stages of two [64][DH + 8] 16-bit tiles. */
+export const lightningStateSmem = (DH: number): number => LIGHTNING_STAGES * 2 * LIGHTNING_CHUNK * (DH + PAD) * 2;
+/** Dynamic shared memory of lt_chunk: LIGHTNING_STAGES stages of three tiles, the state copy, the scores. */
 export const lightningChunkSmem = (DH: number): number =>
-  (6 * LIGHTNING_CHUNK * (DH + PAD) + DH * (DH + PAD) + LIGHTNING_CHUNK * (LIGHTNING_CHUNK + PAD)) * 2;
+  (LIGHTNING_STAGES * 3 * LIGHTNING_CHUNK * (DH + PAD) + DH * (DH + PAD) + LIGHTNING_CHUNK * (LIGHTNING_CHUNK + PAD)) * 2;
 
 export function lightningModule(dt: DType): ModuleSpec {
   const m = new ModuleBuilder(`lightning.${sfx(dt)}`, ['lightning.cuh']);
