@@ -654,14 +654,49 @@ def time_it(fn, device, max_reps, limit_ms, budget_ms):
     if device.type == 'cuda':
         evs = [torch.cuda.Event(enable_timing=True) for _ in range(reps + 1)]
         evs[0].record()
+        h0 = time.perf_counter()
         for i in range(reps):
             fn()
             evs[i + 1].record()
+        # Host time to enqueue one call: close to the GPU time means Python dispatch bounds the step.
+        host_ms = 1000 * (time.perf_counter() - h0) / reps
         torch.cuda.synchronize()
         ts = sorted(evs[i].elapsed_time(evs[i + 1]) for i in range(reps))
-    else:
-        ts = sorted(wall() for _ in range(reps))
+        return dict(ms=ts[len(ts) // 2], runs=reps, first_ms=first, host_ms=host_ms, notes=[f'host enqueue {host_ms:.1f} ms/call'])
+    ts = sorted(wall() for _ in range(reps))
     return dict(ms=ts[len(ts) // 2], runs=reps, first_ms=first, notes=[])
+
+
+def graph_decode(m, ids, cache):
+    """The same decode step captured in a CUDA graph and replayed: torch's kernels without Python's
+    dispatch cost (each replay recomputes the captured step at one position: the same work)."""
+    try:
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):
+                m.forward(ids, cache=cache, last_only=True)
+        torch.cuda.current_stream().wait_stream(s)
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            m.forward(ids, cache=cache, last_only=True)
+        m._rope_cache = None
+        for _ in range(3):
+            g.replay()
+        torch.cuda.synchronize()
+        evs = [torch.cuda.Event(enable_timing=True) for _ in range(21)]
+        evs[0].record()
+        for i in range(20):
+            g.replay()
+            evs[i + 1].record()
+        torch.cuda.synchronize()
+        ts = sorted(evs[i].elapsed_time(evs[i + 1]) for i in range(20))
+        del g
+        return f'CUDA-graph replay {ts[10]:.2f} ms'
+    except Exception as err:  # noqa: BLE001 - an extra, reported and skipped
+        m._rope_cache = None
+        return f'CUDA graph failed: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}'
 
 
 def timings():
@@ -759,6 +794,27 @@ def timings():
                             m.forward(ids, cache=cache, last_only=True)
                     return time_it(once, device, max_reps, limit_ms, bud)
                 measure(f'prefill-T{T}', 'prefill', (T,), run_prefill, T, 10)
+            # Last (a failed capture could disturb what follows): the decode steps as CUDA graphs.
+            if device.type == 'cuda' and os.environ.get('MODEL_TORCH_GRAPH', '1') != '0':
+                for B, ctx in decodes:
+                    r = out['benchmarks'].get(f'decode-B{B}-ctx{ctx}')
+                    if not r or 'ms' not in r or left() < 15000:
+                        continue
+                    with torch.no_grad():
+                        cache = m.new_cache(B, ctx + 8)
+                        for lc in cache:
+                            if 'S' in lc:
+                                lc['S'] = torch.randn(B, H, D, D, device=device, dtype=torch.float32) * 0.05
+                                lc['pos'] = ctx
+                            else:
+                                lc['K'][:, :, :ctx].normal_()
+                                lc['V'][:, :, :ctx].normal_()
+                                lc['len'] = ctx
+                        ids = torch.randint(0, V, (B, 1), device=device)
+                        note = graph_decode(m, ids, cache)
+                        del cache
+                    r['notes'].append(note)
+                    log(f'decode-B{B}-ctx{ctx}: {note}')
             del m, p
             if device.type == 'cuda':
                 torch.cuda.empty_cache()

@@ -199,7 +199,7 @@ function freeCached(be: Be): void {
  * second one, then `reps` more with CUDA events (median). A first call over `limitMs` is the
  * result by itself ("1 call").
  */
-function timeIt(be: Be, fn: () => void, maxReps: number, limitMs: number, budgetMs: number): { ms: number; msMin: number; runs: number; firstMs: number; note?: string } {
+function timeIt(be: Be, fn: () => void, maxReps: number, limitMs: number, budgetMs: number): { ms: number; msMin: number; runs: number; firstMs: number; hostMs?: number; note?: string } {
   const wall = () => {
     const t0 = performance.now();
     core.tidy(fn);
@@ -214,14 +214,17 @@ function timeIt(be: Be, fn: () => void, maxReps: number, limitMs: number, budget
     const d = be.b.rt.driver;
     const evs = Array.from({ length: reps + 1 }, () => d.createEvent(true));
     d.recordEvent(evs[0]!, be.b.stream);
+    const h0 = performance.now();
     for (let i = 0; i < reps; i++) {
       core.tidy(fn);
       d.recordEvent(evs[i + 1]!, be.b.stream);
     }
+    // Host time to enqueue one call: close to the GPU time means the step is launch-bound.
+    const hostMs = (performance.now() - h0) / reps;
     be.b.synchronizeBlocking();
     const t = evs.slice(1).map((e, i) => d.elapsedMs(evs[i]!, e));
     for (const e of evs) d.destroyEvent(e);
-    return { ms: median(t), msMin: Math.min(...t), runs: reps, firstMs: first };
+    return { ms: median(t), msMin: Math.min(...t), runs: reps, firstMs: first, hostMs };
   }
   const t: number[] = [];
   for (let i = 0; i < reps; i++) t.push(wall());
@@ -381,6 +384,41 @@ export async function model(a: Args): Promise<number> {
     }
   }
 
+  // ---- diagnostics: does a small host->device upload (tensor(), b.write from pageable memory)
+  // make the host wait for the queued GPU work? (It would serialize host and GPU in every step
+  // that uploads, e.g. the MoE pointer tables and segment offsets.)
+  if (be.kind === 'cuda' && selected('diag')) {
+    try {
+      const x = core.keep(core.randomNormal([8192, 8192], { dtype: 'bf16' }));
+      const queue = () => core.tidy(() => { for (let i = 0; i < 4; i++) core.matmul(x, x); });
+      queue();
+      sync(be);
+      const q0 = performance.now();
+      queue();
+      const enqueueMs = performance.now() - q0;
+      sync(be);
+      const g0 = performance.now();
+      queue();
+      sync(be);
+      const gpuMs = performance.now() - g0;
+      queue();
+      const u0 = performance.now();
+      const small = core.tensor(Int32Array.of(0, 1), [2], 'i32');
+      const uploadMs = performance.now() - u0;
+      sync(be);
+      small.dispose();
+      x.dispose();
+      const syncs = uploadMs > 0.5 * gpuMs;
+      const detail = `4 bf16 matmuls 8192^3: enqueue ${enqueueMs.toFixed(2)} ms, run ${gpuMs.toFixed(2)} ms; a 2-element tensor() upload queued behind them took ${uploadMs.toFixed(2)} ms on the host${syncs ? ' -> the upload waits for the queued GPU work (pageable cuMemcpyHtoDAsync syncs)' : ' -> no wait'}`;
+      log(`diag-upload: ${detail}`);
+      extra.diagUpload = { enqueueMs, gpuMs, uploadMs, syncs };
+      rows.push({ name: 'diag-upload', what: detail, tokens: 0, notes: [] });
+    } catch (err) {
+      log(`diag-upload failed: ${(err as Error).stack ?? err}`);
+    }
+    write();
+  }
+
   // ---- 2. timings
   const mini = cpuOnly ? tinyConfig() : miniConfig(small);
   const train = cpuOnly ? tinyConfig() : trainConfig(small);
@@ -430,7 +468,7 @@ export async function model(a: Args): Promise<number> {
     row.runs = r.runs;
     row.tokPerS = (m.tokens * 1000) / r.ms;
     row.peakGiB = peakGiB(be);
-    row.notes.push(`${r.runs} timed, first call ${(r.firstMs / 1000).toFixed(2)} s`);
+    row.notes.push(`${r.runs} timed, first call ${(r.firstMs / 1000).toFixed(2)} s${r.hostMs !== undefined ? `, host enqueue ${r.hostMs.toFixed(1)} ms/call` : ''}`);
     if (r.note) {
       row.notes.push(r.note);
       (slow[m.family] ??= []).push(m.size);
