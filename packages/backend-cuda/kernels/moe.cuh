@@ -370,20 +370,20 @@ RL_DEV void moe_gmm_zero(const int* __restrict__ offsets, int E, int R, typename
 }
 
 // Shared-tile addressing, 16-byte chunks XOR-swizzled so the 8 rows an ldmatrix reads hit 8
-// different bank groups: [rows][BK] tiles (K contiguous; 64 or 128 bytes a row) and [BK][128]
-// tiles (M or N contiguous; 256 bytes a row).
+// different bank groups: [rows][BK] tiles (K contiguous; 64 or 128 bytes a row) and [BK][LEN]
+// tiles (M or N contiguous; 256 or 512 bytes a row).
 template <int BK> RL_DEV int moe_swz_rows(int row, int col);
 template <> RL_DEV int moe_swz_rows<32>(int row, int col) { return row * 32 + ((((col >> 3) ^ ((row >> 1) & 3)) << 3) | (col & 7)); }
 template <> RL_DEV int moe_swz_rows<64>(int row, int col) { return row * 64 + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
-RL_DEV int moe_swz128(int row, int col) { return row * 128 + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
+template <int LEN> RL_DEV int moe_swz_cols(int row, int col) { return row * LEN + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
 
-// Loads a [128][BK] tile of a row-major matrix (row stride ld, K contiguous): rows [r0, rEnd) and
-// columns [k0, kEnd) are read, the rest is zero-filled (no memory read). BK/16 chunks per thread.
-template <int BK, class S>
+// Loads a [ROWS][BK] tile of a row-major matrix (row stride ld, K contiguous): rows [r0, rEnd) and
+// columns [k0, kEnd) are read, the rest is zero-filled (no memory read).
+template <int BK, int ROWS, class S>
 RL_DEV void moe_load_rows(S* sm, const S* g, i64 ld, int r0, int rEnd, int k0, int kEnd) {
   constexpr int CPR = BK / 8;  // chunks per row
 #pragma unroll
-  for (int i = 0; i < BK / 16; i++) {
+  for (int i = 0; i < ROWS * CPR / MOE_THREADS; i++) {
     const int c = threadIdx.x + i * MOE_THREADS;
     const int row = c / CPR, col = (c % CPR) * 8;
     const int r = r0 + row, k = k0 + col;
@@ -391,31 +391,32 @@ RL_DEV void moe_load_rows(S* sm, const S* g, i64 ld, int r0, int rEnd, int k0, i
     cp_async16(sm + moe_swz_rows<BK>(row, col), ok ? (const void*)(g + (i64)r * ld + k) : (const void*)g, ok ? 16 : 0);
   }
 }
-// Loads a [BK][128] tile (rows = k, columns contiguous): rows [k0, kEnd), columns [c0, cEnd).
-template <int BK, class S>
+// Loads a [BK][LEN] tile (rows = k, columns contiguous): rows [k0, kEnd), columns [c0, cEnd).
+template <int BK, int LEN, class S>
 RL_DEV void moe_load_cols(S* sm, const S* g, i64 ld, int k0, int kEnd, int c0, int cEnd) {
+  constexpr int CPR = LEN / 8;
 #pragma unroll
-  for (int i = 0; i < BK / 16; i++) {
+  for (int i = 0; i < BK * CPR / MOE_THREADS; i++) {
     const int c = threadIdx.x + i * MOE_THREADS;
-    const int row = c >> 4, col = (c & 15) * 8;
+    const int row = c / CPR, col = (c % CPR) * 8;
     const int k = k0 + row, n = c0 + col;
     const bool ok = k < kEnd && n < cEnd;
-    cp_async16(sm + moe_swz128(row, col), ok ? (const void*)(g + (i64)k * ld + n) : (const void*)g, ok ? 16 : 0);
+    cp_async16(sm + moe_swz_cols<LEN>(row, col), ok ? (const void*)(g + (i64)k * ld + n) : (const void*)g, ok ? 16 : 0);
   }
 }
 
-// The 8 warps' 64 x 32 sub-tiles over one stage of BK. A_KMAJOR: A stored [m][k] (else [k][m]);
-// B_NK: B stored [n][k] (else [k][n]). mActive: the warp's 16-row slices that hold rows of the
-// segment (the others are zero padding: their mma is skipped); kSteps: the 16-wide k steps that
-// hold data (the rest of a segment's last stage is zero padding).
-template <class T, bool A_KMAJOR, bool B_NK, int BK>
-RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, float acc[4][4][4], int wm, int wn, int lane, int mActive, int kSteps) {
+// The 8 warps' 64 x WN sub-tiles (warps 2 x 4; the block tile is 128 x 4 WN) over one stage of BK.
+// A_KMAJOR: A stored [m][k] (else [k][m], 128 wide); B_NK: B stored [n][k] (else [k][n], 4 WN
+// wide). mActive: the warp's 16-row slices that hold rows of the segment (the others are zero
+// padding: their mma is skipped); kSteps: the 16-wide k steps that hold data.
+template <class T, bool A_KMAJOR, bool B_NK, int BK, int WN>
+RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, float acc[4][WN / 8][4], int wm, int wn, int lane, int mActive, int kSteps) {
   if (mActive == 0) return;  // warp-uniform: no rows of the segment in this warp's half
 #pragma unroll
   for (int ks = 0; ks < BK / 16; ks++) {
     if (ks >= kSteps) break;
     const int kk = ks * 16;
-    u32 a[4][4], bf[4][2];
+    u32 a[4][4], bf[WN / 8][2];
 #pragma unroll
     for (int mi = 0; mi < 4; mi++) {
       if (mi < mActive) {
@@ -426,20 +427,20 @@ RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, floa
         } else {
           const int i = lane >> 3;
           const int k = kk + (lane & 7) + ((i >> 1) << 3), m = m0 + ((i & 1) << 3);
-          ldmatrix_x4_trans(a[mi], As + moe_swz128(k, m));
+          ldmatrix_x4_trans(a[mi], As + moe_swz_cols<MOE_BM>(k, m));
         }
       }
     }
 #pragma unroll
-    for (int nj = 0; nj < 2; nj++) {
-      const int n0 = wn * 32 + nj * 16;
+    for (int nj = 0; nj < WN / 16; nj++) {
+      const int n0 = wn * WN + nj * 16;
       u32 r[4];
       if (B_NK) {
         const int n = n0 + (lane & 7) + ((lane >> 4) << 3), k = kk + (((lane >> 3) & 1) << 3);
         ldmatrix_x4(r, Bs + moe_swz_rows<BK>(n, k));
       } else {
         const int k = kk + (lane & 7) + (((lane >> 3) & 1) << 3), n = n0 + ((lane >> 4) << 3);
-        ldmatrix_x4_trans(r, Bs + moe_swz128(k, n));
+        ldmatrix_x4_trans(r, Bs + moe_swz_cols<4 * WN>(k, n));
       }
       bf[2 * nj][0] = r[0];
       bf[2 * nj][1] = r[1];
@@ -450,20 +451,20 @@ RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, floa
     for (int mi = 0; mi < 4; mi++)
       if (mi < mActive)
 #pragma unroll
-        for (int ni = 0; ni < 4; ni++) Mma<T>::run(acc[mi][ni], a[mi], bf[ni]);
+        for (int ni = 0; ni < WN / 8; ni++) Mma<T>::run(acc[mi][ni], a[mi], bf[ni]);
   }
 }
 
-// Writes the accumulators of a 128 x 128 tile at (r0, c0) of a row-major [rEnd, cols] output
+// Writes the accumulators of a 128 x 4 WN tile at (r0, c0) of a row-major [rEnd, cols] output
 // (rows >= rEnd and columns >= cols skipped; cols is even).
-template <class T>
-RL_DEV void moe_store_tile(typename T::S* out, i64 ld, int r0, int rEnd, int c0, int cols, float acc[4][4][4], int wm, int wn, int lane) {
+template <class T, int WN>
+RL_DEV void moe_store_tile(typename T::S* out, i64 ld, int r0, int rEnd, int c0, int cols, float acc[4][WN / 8][4], int wm, int wn, int lane) {
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-    for (int ni = 0; ni < 4; ni++) {
-      const int col = c0 + wn * 32 + ni * 8 + 2 * t;
+    for (int ni = 0; ni < WN / 8; ni++) {
+      const int col = c0 + wn * WN + ni * 8 + 2 * t;
       if (col >= cols) continue;
 #pragma unroll
       for (int h = 0; h < 2; h++) {
@@ -473,56 +474,57 @@ RL_DEV void moe_store_tile(typename T::S* out, i64 ld, int r0, int rEnd, int c0,
     }
 }
 
-// The same through shared memory: the fragments go to a [128][136] staging tile `ep`, then each
-// thread writes 16-byte chunks of whole rows (coalesced; cols % 8 == 0 and 16-byte aligned rows).
-// Every thread of the block must call it; `ep` must be free (its previous readers past a barrier).
-#define MOE_EP_LD 136
-template <class T>
-RL_DEV void moe_store_tile_smem(typename T::S* out, i64 ld, int r0, int rEnd, int c0, int cols, float acc[4][4][4], int wm, int wn, int lane, typename T::S* ep) {
+// The same through shared memory: the fragments go to a [128][4 WN + 8] staging tile `ep`, then
+// each thread writes 16-byte chunks of whole rows (coalesced; cols % 8 == 0 and 16-byte aligned
+// rows). Every thread of the block must call it; `ep` must be free (its previous readers past a
+// barrier).
+template <class T, int WN>
+RL_DEV void moe_store_tile_smem(typename T::S* out, i64 ld, int r0, int rEnd, int c0, int cols, float acc[4][WN / 8][4], int wm, int wn, int lane, typename T::S* ep) {
+  constexpr int BN = 4 * WN, LD = BN + 8;
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-    for (int ni = 0; ni < 4; ni++)
+    for (int ni = 0; ni < WN / 8; ni++)
 #pragma unroll
       for (int h = 0; h < 2; h++) {
-        const int row = wm * 64 + mi * 16 + g + 8 * h, col = wn * 32 + ni * 8 + 2 * t;
-        *(u32*)(ep + row * MOE_EP_LD + col) = pack2<T>(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+        const int row = wm * 64 + mi * 16 + g + 8 * h, col = wn * WN + ni * 8 + 2 * t;
+        *(u32*)(ep + row * LD + col) = pack2<T>(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
       }
   __syncthreads();
-  for (int i = threadIdx.x; i < MOE_BM * (MOE_BN / 8); i += MOE_THREADS) {
-    const int row = i / (MOE_BN / 8), ch = i % (MOE_BN / 8);
+  for (int i = threadIdx.x; i < MOE_BM * (BN / 8); i += MOE_THREADS) {
+    const int row = i / (BN / 8), ch = i % (BN / 8);
     const int r = r0 + row, c = c0 + ch * 8;
-    if (r < rEnd && c < cols) *(uint4*)(out + (i64)r * ld + c) = *(const uint4*)(ep + row * MOE_EP_LD + ch * 8);
+    if (r < rEnd && c < cols) *(uint4*)(out + (i64)r * ld + c) = *(const uint4*)(ep + row * LD + ch * 8);
   }
 }
 
-RL_DEV void moe_zero_acc(float acc[4][4][4]) {
+template <int WN>
+RL_DEV void moe_zero_acc(float acc[4][WN / 8][4]) {
 #pragma unroll
   for (int i = 0; i < 4; i++)
 #pragma unroll
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < WN / 8; j++)
 #pragma unroll
       for (int q = 0; q < 4; q++) acc[i][j][q] = 0.f;
 }
 
-// Dynamic shared memory of the tiled kernels: STAGES x (A tile + B tile), 16-bit elements.
-template <int BK> struct MoeSmem { static constexpr int BYTES = MOE_STAGES * (MOE_BM + MOE_BN) * BK * 2; };
-
-// x [R, in]; weights: table[e] (a list) or base + e * out * in (stacked); y [R, out].
-// SKIP: skip the mma of 16-row slices past the segment's end (a tile at an expert's tail).
-template <class T, bool TRANSB, int BK, bool SKIP, bool EP>
+// x [R, in]; weights: table[e] (a list) or base + e * out * in (stacked); y [R, out]. Block tile
+// 128 x 4 WN. SKIP: skip the mma of 16-row slices past the segment's end (a tile at an expert's
+// tail); EP: stage the output tile through the (then free) pipeline buffers.
+template <class T, bool TRANSB, int BK, bool SKIP, bool EP, int WN>
 RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* const* __restrict__ table, const typename T::S* __restrict__ base,
                     const int* __restrict__ tiles, const int* __restrict__ count, const int* __restrict__ offsets, typename T::S* __restrict__ y,
                     int R, int in, int out) {
   typedef typename T::S S;
+  constexpr int BN = 4 * WN;
   extern __shared__ __align__(128) unsigned char moe_smem[];
   S* As = (S*)moe_smem;                        // [STAGES][128 * BK]
-  S* Bs = As + MOE_STAGES * MOE_BM * BK;       // [STAGES][128 * BK]
+  S* Bs = As + MOE_STAGES * MOE_BM * BK;       // [STAGES][BN * BK]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = warp & 1, wn = warp >> 1;
   const int ntiles = count[0];
-  const int c0 = blockIdx.x * MOE_BN;
+  const int c0 = blockIdx.x * BN;
   const int nk = (in + BK - 1) / BK;
   for (int ti = blockIdx.y; ti < ntiles; ti += gridDim.y) {
     const int e = tiles[2 * ti], r0 = tiles[2 * ti + 1];
@@ -536,12 +538,12 @@ RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* co
     }
     auto load = [&](int stage, int kt) {
       const int k0 = kt * BK;
-      moe_load_rows<BK>(As + stage * MOE_BM * BK, x, in, r0, hi, k0, in);
-      if (TRANSB) moe_load_rows<BK>(Bs + stage * MOE_BN * BK, W, in, c0, out, k0, in);
-      else moe_load_cols<BK>(Bs + stage * MOE_BN * BK, W, out, k0, in, c0, out);
+      moe_load_rows<BK, MOE_BM>(As + stage * MOE_BM * BK, x, in, r0, hi, k0, in);
+      if (TRANSB) moe_load_rows<BK, BN>(Bs + stage * BN * BK, W, in, c0, out, k0, in);
+      else moe_load_cols<BK, BN>(Bs + stage * BN * BK, W, out, k0, in, c0, out);
     };
-    float acc[4][4][4];
-    moe_zero_acc(acc);
+    float acc[4][WN / 8][4];
+    moe_zero_acc<WN>(acc);
 #pragma unroll
     for (int s = 0; s < MOE_STAGES - 1; s++) {
       if (s < nk) load(s, s);
@@ -554,15 +556,15 @@ RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* co
       if (pre < nk) load(pre % MOE_STAGES, pre);
       cp_async_commit();
       const int st = kt % MOE_STAGES;
-      moe_mma_stage<T, true, TRANSB, BK>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, mActive, (in - kt * BK + 15) >> 4);
+      moe_mma_stage<T, true, TRANSB, BK, WN>(As + st * MOE_BM * BK, Bs + st * BN * BK, acc, wm, wn, lane, mActive, (in - kt * BK + 15) >> 4);
     }
     cp_async_wait<0>();
     __syncthreads();  // the stages are free: the epilogue may stage through them
     if (EP) {
-      moe_store_tile_smem<T>(y, out, r0, hi, c0, out, acc, wm, wn, lane, As);
+      moe_store_tile_smem<T, WN>(y, out, r0, hi, c0, out, acc, wm, wn, lane, As);
       __syncthreads();  // the next tile's prologue overwrites the staging tile
     } else {
-      moe_store_tile<T>(y, out, r0, hi, c0, out, acc, wm, wn, lane);
+      moe_store_tile<T, WN>(y, out, r0, hi, c0, out, acc, wm, wn, lane);
     }
   }
 }
@@ -611,8 +613,8 @@ RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S
     int lo, hi;
     moe_segment(offsets, pe, R, lo, hi);
     const int k0 = lo + pkt * BK;
-    moe_load_cols<BK>(As + stage * MOE_BM * BK, a, P, k0, hi, p0, P);
-    moe_load_cols<BK>(Bs + stage * MOE_BN * BK, b, Q, k0, hi, q0, Q);
+    moe_load_cols<BK, MOE_BM>(As + stage * MOE_BM * BK, a, P, k0, hi, p0, P);
+    moe_load_cols<BK, MOE_BN>(Bs + stage * MOE_BN * BK, b, Q, k0, hi, q0, Q);
     if (++pkt >= pn) {
       pkt = 0;
       do pe++; while (pe < e1 && tilesOf(pe) == 0);
@@ -627,7 +629,7 @@ RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S
   int ckt = 0, cn = ce < e1 ? tilesOf(ce) : 0, clo = 0, chi = 0;
   if (ce < e1) moe_segment(offsets, ce, R, clo, chi);
   float acc[4][4][4];
-  moe_zero_acc(acc);
+  moe_zero_acc<32>(acc);
 #pragma unroll
   for (int s = 0; s < MOE_STAGES - 1; s++) {
     loadNext(s);
@@ -639,12 +641,12 @@ RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S
     loadNext((t + MOE_STAGES - 1) % MOE_STAGES);
     cp_async_commit();
     const int st = t % MOE_STAGES;
-    moe_mma_stage<T, false, false, BK>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, 4, (chi - clo - ckt * BK + 15) >> 4);
+    moe_mma_stage<T, false, false, BK, 32>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, 4, (chi - clo - ckt * BK + 15) >> 4);
     if (++ckt >= cn) {
       // (The staging tile after the stages: its previous readers passed this iteration's barrier.)
-      if (EP) moe_store_tile_smem<T>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane, Bs + MOE_STAGES * MOE_BN * BK);
-      else moe_store_tile<T>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane);
-      moe_zero_acc(acc);
+      if (EP) moe_store_tile_smem<T, 32>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane, Bs + MOE_STAGES * MOE_BN * BK);
+      else moe_store_tile<T, 32>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane);
+      moe_zero_acc<32>(acc);
       ckt = 0;
       do ce++; while (ce < e1 && tilesOf(ce) == 0);
       cn = ce < e1 ? tilesOf(ce) : 0;

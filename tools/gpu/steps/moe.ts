@@ -24,7 +24,7 @@ import { cudaBackend, formatBench, log, outDir, timeGpu, values, withTorchTimes,
 const OPS = ['moeRouter', 'moeDispatchPlan', 'moePermute', 'moeCombine', 'groupedMatmul', 'groupedMatmulAtB', 'routerGemm'];
 const PEAK_BF16 = 989;
 /** Versions of the tiled grouped GEMMs (src/ops/moe.ts moeGmmVersion). */
-const GMM_VERSIONS = ['v2', 'v1'] as const;
+const GMM_VERSIONS = ['v2', 'v1', 'v3'] as const;
 
 const keepAll = (ts: core.Tensor[]): core.Tensor[] => ts.map((t) => core.keep(t));
 
@@ -335,12 +335,15 @@ export async function moe(a: Args): Promise<number> {
   memRow('combine_bf16', `moeCombine [${rows}, ${H}] -> [${N}, ${H}] bf16, f32 weights`, rows * H * 2 + N * H * 2 + rows * 8, () => void moeCombine(yp, rw, plan.slotToRow, plan.rowToSlot), 50, ok('moeCombine'));
   memRow('combine_bf16_composite', 'moeCombine composite', rows * H * 2 + N * H * 2 + rows * 8,
     () => void core.withKernelsDisabled(['moeCombine'], () => moeCombine(yp, rw, plan.slotToRow, plan.rowToSlot)), 10, 'composite');
-  // The first version of the tiled kernels (BK 32, no tail skipping, one expert per A^T B block).
-  process.env.RING_LINEAR_CUDA_MOE_GMM = 'v1';
-  flopRow('gmm_gateup_bf16_v1', 'the same, first kernel version (v1)', 2 * rows * H * 2 * I, () => void groupedMatmul(xp, wGateUp, plan.offsets), 20, ok('groupedMatmul'));
-  flopRow('gmm_down_bf16_v1', 'the same, v1', 2 * rows * I * H, () => void groupedMatmul(hMid, wDown, plan.offsets), 20, ok('groupedMatmul'));
-  flopRow('gmm_atb_gateup_bf16_v1', 'the same, v1', 2 * rows * H * 2 * I, () => void groupedMatmulAtB(dGateUp, xp, plan.offsets), 20, ok('groupedMatmulAtB'));
-  delete process.env.RING_LINEAR_CUDA_MOE_GMM;
+  // The other versions of the tiled kernels (v1: BK 32, no tail skipping, direct stores, one
+  // expert per A^T B block; v3: 128 x 256 forward tiles of 64 x 64 warp tiles, one block per SM).
+  for (const ver of ['v1', 'v3'] as const) {
+    process.env.RING_LINEAR_CUDA_MOE_GMM = ver;
+    flopRow(`gmm_gateup_bf16_${ver}`, `the same, kernel version ${ver}`, 2 * rows * H * 2 * I, () => void groupedMatmul(xp, wGateUp, plan.offsets), 20, ok('groupedMatmul'));
+    flopRow(`gmm_down_bf16_${ver}`, `the same, ${ver}`, 2 * rows * I * H, () => void groupedMatmul(hMid, wDown, plan.offsets), 20, ok('groupedMatmul'));
+    flopRow(`gmm_atb_gateup_bf16_${ver}`, `the same, ${ver}`, 2 * rows * H * 2 * I, () => void groupedMatmulAtB(dGateUp, xp, plan.offsets), 20, ok('groupedMatmulAtB'));
+    delete process.env.RING_LINEAR_CUDA_MOE_GMM;
+  }
   // The same timings against torch's per-expert loop (torch_moe.py's *_loop).
   for (const n of ['gmm_gateup_bf16', 'gmm_down_bf16', 'gmm_atb_gateup_bf16']) {
     const r = benchRows.find((q) => q.name === n);
@@ -348,7 +351,7 @@ export async function moe(a: Args): Promise<number> {
   }
 
   const torch = withTorchTimes(benchRows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_moe.json'), log,
-    (name) => name.replace(/_(composite|v1)$/, ''));
+    (name) => name.replace(/_(composite|v1|v3)$/, ''));
   for (const n of torch.notes ?? []) log(`torch: ${n}`);
   core.dispose([x, wg, bias, rw, ridx, plan.slotToRow, plan.rowToSlot, plan.offsets, plan.tokensPerExpert, yp, xp, wGateUp, wDown, hMid, dGateUp]);
   const result = {

@@ -22,7 +22,7 @@ import type { CudaBackend, CudaBuffer } from '../backend.js';
 import type { Block } from '../memory/allocator.js';
 import { moduleSpec } from '../kernels/sources.js';
 import { DTYPE_SUFFIX } from '../kernels/builder.js';
-import { MOE_BM, MOE_BN, MOE_GMM_VERSIONS, MOE_MMA_DTYPES, MOE_PERMUTE_WIDTHS, MOE_THREADS, type MoeGmmVersion } from '../kernels/families/moe.js';
+import { MOE_BM, MOE_BN, MOE_GMM_VERSIONS, moeGmmBlockN, MOE_MMA_DTYPES, MOE_PERMUTE_WIDTHS, MOE_THREADS, type MoeGmmVersion } from '../kernels/families/moe.js';
 import type { Kernel } from '../kernels/modules.js';
 import { castRaw } from './matmul.js';
 import { ptr, register, type Ctx } from './common.js';
@@ -172,7 +172,7 @@ function registerAll(): void {
       const v = moeGmmVersion();
       const smem = MOE_GMM_VERSIONS[v].fwd.smem;
       tiled(b, spec, `moe_gmm_${s}_tb${attrs.transposeB ? 1 : 0}_${v}`, smem).launch(
-        [cdiv(out, MOE_BN), Math.min(maxTiles, MAX_GRID_YZ), 1], [MOE_THREADS, 1, 1],
+        [cdiv(out, moeGmmBlockN(v)), Math.min(maxTiles, MAX_GRID_YZ), 1], [MOE_THREADS, 1, 1],
         [ptr(x!), table ? table.ptr : 0, base, tiles.ptr, count, ptr(offsets!), ptr(y!), R, inDim, out], smem);
       b.releaseTemp(tiles);
     } else {
@@ -208,8 +208,11 @@ function registerAll(): void {
   }, [...FLOATS, 'i32']);
 }
 
-/** The tiled grouped GEMM version of this launch (RING_LINEAR_CUDA_MOE_GMM=v1: the first kernels). */
-export const moeGmmVersion = (): MoeGmmVersion => (process.env.RING_LINEAR_CUDA_MOE_GMM === 'v1' ? 'v1' : 'v2');
+/** The tiled grouped GEMM version of this launch (RING_LINEAR_CUDA_MOE_GMM=v1|v2|v3; default v2). */
+export const moeGmmVersion = (): MoeGmmVersion => {
+  const v = process.env.RING_LINEAR_CUDA_MOE_GMM;
+  return v === 'v1' || v === 'v3' ? v : 'v2';
+};
 
 /** Blocks resident at once on an H100 (132 SMs x 2 blocks of the tiled kernels). */
 const RESIDENT_BLOCKS = 264;
