@@ -346,9 +346,9 @@ async function bench(a: Args): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // fp8
 
-type Fp8KernelVersion = 'v1' | 'v2';
+type Fp8KernelVersion = 'v1' | 'v2' | 'v3';
 /** The FP8 kernel versions checked and timed (backend-cuda RING_LINEAR_CUDA_FP8_KERNELS), the default first. */
-const VERSIONS: readonly Fp8KernelVersion[] = ['v2', 'v1'];
+const VERSIONS: readonly Fp8KernelVersion[] = ['v3', 'v2', 'v1'];
 
 async function fp8(a: Args): Promise<number> {
   const out = outDir(a);
@@ -402,7 +402,10 @@ async function fp8(a: Args): Promise<number> {
     process.env.RING_LINEAR_CUDA_FP8_KERNELS = v;
   };
   for (const version of VERSIONS)
-  for (const [M, K] of small ? ([[32, 256], [9, 136]] as const) : ([[256, 1024], [136, 1000], [64, 8192]] as const)) {
+  // (v3 takes rows of 128k for tiles and SwiGLU, RMSNorm rows of 8k up to 16384 in registers, and
+  // routes the rest to v2: [136, 1000] and [9, 1001] check that routing; [16, 12288] and [8, 16384]
+  // RMSNorm rows of 6 and 8 chunks a thread.)
+  for (const [M, K] of small ? ([[32, 256], [9, 136]] as const) : ([[256, 1024], [136, 1000], [64, 8192], [9, 1001], [16, 12288], [8, 16384]] as const)) {
     setVersion(version);
     const check = (name: string, diffs: (string | null)[]) => checkOne(`[${version}] ${name}`, diffs);
     for (const dt of ['f32', 'bf16'] as const) {

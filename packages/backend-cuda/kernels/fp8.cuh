@@ -670,6 +670,328 @@ RL_DEV void fp8_rms_norm_quant_v2(const typename T::S* __restrict__ x, const typ
 }
 
 // ---------------------------------------------------------------------------------------------
+// v3 kernels (the default; v2 and v1 stay selectable with RING_LINEAR_CUDA_FP8_KERNELS). v2 was
+// instruction-bound: per element a full IEEE division (reciprocal, refinement, check, ~9
+// instructions) and, in the tile kernels, 64-bit row/tile arithmetic; and each thread had one
+// 16-byte load in flight. v3 divides with one reciprocal per group (below), finds tiles without
+// divisions, keeps several 16-byte loads in flight per thread, holds RMSNorm rows in registers and
+// transposes 2-byte inputs through shared memory in 4-byte words.
+
+// x / scale for every x of a group, correctly rounded (the IEEE quotient the scale rule names),
+// from one reciprocal per group instead of a division per element: y = RN(1 / scale), then two
+// corrections (Markstein):
+//   q0 = RN(x y);  r0 = RN(x - scale q0);  q1 = RN(q0 + r0 y);  r1 = RN(x - scale q1);  q = RN(q1 + r1 y)
+// q0 is within 1.5 ulps of x / scale; the first correction leaves q1 within one ulp (its own error
+// is far below an ulp), so r1 is exact and q = RN(x / scale) by Markstein's theorem (y within half an
+// ulp of 1 / scale, q1 a faithful quotient; J.-M. Muller et al., Handbook of Floating-Point
+// Arithmetic, on division with a fused multiply-add). No underflow spoils r1: with scale >= 2^-80
+// an |x| >= 2^-100 keeps x - scale q1 on the f32 grid, and a smaller |x| has |x / scale| < 2^-20,
+// whose code is a zero of x's sign either way (the smallest FP8 subnormal is 2^-16); scale < 2^121
+// keeps y normal. Groups with a smaller scale (amax < 448 * 2^-80) divide.
+struct Fp8Divider {
+  float s, y;
+  bool fast;
+  RL_DEV explicit Fp8Divider(float scale) : s(scale), y(__frcp_rn(scale)), fast(scale >= __int_as_float(47 << 23)) {}
+  RL_DEV float operator()(float x) const {
+    if (!fast) return __fdiv_rn(x, s);
+    const float q0 = __fmul_rn(x, y);
+    const float r0 = __fmaf_rn(-s, q0, x);
+    const float q1 = __fmaf_rn(r0, y, q0);
+    const float r1 = __fmaf_rn(-s, q1, x);
+    return __fmaf_rn(r1, y, q1);
+  }
+};
+
+// Two codes of quotients qlo, qhi of xlo, xhi (lo in bits 0-7): the sign bits from x, which are the
+// IEEE quotients' signs (scale > 0) also where a quotient rounds to zero.
+template <class Q> RL_DEV u32 fp8_cvt2x(float qlo, float qhi, float xlo, float xhi) {
+  const u32 sign = ((__float_as_uint(xlo) >> 24) & 0x80u) | ((__float_as_uint(xhi) >> 16) & 0x8000u);
+  return Fp8Cvt2<Q>::run(qlo, qhi) | sign;
+}
+
+// Codes of N values (N % 4 == 0) with one scale, as fp8_code gives them, packed 4 a word (element
+// 4k in the low byte of w[k]). `amax`: the group's amax bits.
+template <class Q, int N> RL_DEV void fp8_codes3(const float* v, float scale, u32 amax, int pow2, u32* w) {
+  if (FP8_HW_CVT && fp8_finite_amax(amax)) {
+    float q[N];
+    if (pow2) {
+      const float inv = __fdiv_rn(1.0f, scale); // exact: scale is a power of two (see fp8_codes)
+#pragma unroll
+      for (int j = 0; j < N; j++) q[j] = __fmul_rn(v[j], inv);
+    } else {
+      const Fp8Divider dv(scale);
+#pragma unroll
+      for (int j = 0; j < N; j++) q[j] = dv(v[j]);
+    }
+#pragma unroll
+    for (int k = 0; k < N / 4; k++)
+      w[k] = fp8_cvt2x<Q>(q[4 * k], q[4 * k + 1], v[4 * k], v[4 * k + 1]) | (fp8_cvt2x<Q>(q[4 * k + 2], q[4 * k + 3], v[4 * k + 2], v[4 * k + 3]) << 16);
+  } else {
+#pragma unroll
+    for (int k = 0; k < N / 4; k++) {
+      w[k] = (u32)fp8_code<Q>(v[4 * k], scale) | ((u32)fp8_code<Q>(v[4 * k + 1], scale) << 8) | ((u32)fp8_code<Q>(v[4 * k + 2], scale) << 16) |
+             ((u32)fp8_code<Q>(v[4 * k + 3], scale) << 24);
+    }
+  }
+}
+
+// 8 values of raw storage as f32.
+template <class T> RL_DEV void cvt8(const Vec<typename T::S, 8>& r, float* v) {
+#pragma unroll
+  for (int j = 0; j < 8; j++) v[j] = T::ld(r.e[j]);
+}
+
+// Quantizes one tile's 8 values of this lane (v[j] = 0 past the tile's end: the amax is the
+// tile's): the half-warp's amax (every lane of the warp calls), the scale to *s (lane 0) and the
+// codes to q (one 8-byte store when `vec` and 8 are valid, else `valid` single bytes) where
+// `active`.
+template <class Q>
+RL_DEV void tile8_out(const float* v, bool active, int valid, bool vec, u8* __restrict__ q, float* __restrict__ s, int lane, int pow2) {
+  const u32 m = half_warp_max(amax8(v));
+  const float scale = fp8_scale<Q>(m, pow2);
+  u32 w[2];
+  fp8_codes3<Q, 8>(v, scale, m, pow2, w);
+  if (!active) return;
+  if (lane == 0) *s = scale;
+  if (vec && valid == 8) {
+    *reinterpret_cast<uint2*>(q) = make_uint2(w[0], w[1]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+      if (j < valid) q[j] = (u8)(w[j >> 2] >> (8 * (j & 3)));
+  }
+}
+
+// 1x128 tiles of rows with K % 128 == 0 and 16-byte aligned x, 8-byte aligned q (the host routes
+// other shapes to v2): tile h is x[128h .. 128h + 128) and its scale s[h], no row arithmetic. A
+// half-warp quantizes U tiles h = hw + u * nhw (nhw: half-warps in the grid), all U loads issued
+// before the first use (U * 16 bytes or more in flight per thread).
+template <class T, class Q, int U>
+RL_DEV void fp8_quant_tiles_v3(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, i64 tiles, int pow2) {
+  typedef typename T::S S;
+  const i64 hw = global_thread() >> 4, nhw = grid_threads() >> 4;
+  const int lane = threadIdx.x & 15;
+  Vec<S, 8> raw[U];
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    const i64 h = hw + u * nhw;
+    if (h < tiles) raw[u] = *reinterpret_cast<const Vec<S, 8>*>(x + h * FP8_TILE + lane * 8);
+  }
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    const i64 h = hw + u * nhw;
+    if ((hw & ~(i64)1) + u * nhw >= tiles) break; // neither half of the warp has a tile (warp-uniform)
+    const bool active = h < tiles;
+    float v[8];
+    if (active) cvt8<T>(raw[u], v);
+    else
+#pragma unroll
+      for (int j = 0; j < 8; j++) v[j] = 0.0f;
+    tile8_out<Q>(v, active, 8, true, q + h * FP8_TILE + lane * 8, s + h, lane, pow2);
+  }
+}
+
+// SwiGLU + 1x128 quant for I % 128 == 0 and aligned pointers (else v2): tile h = (row, t) of h = silu(g) * u,
+// U tiles a half-warp as above (2U 16-byte loads in flight per thread).
+template <class T, class Q, int U>
+RL_DEV void fp8_swiglu_quant_v3(const typename T::S* __restrict__ gu, u8* __restrict__ q, float* __restrict__ s, i64 rows, i64 I, int pow2) {
+  typedef typename T::S S;
+  const i64 T_ = I / FP8_TILE, tiles = rows * T_;
+  const bool small = tiles <= 0xffffffffll; // 32-bit division (the usual case)
+  const i64 hw = global_thread() >> 4, nhw = grid_threads() >> 4;
+  const int lane = threadIdx.x & 15;
+  Vec<S, 8> rg[U], ru[U];
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    const i64 h = hw + u * nhw;
+    if (h < tiles) {
+      const i64 row = small ? (i64)((u32)h / (u32)T_) : h / T_;
+      const S* p = gu + row * 2 * I + (h - row * T_) * FP8_TILE + lane * 8;
+      rg[u] = *reinterpret_cast<const Vec<S, 8>*>(p);
+      ru[u] = *reinterpret_cast<const Vec<S, 8>*>(p + I);
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    const i64 h = hw + u * nhw;
+    if ((hw & ~(i64)1) + u * nhw >= tiles) break;
+    const bool active = h < tiles;
+    float v[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) v[j] = active ? __fmul_rn(silu_f32(T::ld(rg[u].e[j])), T::ld(ru[u].e[j])) : 0.0f;
+    // (h = rows * T_ tiles of I = 128 * T_ columns: codes at 128h as for the plain tiles)
+    tile8_out<Q>(v, active, 8, true, q + h * FP8_TILE + lane * 8, s + h, lane, pow2);
+  }
+}
+
+// RMSNorm + 1x128 quant with the row in registers, for d % 8 == 0, 16-byte aligned rows and d <=
+// 8 * FP8_RMS3_CHUNKS * blockDim.x (else v2). The block has R = min(B, 256) threads; thread r holds
+// chunks c = r + iR (i < FP8_RMS3_CHUNKS), one 16-byte load each (2-byte inputs), all in flight
+// at once. Chunk c belongs to virtual thread c mod B = r + (i mod (B / R)) R of the shared
+// reduction (nn.cuh), so thread r keeps B / R <= 4 partials, each fed its chunks in order; then
+// each half-warp's 16 consecutive chunks are one tile of the output.
+#define FP8_RMS3_CHUNKS 8
+template <class T, class W, class Q>
+RL_DEV void fp8_rms_norm_quant_v3(const typename T::S* __restrict__ x, const typename W::S* __restrict__ w, u8* __restrict__ q,
+                                  float* __restrict__ s, i64 rows, i64 d, float eps, int pow2, int vthreads) {
+  typedef typename T::S S;
+  __shared__ float sh[33];
+  const i64 row = blockIdx.x;
+  if (row >= rows) return;
+  const int r = threadIdx.x, R = blockDim.x, B = vthreads, KB = B / R;
+  const int lane = r & 15, lane32 = r & 31;
+  const i64 nch = d / 8;
+  const S* xr = x + row * d;
+  Vec<S, 8> raw[FP8_RMS3_CHUNKS];
+#pragma unroll
+  for (int i = 0; i < FP8_RMS3_CHUNKS; i++) {
+    const i64 c = r + (i64)i * R;
+    if (c < nch) raw[i] = *reinterpret_cast<const Vec<S, 8>*>(xr + c * 8);
+  }
+  float ss[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+  for (int i = 0; i < FP8_RMS3_CHUNKS; i++) {
+    const i64 c = r + (i64)i * R;
+    if (c < nch) {
+      float v[8];
+      cvt8<T>(raw[i], v);
+      // partial k = i mod KB (KB in 1, 2, 4), picked by selects (no indexed registers)
+      const int k = i & (KB - 1);
+      float acc = ss[0];
+#pragma unroll
+      for (int kk = 1; kk < 4; kk++)
+        if (k == kk) acc = ss[kk];
+      acc = rms_chunk_ss(v, 8, acc);
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++)
+        if (k == kk) ss[kk] = acc;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    if (k < KB) {
+      const float tot = warp_sum(ss[k]);
+      if (lane32 == 0) sh[(r >> 5) + k * (R >> 5)] = tot;
+    }
+  }
+  __syncthreads();
+  if (r < 32) {
+    const float t = rms_total(sh[r], B);
+    if (r == 0) sh[32] = t;
+  }
+  __syncthreads();
+  const float inv = rms_inv(sh[32], d, eps);
+  const i64 NT = (d + FP8_TILE - 1) / FP8_TILE;
+  const bool wvec = aligned_to(w, 32);
+#pragma unroll
+  for (int i = 0; i < FP8_RMS3_CHUNKS; i++) {
+    const i64 c = r + (i64)i * R;
+    if ((i64)(r & ~31) + (i64)i * R >= nch) break; // no lane of the warp has a chunk (warp-uniform)
+    const bool active = c < nch;
+    float v[8], wv[8];
+    if (active) {
+      cvt8<T>(raw[i], v);
+      load8<W>(w, c * 8, 8, wvec, wv);
+#pragma unroll
+      for (int j = 0; j < 8; j++) v[j] = rms_apply(v[j], inv, wv[j]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; j++) v[j] = 0.0f;
+    }
+    tile8_out<Q>(v, active, 8, true, q + row * d + c * 8, s + row * NT + (c >> 4), lane, pow2);
+  }
+}
+
+// Quant+transpose v3 for 2-byte inputs (f32 keeps v2's kernel): one block of 256 threads per
+// 128x128 block of x, staged raw in shared memory as v2 does.
+//   phase 1: a half-warp per row tile, 8 rows per thread, all 8 loads in flight; codes of q.
+//   phase 2: thread (p = tid & 63, h = tid >> 6) reads the column pair 2p, 2p + 1 of rows
+//            32h .. 32h + 31 as 4-byte words (a warp reads 32 consecutive words of a row: no bank
+//            conflicts; half the loads of v2), keeps them in registers, takes the columns' amax
+//            over the 4 row quarters through shared memory, and writes its 32 codes of each of qT's
+//            rows 2p, 2p + 1 as two 16-byte stores.
+#define FP8_QT3_PITCH (FP8_TILE + 8)
+template <class T, class Q>
+RL_DEV void fp8_quant_transpose_v3(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, u8* __restrict__ qT,
+                                   float* __restrict__ sT, i64 M, i64 K, int pow2) {
+  typedef typename T::S S;
+  static_assert(sizeof(S) == 2, "v3 quant+transpose is for 2-byte inputs");
+  __shared__ __align__(16) S xs[FP8_TILE * FP8_QT3_PITCH];
+  __shared__ u32 colmax[4][FP8_TILE];
+  const i64 MT = (M + FP8_TILE - 1) / FP8_TILE, KT = (K + FP8_TILE - 1) / FP8_TILE;
+  const i64 mb = blockIdx.x / KT, kb = blockIdx.x - mb * KT;
+  if (mb >= MT) return;
+  const bool vec = K % 8 == 0 && aligned_to(x, 16) && aligned_to(q, 8);
+  const int r0 = threadIdx.x >> 4, lane = threadIdx.x & 15;
+  const int c0 = lane * 8;
+  const i64 col0 = kb * FP8_TILE + c0;
+  const int cvalid = clamp8(K - col0);
+  Vec<S, 8> raw[8];
+#pragma unroll
+  for (int p = 0; p < 8; p++) {
+    const i64 row = mb * FP8_TILE + p * 16 + r0;
+    const int valid = row < M ? cvalid : 0;
+    if (vec && valid == 8) {
+      raw[p] = *reinterpret_cast<const Vec<S, 8>*>(x + row * K + col0);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; j++) raw[p].e[j] = j < valid ? x[row * K + col0 + j] : (S)0; // 0 encodes +0
+    }
+  }
+#pragma unroll
+  for (int p = 0; p < 8; p++) {
+    const int rr = p * 16 + r0;
+    const i64 row = mb * FP8_TILE + rr;
+    *reinterpret_cast<Vec<S, 8>*>(xs + rr * FP8_QT3_PITCH + c0) = raw[p];
+    float v[8];
+    cvt8<T>(raw[p], v);
+    const bool in = row < M;
+    tile8_out<Q>(v, in && cvalid > 0, cvalid, vec, q + row * K + col0, s + row * KT + kb, lane, pow2);
+  }
+  __syncthreads();
+  const int pp = threadIdx.x & 63, h = threadIdx.x >> 6;
+  u32 wv[32];
+  u32 m2 = 0u; // the two columns' amax as 16-bit magnitudes (2-byte floats order as their bits)
+#pragma unroll
+  for (int i = 0; i < 32; i++) {
+    wv[i] = *reinterpret_cast<const u32*>(xs + (h * 32 + i) * FP8_QT3_PITCH + 2 * pp);
+    m2 = __vmaxu2(m2, wv[i] & 0x7fff7fffu);
+  }
+  colmax[h][2 * pp] = m2 & 0xffffu;
+  colmax[h][2 * pp + 1] = m2 >> 16;
+  __syncthreads();
+  const i64 m0 = mb * FP8_TILE + h * 32;
+  const i64 mvalid = M - m0 < 32 ? M - m0 : 32; // may be <= 0 for the last quarters
+  const bool vecT = M % 16 == 0 && aligned_to(qT, 16);
+#pragma unroll
+  for (int e = 0; e < 2; e++) {
+    const int c = 2 * pp + e;
+    const u32 m16 = umax(umax(colmax[0][c], colmax[1][c]), umax(colmax[2][c], colmax[3][c]));
+    float v[32];
+#pragma unroll
+    for (int i = 0; i < 32; i++) v[i] = T::ld((S)(e ? wv[i] >> 16 : wv[i] & 0xffffu));
+    const float mf = T::ld((S)m16);
+    const u32 m = abs_bits(mf); // the amax's f32 bits (NaN patterns stay above +inf)
+    const float scale = fp8_scale<Q>(m, pow2);
+    const i64 k = kb * FP8_TILE + c;
+    if (k >= K) continue;
+    if (h == 0) sT[k * MT + mb] = scale;
+    if (mvalid <= 0) continue;
+    u32 cw[8];
+    fp8_codes3<Q, 32>(v, scale, m, pow2, cw);
+    u8* dst = qT + k * M + m0;
+    if (vecT && mvalid == 32) {
+      reinterpret_cast<uint4*>(dst)[0] = make_uint4(cw[0], cw[1], cw[2], cw[3]);
+      reinterpret_cast<uint4*>(dst)[1] = make_uint4(cw[4], cw[5], cw[6], cw[7]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 32; j++)
+        if (j < mvalid) dst[j] = (u8)(cw[j >> 2] >> (8 * (j & 3)));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // SwiGLU backward + quant+transpose: gateUp [M, 2I] = [g | u] and dh [M, I] give
 // dy = d[g | u] = [dg | du] (f32, the composite's steps one f32 rounding each):
 //   s = sigmoid(g);  dsilu = s + (g * s) * (1 - s);  dg = (dh * u) * dsilu;  du = dh * silu(g)

@@ -83,24 +83,44 @@ RL_DEV void softmax_cols(const typename T::S* __restrict__ x, typename T::S* __r
 // ---------------------------------------------------------------------------------------------
 // The RMSNorm reduction, shared by rmsNorm (below) and the fused kernels of fp8.cuh, whose outputs
 // must equal their composites' (rmsNorm, then elementwise ops, then a quantizer) bit for bit. It
-// is the reduction of a block of B threads per row (B = rowThreads(d) on the host, a power of two
-// in 32..1024), written once so every kernel sums in the same order:
-//   thread t < B:      s_t = fma(x[t], x[t], 0), then s_t = fma(x[t + B], x[t + B], s_t), ...
+// is written once so every kernel sums in the same order, that of a block of B threads per row
+// (B = rmsNormThreads(d) on the host: a power of two in 32..1024, at least the row's chunks up to
+// 1024) over chunks of 8 consecutive elements (chunk c = x[8c .. 8c + 8), the last one short):
+//   thread t < B:      s_t = 0; for chunks c = t, t + B, t + 2B, ...: s_t = fma(x[k], x[k], s_t)
+//                      for k = 8c .. 8c + 7 in order
 //   virtual warp w:    the 32 partials of threads 32w .. 32w + 31, summed by warp_sum
 //   row total:         warp_sum over lanes of (lane < B / 32 ? total of virtual warp lane : 0)
 //   inv = 1 / sqrt(total / d + eps);  y = w * (x * inv)         (each step one f32 rounding)
-// The operations are spelled with the _rn intrinsics so no caller's compilation can contract them
-// differently. Any number of real warps may play the B / 32 virtual warps: the result depends on B
-// only. LOAD is a functor: ld(k) = x[k] of the row as f32 (global or staged memory).
+// Chunks of 8 let a kernel load a thread's elements with one 16-byte load and keep them in
+// registers for the output pass, where a half-warp's 16 chunks are one 1x128 tile. The operations
+// are spelled with the _rn intrinsics so no caller's compilation can contract them differently.
+// Any number of real warps may play the B / 32 virtual warps: the result depends on B only.
+// LOAD is a functor: ld(k) = x[k] of the row as f32 (global or staged memory).
+
+// One chunk's step: s = fma(v[e], v[e], s) for e < valid, in order.
+RL_DEV float rms_chunk_ss(const float* v, int valid, float ss) {
+#pragma unroll
+  for (int e = 0; e < 8; e++)
+    if (e < valid) ss = __fmaf_rn(v[e], v[e], ss);
+  return ss;
+}
+
+// Virtual thread t's partial over its chunks.
+template <class LOAD> RL_DEV float rms_vthread_ss(const LOAD& ld, i64 d, int B, i64 t) {
+  float ss = 0.0f;
+  for (i64 c = t; c * 8 < d; c += B) {
+    float v[8];
+    const int valid = d - c * 8 < 8 ? (int)(d - c * 8) : 8;
+#pragma unroll
+    for (int e = 0; e < 8; e++) v[e] = e < valid ? ld(c * 8 + e) : 0.0f;
+    ss = rms_chunk_ss(v, valid, ss);
+  }
+  return ss;
+}
 
 // The total of virtual warp vw (a warp-collective call; every lane gets it).
 template <class LOAD> RL_DEV float rms_vwarp_sum(const LOAD& ld, i64 d, int B, int vw) {
-  float ss = 0.0f;
-  for (i64 k = (i64)vw * 32 + (threadIdx.x & 31); k < d; k += B) {
-    const float v = ld(k);
-    ss = __fmaf_rn(v, v, ss);
-  }
-  return warp_sum(ss);
+  return warp_sum(rms_vthread_ss(ld, d, B, (i64)vw * 32 + (threadIdx.x & 31)));
 }
 
 // The row total from the virtual warps' totals, lane w holding virtual warp w's (lanes >= B / 32

@@ -55,10 +55,11 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
     for (const op of [...FP8_KERNELS, 'groupRmsNormGate']) expect(core.getKernel(op, 'cuda'), op).toBeDefined();
   });
 
-  // v2 (the default) through the whole record set; v1 (RING_LINEAR_CUDA_FP8_KERNELS=v1, kept as
-  // the fallback; the kernel model is the same, so this checks the dispatch) through the fused
-  // ops' records.
-  for (const [version, ops] of [['v2', FP8_KERNELS], ['v1', ['fp8QuantTranspose', 'fp8RmsNormQuant', 'fp8SwigluQuant']]] as const) {
+  // v3 (the default) through the whole record set; v2 and v1 (RING_LINEAR_CUDA_FP8_KERNELS, kept as
+  // fallbacks; the kernel models compute the same values, so this checks the dispatch) through
+  // the fused ops' records.
+  const FUSED = ['fp8QuantTranspose', 'fp8RmsNormQuant', 'fp8SwigluQuant'];
+  for (const [version, ops] of [['v3', FP8_KERNELS], ['v2', FUSED], ['v1', FUSED]] as const) {
     it(`passes the fp8 OpInfo records against the CPU (kernel vs composite included), ${version} kernels`, async () => {
       const core = await import('@ring-linear/core');
       await import('@ring-linear/backend-cpu');
@@ -71,8 +72,8 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
       const { launches } = installEmulator(b, koffi);
       const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
       const before = process.env.RING_LINEAR_CUDA_FP8_KERNELS;
-      if (version === 'v1') process.env.RING_LINEAR_CUDA_FP8_KERNELS = 'v1';
-      else delete process.env.RING_LINEAR_CUDA_FP8_KERNELS;
+      if (version === 'v3') delete process.env.RING_LINEAR_CUDA_FP8_KERNELS;
+      else process.env.RING_LINEAR_CUDA_FP8_KERNELS = version;
       let r: Awaited<ReturnType<typeof runConformance>>;
       try {
         r = await runConformance({
@@ -86,28 +87,31 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
       if (bad.length) console.log(r.summary);
       console.log(`[backend-cuda] emulated fp8 conformance (${version}): ${r.counts.passed} passed, ${r.counts.failed} failed, seed ${seed}`);
       expect(bad.map((c) => `${c.id}: ${c.messages[0]}`)).toEqual([]);
-      // Every kernel family of this version ran, for both formats and the inputs the records use.
-      const sfx = version === 'v2' ? '_v2' : '';
+      // Every kernel family of this version ran, for both formats and the inputs the records use
+      // (v3 runs v2's kernels for the layouts and shapes it has no kernel of its own for).
       const ran = [...launches.keys()].filter((k) => k.startsWith('fp8_'));
-      const kinds = version === 'v2' ? ['tiles', 'rows', 'tensor', 'blocks', 'transpose', 'swiglu'] : ['transpose', 'swiglu'];
-      for (const kind of kinds) {
-        for (const fmt of ['e4m3', 'e5m2']) {
-          for (const dt of ['f32', 'bf16']) expect(ran, `${kind} ${dt} ${fmt}`).toContain(`fp8_${kind}_${dt}_${fmt}${sfx}`);
-        }
-      }
-      if (version === 'v2') {
-        for (const fmt of ['e4m3', 'e5m2']) {
-          for (const dt of ['f32', 'bf16']) {
+      for (const fmt of ['e4m3', 'e5m2']) {
+        for (const dt of ['f32', 'bf16']) {
+          if (version === 'v3') {
+            for (const kind of ['tiles', 'rows', 'tensor', 'blocks', 'swiglu']) expect(ran, `${kind} ${dt} ${fmt}`).toContain(`fp8_${kind}_${dt}_${fmt}_v2`);
+            expect(ran).toContain(`fp8_transpose_${dt}_${fmt}${dt === 'f32' ? '_v2' : '_v3'}`);
             expect(ran).toContain(`fp8_swiglu_bwd_${dt}_${dt}_${fmt}`);
             expect(ran).toContain(`fp8_group_gate_${dt}_${dt}_f32_${fmt}`);
+          } else {
+            for (const kind of ['transpose', 'swiglu']) expect(ran, `${kind} ${dt} ${fmt}`).toContain(`fp8_${kind}_${dt}_${fmt}${version === 'v2' ? '_v2' : ''}`);
           }
         }
+      }
+      if (version === 'v3') {
         expect(ran).toContain('fp8_amax_f32');
+        expect(ran).toContain('fp8_rmsnorm_bf16_f32_e4m3_v3');
+        expect(ran).toContain('fp8_rmsnorm_f32_f32_e5m2_v3');
+      } else if (version === 'v2') {
         expect(ran).toContain('fp8_rmsnorm_bf16_f32_e4m3_v2');
-        expect(ran).toContain('fp8_rmsnorm_f32_f32_e5m2_v2');
+        expect(ran.filter((k) => k.endsWith('_v3'))).toEqual([]);
       } else {
         expect(ran).toContain('fp8_rmsnorm_bf16_f32_e4m3');
-        expect(ran.filter((k) => k.endsWith('_v2'))).toEqual([]);
+        expect(ran.filter((k) => k.endsWith('_v2') || k.endsWith('_v3'))).toEqual([]);
       }
     }, 600_000);
   }
@@ -178,5 +182,41 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
     const ran = [...launches.keys()];
     for (const k of ['fp8_group_gate_bf16_bf16_f32_e4m3', 'fp8_group_gate_f32_f32_f32_e4m3', 'group_rms_norm_gate_bf16_bf16', 'group_rms_norm_gate_f32_f32',
       'fp8_swiglu_bwd_bf16_f32_e4m3', 'fp8_swiglu_bwd_f32_bf16_e5m2']) expect(ran).toContain(k);
+  }, 600_000);
+
+  // The v3 kernels at the shapes they take (rows of 128k for tiles and SwiGLU, RMSNorm rows in
+  // registers, 2-byte quant+transpose with partial blocks) and the shapes routed to v2: codes and
+  // scales equal to the CPU's.
+  it('v3 kernels and their routing to v2, against the CPU', async () => {
+    const { core, fp8, launches } = await setup();
+    const cpu = core.findBackend('cpu')!;
+    const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
+    console.log(`[backend-cuda] fp8 v3 shapes, seed ${seed}`);
+    type T = import('@ring-linear/core').Tensor;
+    const check = async (name: string, run: (dev: 'cuda' | 'cpu') => T[]) => {
+      const got = await Promise.all(run('cuda').map((t) => t.bytes()));
+      const want = await Promise.all(run('cpu').map((t) => t.bytes()));
+      got.forEach((b, i) => expect(Buffer.from(b).equals(Buffer.from(want[i]!)), `${name}: output ${i}`).toBe(true));
+    };
+    const on = (v: Float64Array, shape: number[], dt: 'f32' | 'bf16', dev: 'cuda' | 'cpu', scale = 3) =>
+      core.tensor(Float32Array.from(v, (e) => scale * e), shape, dt, dev === 'cpu' ? cpu : undefined);
+    for (const dt of ['bf16', 'f32'] as const) {
+      for (const [R, K] of [[3, 256], [2, 200]] as const) {
+        const xv = randoms(seed + R * K, R * K);
+        await check(`tiles ${dt} [${R}, ${K}]`, (d) => fp8.quantizeRaw(on(xv, [R, K], dt, d), { layout: 'tile1x128' }));
+        await check(`swiglu ${dt} [${R}, ${K}]`, (d) => fp8.swigluQuant(on(xv, [R, K], dt, d), { dtype: 'f8e5m2', pow2Scale: true }));
+      }
+      for (const [R, D] of [[4, 1024], [3, 200], [2, 36], [2, 131]] as const) {
+        const xv = randoms(seed + D, R * D), wv = randoms(seed + 1, D);
+        await check(`rmsNormQuant ${dt} [${R}, ${D}]`, (d) => fp8.rmsNormQuant(on(xv, [R, D], dt, d), on(wv, [D], 'f32', d, 1)));
+      }
+      for (const [M, K] of [[130, 136], [5, 12]] as const) {
+        const xv = randoms(seed + M, M * K);
+        await check(`quantTranspose ${dt} [${M}, ${K}]`, (d) => fp8.quantTransposeRaw(on(xv, [M, K], dt, d)));
+      }
+    }
+    const ran = [...launches.keys()];
+    for (const k of ['fp8_tiles_bf16_e4m3_v3', 'fp8_tiles_f32_e4m3_v3', 'fp8_tiles_bf16_e4m3_v2', 'fp8_swiglu_bf16_e5m2_v3', 'fp8_swiglu_bf16_e5m2_v2',
+      'fp8_rmsnorm_bf16_f32_e4m3_v3', 'fp8_rmsnorm_bf16_f32_e4m3_v2', 'fp8_transpose_bf16_e4m3_v3', 'fp8_transpose_f32_e4m3_v2']) expect(ran).toContain(k);
   }, 600_000);
 });

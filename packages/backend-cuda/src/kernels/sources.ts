@@ -329,6 +329,22 @@ export function fp8Module(dt: DType): ModuleSpec {
         }
       }
     }
+    // v3 (kernels/fp8.cuh): the shapes it covers (src/ops/fp8.ts routes the rest to v2): 1x128
+    // tiles and SwiGLU with rows a multiple of 128 (U tiles a half-warp: 4 for 2-byte inputs, 2
+    // for f32), RMSNorm rows in registers, quant+transpose of 2-byte inputs.
+    const U = dt === 'f32' ? 2 : 4;
+    m.entry(`fp8_tiles_${s}_${sfx(f)}_v3`, [x, ...qs, ['i64', 'tiles'], ['int', 'pow2']], `fp8_quant_tiles_v3<${T}, ${Q}, ${U}>(x, q, s, tiles, pow2);`);
+    m.entry(`fp8_swiglu_${s}_${sfx(f)}_v3`, [[`const ${S(dt)}*`, 'gu'], ...qs, ['i64', 'rows'], ['i64', 'I'], ['int', 'pow2']],
+      `fp8_swiglu_quant_v3<${T}, ${Q}, ${U / 2}>(gu, q, s, rows, I, pow2);`);
+    for (const w of FP8_INPUT_DTYPES) {
+      m.entry(`fp8_rmsnorm_${s}_${sfx(w)}_${sfx(f)}_v3`,
+        [x, [`const ${S(w)}*`, 'w'], ...qs, ['i64', 'rows'], ['i64', 'd'], ['float', 'eps'], ['int', 'pow2'], ['int', 'vthreads']],
+        `fp8_rms_norm_quant_v3<${T}, ${DTYPE_TAG[w]}, ${Q}>(x, w, q, s, rows, d, eps, pow2, vthreads);`, 256);
+    }
+    if (dt !== 'f32') {
+      m.entry(`fp8_transpose_${s}_${sfx(f)}_v3`, [x, ...qs, ['u8*', 'qT'], ['float*', 'sT'], ['i64', 'M'], ['i64', 'K'], ['int', 'pow2']],
+        `fp8_quant_transpose_v3<${T}, ${Q}>(x, q, s, qT, sT, M, K, pow2);`);
+    }
   }
   return m.build();
 }

@@ -7,22 +7,35 @@
  * kernels; the RMSNorm reduction is nn.cuh's, shared with the rmsNorm kernel). The other FP8 ops
  * run their composites here.
  *
- * Kernel versions: v2 (default) and v1, the first kernels, selected per launch with
- * RING_LINEAR_CUDA_FP8_KERNELS=v1 (same arguments and geometry; both byte-equal to the CPU):
- * tools/gpu/run.ts times and checks both.
+ * Kernel versions, selected per launch with RING_LINEAR_CUDA_FP8_KERNELS (all byte-equal to the
+ * CPU; tools/gpu/run.ts checks and times each): v3 (default: one reciprocal per group instead of
+ * a division per element, several loads in flight per thread, RMSNorm rows in registers,
+ * quant+transpose in 4-byte words; for the shapes it covers, the rest runs v2), v2, and v1 (the
+ * first kernels).
  */
 import { sizeOf, type DType } from '@ring-linear/core';
 import { DTYPE_SUFFIX, moduleSpec } from '../kernels/sources.js';
-import { rowThreads } from './nn.js';
+import { rmsNormThreads } from './nn.js';
 import { blocksFor, ptr, register, type Ctx } from './common.js';
 
 type Fp8 = 'f8e4m3' | 'f8e5m2';
 type Layout = 'tensor' | 'row' | 'tile1x128' | 'block128x128';
 const TILE = 128;
+/** Chunks of 8 elements a thread of the v3 RMSNorm kernel holds (kernels/fp8.cuh FP8_RMS3_CHUNKS). */
+const RMS3_CHUNKS = 8;
 const cdiv = (a: number, b: number) => Math.ceil(a / b);
-/** The kernel name suffix of the selected version: '' (v1) or '_v2'. Read at every launch. */
-export const fp8KernelVersion = (): 'v1' | 'v2' => (process.env.RING_LINEAR_CUDA_FP8_KERNELS === 'v1' ? 'v1' : 'v2');
+export type Fp8KernelVersion = 'v1' | 'v2' | 'v3';
+/** The selected kernel version (RING_LINEAR_CUDA_FP8_KERNELS = v1 | v2 | v3, default v3). Read at every launch. */
+export const fp8KernelVersion = (): Fp8KernelVersion => {
+  const v = process.env.RING_LINEAR_CUDA_FP8_KERNELS;
+  return v === 'v1' || v === 'v2' ? v : 'v3';
+};
+/** The name suffix of v1 ('') or v2 ('_v2') kernels; v3 runs v2's kernels where it has none. */
 const ver = () => (fp8KernelVersion() === 'v1' ? '' : '_v2');
+const v3 = () => fp8KernelVersion() === 'v3';
+/** v3's tiles a half-warp in the tile and SwiGLU kernels (src/kernels/sources.ts). */
+const v3Tiles = (dt: DType) => (dt === 'f32' ? 2 : 4);
+const aligned = (p: number, bytes: number) => p % bytes === 0;
 const name = (kind: string, x: DType, q: Fp8) => `fp8_${kind}_${DTYPE_SUFFIX[x]}_${DTYPE_SUFFIX[q]}${ver()}`;
 
 /** Blocks of 256 threads for `tiles` 1x128 tiles, one per half-warp. */
@@ -40,6 +53,12 @@ register('fp8Quantize', ({ backend: b, inputs: [x], outputs: [q, s], attrs }: Ct
     case 'tile1x128': {
       const K = shape[r - 1]!;
       const rows = n / K;
+      if (v3() && K % TILE === 0 && aligned(ptr(x!), 16) && aligned(ptr(q!), 8)) {
+        const tiles = n / TILE;
+        const blocks = Math.max(1, cdiv(tiles, 16 * v3Tiles(x!.dtype)));
+        b.kernel(spec, `fp8_tiles_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}_v3`).launch([blocks, 1, 1], [256, 1, 1], [...args, tiles, pow2]);
+        return;
+      }
       b.kernel(spec, name('tiles', x!.dtype, attrs.dtype)).launch([tileBlocks(rows * cdiv(K, TILE)), 1, 1], [256, 1, 1], [...args, rows, K, pow2]);
       return;
     }
@@ -72,7 +91,9 @@ register('fp8Quantize', ({ backend: b, inputs: [x], outputs: [q, s], attrs }: Ct
 
 register('fp8QuantTranspose', ({ backend: b, inputs: [x], outputs: [q, s, qT, sT], attrs }: Ctx<{ dtype: Fp8; pow2Scale: boolean }>) => {
   const [M, K] = [x!.shape[0]!, x!.shape[1]!];
-  b.kernel(moduleSpec('fp8', x!.dtype), name('transpose', x!.dtype, attrs.dtype)).launch(
+  // v3 has a kernel for 2-byte inputs (same geometry as v2's); f32 runs v2's.
+  const kernel = v3() && x!.dtype !== 'f32' ? `fp8_transpose_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}_v3` : name('transpose', x!.dtype, attrs.dtype);
+  b.kernel(moduleSpec('fp8', x!.dtype), kernel).launch(
     [cdiv(M, TILE) * cdiv(K, TILE), 1, 1], [256, 1, 1],
     [ptr(x!), ptr(q!), ptr(s!), ptr(qT!), ptr(sT!), M, K, attrs.pow2Scale ? 1 : 0],
   );
@@ -82,20 +103,31 @@ register('fp8RmsNormQuant', ({ backend: b, inputs: [x, w], outputs: [q, s], attr
   const d = x!.shape[x!.shape.length - 1]!;
   const rows = x!.size / d;
   if (rows === 0) return;
-  const kernel = `fp8_rmsnorm_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}${ver()}`;
-  // rowThreads(d): the rmsNorm kernel's block size, so the sum of squares is reduced in the same
+  const base = `fp8_rmsnorm_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}`;
+  // rmsNormThreads(d): the rmsNorm kernel's block size, so the sum of squares is reduced in the same
   // order as the composite's and the normalized row is the same f32 values. v1 runs that many
-  // threads; v2 at most 256, each playing rowThreads(d) / 256 of them (kernels/fp8.cuh).
+  // threads; v2 at most 256, each playing rmsNormThreads(d) / 256 of them (kernels/fp8.cuh).
   const args = [ptr(x!), ptr(w!), ptr(q!), ptr(s!), rows, d, Math.fround(attrs.eps), attrs.pow2Scale ? 1 : 0];
-  const vthreads = rowThreads(d);
-  if (fp8KernelVersion() === 'v1') b.kernel(moduleSpec('fp8', x!.dtype), kernel).launch([rows, 1, 1], [vthreads, 1, 1], args);
-  else b.kernel(moduleSpec('fp8', x!.dtype), kernel).launch([rows, 1, 1], [Math.min(vthreads, 256), 1, 1], [...args, vthreads]);
+  const vthreads = rmsNormThreads(d);
+  const spec = moduleSpec('fp8', x!.dtype);
+  const threads = Math.min(vthreads, 256);
+  // v3 holds the row in registers: 8-element chunks, at most RMS3_CHUNKS a thread (kernels/fp8.cuh).
+  if (v3() && d % 8 === 0 && aligned(ptr(x!), 16) && aligned(ptr(q!), 8) && d / 8 <= RMS3_CHUNKS * threads) {
+    b.kernel(spec, `${base}_v3`).launch([rows, 1, 1], [threads, 1, 1], [...args, vthreads]);
+  } else if (fp8KernelVersion() === 'v1') b.kernel(spec, base).launch([rows, 1, 1], [vthreads, 1, 1], args);
+  else b.kernel(spec, `${base}_v2`).launch([rows, 1, 1], [threads, 1, 1], [...args, vthreads]);
 });
 
 register('fp8SwigluQuant', ({ backend: b, inputs: [gu], outputs: [q, s], attrs }: Ctx<{ dtype: Fp8; pow2Scale: boolean }>) => {
   const I = gu!.shape[gu!.shape.length - 1]! / 2;
   const rows = sizeOf(gu!.shape.slice(0, -1));
   if (rows === 0) return;
+  if (v3() && I % TILE === 0 && aligned(ptr(gu!), 16) && aligned(ptr(q!), 8)) {
+    const blocks = Math.max(1, cdiv(rows * (I / TILE), 16 * (v3Tiles(gu!.dtype) / 2)));
+    b.kernel(moduleSpec('fp8', gu!.dtype), `fp8_swiglu_${DTYPE_SUFFIX[gu!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}_v3`).launch([blocks, 1, 1], [256, 1, 1],
+      [ptr(gu!), ptr(q!), ptr(s!), rows, I, attrs.pow2Scale ? 1 : 0]);
+    return;
+  }
   b.kernel(moduleSpec('fp8', gu!.dtype), name('swiglu', gu!.dtype, attrs.dtype)).launch([tileBlocks(rows * cdiv(I, TILE)), 1, 1], [256, 1, 1],
     [ptr(gu!), ptr(q!), ptr(s!), rows, I, attrs.pow2Scale ? 1 : 0]);
 });
@@ -118,9 +150,9 @@ register('fp8GroupRmsNormGateQuant', ({ backend: b, inputs: [o, gate, w], output
   const rows = o!.size / C;
   if (rows === 0) return;
   const S = C / attrs.groups;
-  // rowThreads(S): the block size the composite's rmsNorm runs on each group, i.e. its summation
+  // rmsNormThreads(S): the block size the composite's rmsNorm runs on each group, i.e. its summation
   // order, which the kernel reproduces with its own 256 threads.
   const name = `fp8_group_gate_${DTYPE_SUFFIX[o!.dtype]}_${DTYPE_SUFFIX[gate!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}`;
   b.kernel(moduleSpec('fp8fused', o!.dtype), name).launch([rows, 1, 1], [GROUP_GATE_THREADS, 1, 1],
-    [ptr(o!), ptr(gate!), ptr(w!), ptr(q!), ptr(s!), rows, C, S, rowThreads(S), Math.fround(attrs.eps), attrs.pow2Scale ? 1 : 0]);
+    [ptr(o!), ptr(gate!), ptr(w!), ptr(q!), ptr(s!), rows, C, S, rmsNormThreads(S), Math.fround(attrs.eps), attrs.pow2Scale ? 1 : 0]);
 });

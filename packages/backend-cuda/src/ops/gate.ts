@@ -7,7 +7,7 @@
  */
 import { DTYPE_SUFFIX, moduleSpec } from '../kernels/sources.js';
 import { GROUP_GATE_THREADS } from './fp8.js';
-import { rowThreads } from './nn.js';
+import { rmsNormThreads } from './nn.js';
 import { ptr, register, type Ctx } from './common.js';
 
 register('groupRmsNormGate', ({ backend: b, inputs: [o, gate, w], outputs: [y], attrs }: Ctx<{ groups: number; eps: number }>) => {
@@ -18,6 +18,6 @@ register('groupRmsNormGate', ({ backend: b, inputs: [o, gate, w], outputs: [y], 
   const S = C / attrs.groups;
   b.kernel(moduleSpec('fp8fused', o!.dtype), `group_rms_norm_gate_${DTYPE_SUFFIX[o!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}`).launch(
     [rows, 1, 1], [GROUP_GATE_THREADS, 1, 1],
-    [ptr(o!), ptr(gate!), ptr(w!), ptr(y!), rows, C, S, rowThreads(S), Math.fround(attrs.eps)],
+    [ptr(o!), ptr(gate!), ptr(w!), ptr(y!), rows, C, S, rmsNormThreads(S), Math.fround(attrs.eps)],
   );
 });

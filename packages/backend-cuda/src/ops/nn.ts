@@ -8,6 +8,15 @@ export function rowThreads(len: number): number {
   return Math.min(1024, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(len / 4))))));
 }
 
+/**
+ * The rmsNorm kernel's block size for rows of length d: a thread per chunk of 8 elements (a power
+ * of two, 32..1024). It fixes the summation order of the row's sum of squares (kernels/nn.cuh), so
+ * every fused kernel that must reproduce rmsNorm's values passes this same number.
+ */
+export function rmsNormThreads(d: number): number {
+  return Math.min(1024, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(d / 8))))));
+}
+
 for (const [op, name] of [['softmax', 'softmax'], ['logSoftmax', 'log_softmax']] as const) {
   register(op, ({ backend: b, inputs: [x], outputs: [y], attrs }: Ctx<{ axis: number }>) => {
     const s = DTYPE_SUFFIX[x!.dtype];
@@ -27,7 +36,7 @@ register('rmsNorm', ({ backend: b, inputs: [x, w], outputs: [y], attrs }: Ctx<{ 
   const d = x!.shape[x!.shape.length - 1]!;
   const rows = x!.size / d;
   const name = `rms_norm_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[w!.dtype]}`;
-  b.kernel(moduleSpec('nn', x!.dtype), name).launch([rows, 1, 1], [rowThreads(d), 1, 1], [ptr(x!), ptr(w!), ptr(y!), rows, d, Math.fround(attrs.eps)]);
+  b.kernel(moduleSpec('nn', x!.dtype), name).launch([rows, 1, 1], [rmsNormThreads(d), 1, 1], [ptr(x!), ptr(w!), ptr(y!), rows, d, Math.fround(attrs.eps)]);
 });
 
 register('crossEntropy', ({ backend: b, inputs: [logits, targets], outputs: [y], attrs }: Ctx<{ ignoreIndex: number; reduction: 'mean' | 'sum' | 'none' }>) => {

@@ -36,8 +36,8 @@ function fp8Scale(bits: number, q: Fp8, pow2: boolean): number {
 const sigmoid = (x: number) => f(1 / f(1 + f(Math.exp(-x))));
 const silu = (x: number) => f(x / f(1 + f(Math.exp(-x))));
 
-/** rowThreads of src/ops/nn.ts: the rmsNorm kernel's block size for rows of length d. */
-const rowThreads = (d: number) => Math.min(1024, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(d / 4))))));
+/** rmsNormThreads of src/ops/nn.ts: the rmsNorm kernel's block size for rows of length d. */
+const rmsNormThreads = (d: number) => Math.min(1024, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(d / 8))))));
 
 /** 1x128 tiles of y [rows, K] (f32 values) into codes at q and scales at s. */
 function quantTiles(io: EmulatorIO, y: Float32Array, rows: number, K: number, qd: Fp8, pow2: boolean, q: number, s: number): void {
@@ -86,7 +86,7 @@ function groupGate(name: string, io: EmulatorIO, od: DType, gd: DType, wd: DType
   if (block[0] !== 256) throw new Error(`${name}: ${block[0]} threads a block, the kernel is written for 256`);
   if (grid[0] !== rows) throw new Error(`${name}: grid.x ${grid[0]} is not ${rows} rows`);
   if (C % S !== 0) throw new Error(`${name}: groups of ${S} do not divide ${C} channels`);
-  if (B !== rowThreads(S)) throw new Error(`${name}: B = ${B}, the rmsNorm kernel runs ${rowThreads(S)} threads for rows of ${S}`);
+  if (B !== rmsNormThreads(S)) throw new Error(`${name}: B = ${B}, the rmsNorm kernel runs ${rmsNormThreads(S)} threads for rows of ${S}`);
   const y = new Float32Array(rows * C);
   for (let r = 0; r < rows; r++) {
     for (let g0 = 0; g0 < C; g0 += S) {
@@ -114,4 +114,65 @@ registerKernelModel(/^group_rms_norm_gate_(f32|bf16|f16)_(f32|bf16|f16)$/, (m, a
   const [o, gate, w, out, rows, C, S, B, eps] = a as number[];
   const y = groupGate(m[0]!, io, od, od, SFX[m[2]!]!, o!, gate!, w!, rows!, C!, S!, B!, eps!, grid, block);
   y.forEach((v, i) => io.store(od, out!, i, v));
+});
+
+// ---------------------------------------------------------------------------------------------
+// v3 quantizers (kernels/fp8.cuh; same outputs as v2, other geometry).
+
+const v3Tiles = (d: DType) => (d === 'f32' ? 2 : 4);
+
+// fp8_tiles_<x>_<fmt>_v3: `tiles` 1x128 tiles of 128 contiguous elements, U a half-warp.
+registerKernelModel(/^fp8_tiles_(f32|bf16|f16)_(e4m3|e5m2)_v3$/, (m, a, io, grid, block) => {
+  const d = SFX[m[1]!]!, qd = SFX[m[2]!]! as Fp8;
+  const [x, q, s, tiles, pow2] = a as number[];
+  if (block[0] !== 256) throw new Error(`${m[0]}: ${block[0]} threads a block, the kernel is written for 256`);
+  if ((grid[0] * block[0] / 16) * v3Tiles(d) < tiles!) throw new Error(`${m[0]}: grid ${grid[0]} does not cover ${tiles} tiles`);
+  const y = Float32Array.from({ length: tiles! * 128 }, (_, i) => io.load(d, x!, i));
+  quantTiles(io, y, tiles!, 128, qd, pow2 !== 0, q!, s!);
+});
+
+// fp8_swiglu_<x>_<fmt>_v3: silu(g) * u of rows with I % 128 == 0, U / 2 tiles a half-warp.
+registerKernelModel(/^fp8_swiglu_(f32|bf16|f16)_(e4m3|e5m2)_v3$/, (m, a, io, grid, block) => {
+  const d = SFX[m[1]!]!, qd = SFX[m[2]!]! as Fp8;
+  const [gu, q, s, rows, I, pow2] = a as number[];
+  if (I! % 128 !== 0) throw new Error(`${m[0]}: I = ${I} is not a multiple of 128`);
+  if (block[0] !== 256) throw new Error(`${m[0]}: ${block[0]} threads a block, the kernel is written for 256`);
+  if ((grid[0] * block[0] / 16) * (v3Tiles(d) / 2) < rows! * (I! / 128)) throw new Error(`${m[0]}: grid ${grid[0]} does not cover the tiles`);
+  const y = new Float32Array(rows! * I!);
+  for (let r = 0; r < rows!; r++) {
+    for (let j = 0; j < I!; j++) y[r * I! + j] = f(silu(io.load(d, gu!, r * 2 * I! + j)) * io.load(d, gu!, r * 2 * I! + I! + j));
+  }
+  quantTiles(io, y, rows!, I!, qd, pow2 !== 0, q!, s!);
+});
+
+// fp8_rmsnorm_<x>_<w>_<fmt>_v3: the rows in registers (d % 8 == 0, at most 8 chunks of 8 a thread).
+registerKernelModel(/^fp8_rmsnorm_(f32|bf16|f16)_(f32|bf16|f16)_(e4m3|e5m2)_v3$/, (m, a, io, grid, block) => {
+  const d = SFX[m[1]!]!, wd = SFX[m[2]!]!, qd = SFX[m[3]!]! as Fp8;
+  const [x, w, q, s, rows, dim, eps, pow2, vthreads] = a as number[];
+  if (grid[0] !== rows) throw new Error(`${m[0]}: grid.x ${grid[0]} is not ${rows} rows`);
+  if (vthreads !== rmsNormThreads(dim!)) throw new Error(`${m[0]}: vthreads ${vthreads}, the rmsNorm kernel runs ${rmsNormThreads(dim!)} for d = ${dim}`);
+  if (block[0] !== Math.min(vthreads!, 256)) throw new Error(`${m[0]}: ${block[0]} threads a block, expected ${Math.min(vthreads!, 256)}`);
+  if (dim! % 8 !== 0 || dim! / 8 > 8 * block[0]) throw new Error(`${m[0]}: d = ${dim} is not held in registers`);
+  const y = new Float32Array(rows! * dim!);
+  for (let r = 0; r < rows!; r++) {
+    // As the emulator's rms_norm model (the composite's kernel).
+    let ss = 0;
+    for (let j = 0; j < dim!; j++) ss += io.load(d, x!, r * dim! + j) ** 2;
+    const inv = 1 / Math.sqrt(ss / dim! + eps!);
+    for (let j = 0; j < dim!; j++) y[r * dim! + j] = f(io.load(wd, w!, j) * (io.load(d, x!, r * dim! + j) * inv));
+  }
+  quantTiles(io, y, rows!, dim!, qd, pow2 !== 0, q!, s!);
+});
+
+// fp8_transpose_<x>_<fmt>_v3: one 256-thread block per 128x128 block of x.
+registerKernelModel(/^fp8_transpose_(bf16|f16)_(e4m3|e5m2)_v3$/, (m, a, io, grid, block) => {
+  const d = SFX[m[1]!]!, qd = SFX[m[2]!]! as Fp8;
+  const [x, q, s, qT, sT, M, K, pow2] = a as number[];
+  if (block[0] !== 256) throw new Error(`${m[0]}: ${block[0]} threads a block, the kernel is written for 256`);
+  if (grid[0] !== Math.ceil(M! / 128) * Math.ceil(K! / 128)) throw new Error(`${m[0]}: grid.x ${grid[0]} does not cover [${M}, ${K}]`);
+  const y = Float32Array.from({ length: M! * K! }, (_, i) => io.load(d, x!, i));
+  const yT = new Float32Array(M! * K!);
+  for (let r = 0; r < M!; r++) for (let c = 0; c < K!; c++) yT[c * M! + r] = y[r * K! + c]!;
+  quantTiles(io, y, M!, K!, qd, pow2 !== 0, q!, s!);
+  quantTiles(io, yT, K!, M!, qd, pow2 !== 0, qT!, sT!);
 });

@@ -461,7 +461,7 @@ export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<str
       // v2 gets the rmsNorm kernel's block size (its summation order) and runs min(it, 256)
       // threads, each playing the rest (a power of two, so they divide evenly).
       if (name.endsWith('_v2')) {
-        const want = Math.min(1024, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(dim / 4))))));
+        const want = Math.min(1024, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(dim / 8))))));
         if (vthreads !== want) throw new Error(`${name}: vthreads ${vthreads}, the rmsNorm kernel runs ${want} for d = ${dim}`);
         if (block[0] !== Math.min(want, 256)) throw new Error(`${name}: ${block[0]} threads a block, expected ${Math.min(want, 256)}`);
       }
