@@ -9,8 +9,8 @@
 // promotion DeepGEMM uses; the totals are rounded once to the output dtype.
 //
 // A block computes a 128 x 128 output tile with 8 warps (2 along M x 4 along N, 64 x 32 each: 4 x 4
-// mma tiles). K moves in tiles of 128 bytes (= one scale tile) through two shared-memory stages of
-// 16 KiB per operand plus the tile's scales (66 KiB dynamic shared memory), filled by cp.async (K % 16 == 0 and 16-byte
+// mma tiles). K moves in tiles of 128 bytes (= one scale tile) through four shared-memory stages of
+// 16 KiB per operand plus the tile's scales (four stages: 132 KiB of dynamic shared memory), filled by cp.async (K % 16 == 0 and 16-byte
 // aligned operands: `aligned`) or by plain loads. Rows of the tiles are 128 bytes; the 16-byte
 // chunks are XOR-swizzled by (row & 7) so ldmatrix's eight row reads hit different banks. With
 // 8-bit data one ldmatrix 8x8 b16 tile is 8 rows x 16 bytes, and lane l receives bytes 4(l%4)..+3 of
@@ -31,6 +31,7 @@
 constexpr int FP8G_TILE_BYTES = 16384;  // one stage of one operand: 128 rows x 128 bytes
 // A stage: a's tile, b's tile, then the k-tile's scales of the 128 rows and of the 128 columns.
 constexpr int FP8G_STAGE_BYTES = 2 * FP8G_TILE_BYTES + 2 * 128 * 4;
+constexpr int FP8G_SYNC_STAGES = 4;  // cp.async stages of the mma.sync kernel
 
 // 4-byte asynchronous copy (the scales); bytes = 0 writes a zero without reading.
 RL_DEV void fp8g_cp_async4(void* smem, const void* gmem, int bytes) {
@@ -97,17 +98,21 @@ RL_DEV void fp8g_tile(const u8* a, const float* sa, const u8* b, const float* sb
 #pragma unroll
       for (int r = 0; r < 4; r++) total[i][j][r] = 0.f;
 
-  load_stage(0, 0);
-  cp_async_commit();
+  constexpr int S = FP8G_SYNC_STAGES;
+#pragma unroll
+  for (int s = 0; s < S - 1; s++) {
+    if (s < KT) load_stage(s, s);
+    cp_async_commit();
+  }
   for (int t = 0; t < KT; t++) {
-    const int st = t & 1;
+    const int st = t % S;
+    cp_async_wait<S - 2>();
+    __syncthreads();  // tile t everywhere; every warp done with tile t - 1's stage
+    if (t + S - 1 < KT) load_stage((t + S - 1) % S, t + S - 1);
+    cp_async_commit();  // (empty past the last tile: keeps the wait count uniform)
     u8* sA = smem + st * FP8G_STAGE_BYTES;
     u8* sB = sA + FP8G_TILE_BYTES;
     const float* sc = (const float*)(sB + FP8G_TILE_BYTES);
-    if (t + 1 < KT) load_stage(st ^ 1, t + 1);
-    cp_async_commit();  // (empty on the last tile: keeps the wait count below uniform)
-    cp_async_wait<1>();
-    __syncthreads();
 
     float acc[4][4][4];
 #pragma unroll
@@ -155,8 +160,8 @@ RL_DEV void fp8g_tile(const u8* a, const float* sa, const u8* b, const float* sb
         total[mi][nj][3] = __fadd_rn(total[mi][nj][3], __fmul_rn(__fmul_rn(acc[mi][nj][3], fa1), fb1));
       }
     }
-    __syncthreads();  // the stage read here is refilled by the next iteration
   }
+  cp_async_wait<0>();  // (only empty groups can be left; nothing may be in flight at exit)
 
 #pragma unroll
   for (int mi = 0; mi < 4; mi++)
@@ -307,6 +312,8 @@ RL_DEV void fp8g_tile_wg(const u8* a, const float* sa, const u8* b, const float*
     const u8* sA = smem + st * FP8G_WG_STAGE_BYTES;
     const u8* sB = sA + FP8G_TILE_BYTES;
     const float* sc = (const float*)(sB + FP8G_TILE_BYTES);
+    // A warpgroup whose 64 rows are all past the tile's rows (short segments) skips the MMAs.
+    if (wg * 64 >= rows) continue;
     const u64 da = fp8g_desc(sA + wg * 64 * 128), db = fp8g_desc(sB);
 #pragma unroll
     for (int i = 0; i < 64; i++) fp8g_reg_fence(acc[i]);
@@ -351,7 +358,7 @@ RL_DEV void fp8g_any_tile(const u8* a, const float* sa, const u8* b, const float
   else fp8g_tile<TA, TB, TO>(a, sa, b, sb, y, row0, rows, n0, N, K, block_b, aligned, smem);
 }
 
-// Grid (ceil(N/128), ceil(M/128)), 256 threads; dynamic shared memory 2 * FP8G_STAGE_BYTES (mma.sync)
+// Grid (ceil(N/128), ceil(M/128)), 256 threads; dynamic shared memory FP8G_SYNC_STAGES * FP8G_STAGE_BYTES (mma.sync)
 // or FP8G_WG_STAGES * FP8G_WG_STAGE_BYTES + 1024 (wgmma).
 template <class TA, class TB, class TO, bool WG>
 RL_DEV void fp8_gemm(const u8* a, const float* sa, const u8* b, const float* sb, typename TO::S* y, int M, int N, int K,

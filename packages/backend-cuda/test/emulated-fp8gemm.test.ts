@@ -106,8 +106,8 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
     expect(bad.map((c) => `${c.id}: ${c.messages[0]}`)).toEqual([]);
     expect(r.counts.passed).toBeGreaterThan(0);
     const ran = [...launches.keys()];
-    // The records' shapes (K not a multiple of 16) all take the own kernel (wgmma on the mock's sm_90a).
-    for (const k of ['fp8gemm_wg_e4m3_e4m3_f32', 'fp8gemm_wg_e5m2_e5m2_bf16', 'fp8gemm_grouped_wg_e4m3_e4m3_f32', 'fp8gemm_grouped_wg_e5m2_e4m3_f32']) expect(ran).toContain(k);
+    // The records' shapes (K not a multiple of 16) all take the own kernel (mma.sync by default).
+    for (const k of ['fp8gemm_e4m3_e4m3_f32', 'fp8gemm_e5m2_e5m2_bf16', 'fp8gemm_grouped_e4m3_e4m3_f32', 'fp8gemm_grouped_e5m2_e4m3_f32']) expect(ran).toContain(k);
   }, 600_000);
 
   const gemmCases: { M: number; N: number; K: number; a: Fp8; b: Fp8; out: Out; layout: 'block128x128' | 'tile1x128' }[] = [
@@ -137,7 +137,7 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
     }
   }, 120_000);
 
-  it('fp8Gemm on the own kernels (wgmma, and mma.sync with RING_LINEAR_FP8GEMM_MMA=sync): forced (RING_LINEAR_FP8GEMM=own), E5M2 x E5M2, unaligned K, several tiles, against float64', async () => {
+  it('fp8Gemm on the own kernels (mma.sync, and wgmma with RING_LINEAR_FP8GEMM_MMA=wg): forced (RING_LINEAR_FP8GEMM=own), E5M2 x E5M2, unaligned K, several tiles, against float64', async () => {
     const { core, fp8, calls, launches } = await setup();
     const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
     console.log(`[backend-cuda] fp8Gemm own kernel seed ${seed}`);
@@ -149,8 +149,8 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
     const prev = process.env.RING_LINEAR_FP8GEMM;
     try {
       for (const [i, c] of [...cases, ...cases].entries()) {
-        // Second round: the mma.sync kernels.
-        if (i >= cases.length) process.env.RING_LINEAR_FP8GEMM_MMA = 'sync';
+        // Second round: the wgmma kernels (the mock's device is an sm_90a).
+        if (i >= cases.length) process.env.RING_LINEAR_FP8GEMM_MMA = 'wg';
         if (c.force) process.env.RING_LINEAR_FP8GEMM = 'own';
         else delete process.env.RING_LINEAR_FP8GEMM;
         const KT = Math.ceil(c.K / 128);
@@ -184,7 +184,9 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
       { M: 9, N: 20, K: 130, offsets: [0, 2, 2, 9], a: 'f8e5m2' as Fp8, b: 'f8e5m2' as Fp8, out: 'f32' as Out },
       { M: 4, N: 8, K: 32, offsets: [0, 0], a: 'f8e4m3' as Fp8, b: 'f8e5m2' as Fp8, out: 'f16' as Out },
     ];
-    for (const [i, c] of cases.entries()) {
+    for (const [i, c] of [...cases, ...cases].entries()) {
+      // Second round: the wgmma kernels (the mock's device is an sm_90a).
+      if (i >= cases.length) process.env.RING_LINEAR_FP8GEMM_MMA = 'wg';
       const E = c.offsets.length - 1;
       const KT = Math.ceil(c.K / 128), NB = Math.ceil(c.N / 128);
       const A = fp8Values(core, seed + 10 * i, c.M * c.K, c.a), B = fp8Values(core, seed + 10 * i + 1, E * c.N * c.K, c.b);
@@ -207,6 +209,10 @@ describe.skipIf(!!skip)('block-scaled FP8 GEMMs on the CUDA host side (mock driv
       const zeroRows = [...Array(c.M).keys()].filter((r) => r < c.offsets[0]! || r >= c.offsets[E]!);
       for (const r of zeroRows) expect(Array.from(got.subarray(r * c.N, (r + 1) * c.N)).every((v) => v === 0), `row ${r} of ${JSON.stringify(c)}`).toBe(true);
     }
-    expect([...launches.keys()]).toEqual(expect.arrayContaining(['fp8gemm_grouped_wg_e4m3_e4m3_bf16', 'fp8gemm_grouped_wg_e5m2_e5m2_f32', 'fp8gemm_grouped_wg_e4m3_e5m2_f16']));
+    delete process.env.RING_LINEAR_FP8GEMM_MMA;
+    expect([...launches.keys()]).toEqual(expect.arrayContaining([
+      'fp8gemm_grouped_e4m3_e4m3_bf16', 'fp8gemm_grouped_e5m2_e5m2_f32', 'fp8gemm_grouped_e4m3_e5m2_f16',
+      'fp8gemm_grouped_wg_e4m3_e4m3_bf16', 'fp8gemm_grouped_wg_e5m2_e5m2_f32', 'fp8gemm_grouped_wg_e4m3_e5m2_f16',
+    ]));
   }, 120_000);
 });

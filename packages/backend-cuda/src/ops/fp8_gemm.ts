@@ -7,8 +7,8 @@
  *   scales as VEC128 (transposed to [KT, M] first, the layout cuBLASLt reads), b's as BLK128x128
  *   (rows padded to a multiple of 4 K-tiles when needed) or VEC128 ([KT, N]); the output dtype is
  *   written directly. Everything else (and everything with RING_LINEAR_FP8GEMM=own) runs the
- *   own kernel of kernels/fp8gemm.cuh: wgmma on sm_90a, mma.sync elsewhere (or with
- *   RING_LINEAR_FP8GEMM_MMA=sync).
+ *   own kernel of kernels/fp8gemm.cuh (mma.sync; wgmma on sm_90a with RING_LINEAR_FP8GEMM_MMA=wg,
+ *   see fp8GemmMma).
  * - fp8GroupedGemm: the grouped kernel of kernels/fp8gemm.cuh, which reads the offsets on the
  *   device (no host sync) and zeroes the rows in no segment.
  *
@@ -34,11 +34,13 @@ export function fp8GemmPath(): 'auto' | 'own' {
 }
 
 /**
- * The own kernels' MMA: wgmma on sm_90a (Hopper), mma.sync elsewhere or with
- * RING_LINEAR_FP8GEMM_MMA=sync. Read at every call.
+ * The own kernels' MMA: mma.sync (default; its FP8 tile sums came out f32-exact on the H100), or
+ * wgmma with RING_LINEAR_FP8GEMM_MMA=wg on sm_90a (about 2x faster, but Hopper's FP8 wgmma adds
+ * the products with fewer than f32's bits, like cuBLASLt: errors of ~1e-3 of a tile sum's
+ * magnitude, outside the ops' f32-accumulation contract). Read at every call.
  */
 export function fp8GemmMma(b: CudaBackend): 'wg' | 'sync' {
-  return b.arch === 'sm_90a' && process.env.RING_LINEAR_FP8GEMM_MMA !== 'sync' ? 'wg' : 'sync';
+  return b.arch === 'sm_90a' && process.env.RING_LINEAR_FP8GEMM_MMA === 'wg' ? 'wg' : 'sync';
 }
 
 /** Counts of fp8Gemm calls per path (for tests and the GPU step). */

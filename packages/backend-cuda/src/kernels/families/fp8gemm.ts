@@ -8,8 +8,8 @@ import type { ModuleSpec } from '../builder.js';
 
 export const FP8GEMM_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
 const FP8: readonly DType[] = ['f8e4m3', 'f8e5m2'];
-/** Dynamic shared memory of both kernels: two stages, each a 128 x 128-byte tile per operand and their 2 x 128 scales. */
-export const FP8GEMM_SMEM_BYTES = 2 * (2 * 128 * 128 + 2 * 128 * 4);
+/** Dynamic shared memory of the mma.sync kernels: four stages, each a 128 x 128-byte tile per operand and their 2 x 128 scales. */
+export const FP8GEMM_SMEM_BYTES = 4 * (2 * 128 * 128 + 2 * 128 * 4);
 /** Output tile edge (rows and columns). */
 export const FP8GEMM_TILE = 128;
 export const FP8GEMM_THREADS = 256;
