@@ -359,6 +359,17 @@ async function fp8(a: Args): Promise<number> {
   const t0 = performance.now();
   let failed = 0;
 
+  // 0. Every module compiled in parallel first (a disk-cache hit after the precompile step): the
+  //    FP8 modules are large, and compiling them one at a time on first use costs minutes.
+  {
+    const fails: string[] = [];
+    const specs = allModuleSpecs();
+    const n = await b.modules.precompile(specs, Number(a.parallel ?? 16), (key, err) => fails.push(`${key}: ${err.message}`));
+    log(`fp8: ${specs.length} modules ready, ${n} compiled now, ${fails.length} failed, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    for (const f of fails) log(`MODULE FAILED ${f}`);
+    if (fails.length) failed++;
+  }
+
   // 1. The OpInfo records (quantizers exact; fused ops within a step of the CPU; kernel vs
   //    composite; errors). Gradients are off: fp8Linear has no CUDA kernel, and through its
   //    composite the quantizers have no gradient (docs/fp8.md).
@@ -431,13 +442,6 @@ async function fp8(a: Args): Promise<number> {
       core.dispose(xs);
     }
   }
-  // The fused kernels of the fp8fused module (one version): fused == composite on CUDA, at shapes of
-  // the model (groups of 512 channels), group batches (groups of 1 channel), groups spread over
-  // warps (one group of 8192), rows too long to stage (12000) and not a multiple of 8 (1000), and
-  // gateUp halves that are not multiples of 128 (1000) or 8 (131). groupRmsNormGate is not
-  // quantized and its composite reduces differently (mean of squares): max error against the
-  // composite and the CPU, relative to the largest |y|.
-  setVersion(VERSIONS[0]!);
   const guarded = async (name: string, fn: () => Promise<(string | null)[]>) => {
     try {
       checkOne(name, await fn());
@@ -445,7 +449,54 @@ async function fp8(a: Args): Promise<number> {
       checkOne(name, [`threw ${(err as Error).message.split('\n')[0]}`]);
     }
   };
-  const gateShapes: [number, number, number][] = small ? [[9, 640, 4], [3, 640, 640]] : [[64, 2048, 4], [33, 2048, 16], [17, 1000, 8], [5, 8192, 1], [4, 640, 640], [3, 12000, 3]];
+  // Quotients on FP8 rounding ties: v3 divides by one reciprocal per group with corrections
+  // (backend-cuda kernels/fp8.cuh Fp8Divider), which must give the IEEE quotient x / scale exactly;
+  // an error of one f32 ulp shows only where x / scale lies at or next to a midpoint between two
+  // FP8 values. Rows of 1x128 tiles (f32): element 0 sets the tile's amax (scales from 2^-60 to
+  // 2^60), the others are fl32(m * scale) moved by -2..2 ulps for random midpoints m.
+  for (const q of ['f8e4m3', 'f8e5m2'] as const) {
+    const codes = core.decodeToF32(q, Uint8Array.from({ length: 127 }, (_, i) => i));
+    const vals = [...codes].filter((v) => Number.isFinite(v)).sort((p2, q2) => p2 - q2);
+    const mids = vals.slice(1).map((v, i) => (v + vals[i]!) / 2);
+    const fmax = vals[vals.length - 1]!;
+    const [R, K] = small ? [8, 256] : [256, 1024];
+    const xv = new Float32Array(R * K);
+    const bits = new Uint32Array(xv.buffer);
+    for (let t = 0; t < (R * K) / 128; t++) {
+      const amax = Math.fround(2 ** (120 * uniform() - 60));
+      const scale = Math.max(Math.fround(amax / fmax), 2 ** -126);
+      xv[t * 128] = uniform() < 0.5 ? amax : -amax;
+      for (let j = 1; j < 128; j++) {
+        const i = t * 128 + j;
+        xv[i] = Math.fround(mids[Math.floor(uniform() * mids.length)]! * scale);
+        if (Math.abs(xv[i]!) > amax) xv[i] = amax;
+        bits[i] = bits[i]! + Math.floor(5 * uniform()) - 2;
+        if (uniform() < 0.5) xv[i] = -xv[i]!;
+      }
+    }
+    const xs = [on(xv, [R, K], 'f32', cpu), on(xv, [R, K], 'f32', b)];
+    const want = await outBytes(() => quantizeRaw(xs[0]!, { dtype: q, layout: 'tile1x128' }));
+    const wantT = await outBytes(() => quantTransposeRaw(xs[0]!, { dtype: q }));
+    for (const version of VERSIONS) {
+      setVersion(version);
+      await guarded(`[${version}] quantize tile1x128 f32 [${R}, ${K}] ${q}, quotients at FP8 ties: cuda == cpu`, async () =>
+        (await outBytes(() => quantizeRaw(xs[1]!, { dtype: q, layout: 'tile1x128' }))).map((g, i) => firstDiff(want[i]!, g)));
+      await guarded(`[${version}] quantTranspose f32 [${R}, ${K}] ${q}, quotients at FP8 ties: cuda == cpu`, async () =>
+        (await outBytes(() => quantTransposeRaw(xs[1]!, { dtype: q }))).map((g, i) => firstDiff(wantT[i]!, g)));
+    }
+    core.dispose(xs);
+  }
+
+  // The fused kernels of the fp8fused module (one version): fused == composite on CUDA, at shapes of
+  // the model (groups of 512 channels) and others of the register path (groups of 256k channels,
+  // rows up to 8192; 768: a group with an empty virtual warp), group batches (groups of 1 channel),
+  // groups spread over warps (one group of 8192), rows too long to stage (12000) and not a multiple
+  // of 8 (1000), and
+  // gateUp halves that are not multiples of 128 (1000) or 8 (131). groupRmsNormGate is not
+  // quantized and its composite reduces differently (mean of squares): max error against the
+  // composite and the CPU, relative to the largest |y|.
+  setVersion(VERSIONS[0]!);
+  const gateShapes: [number, number, number][] = small ? [[9, 640, 4], [3, 640, 640]] : [[64, 2048, 4], [7, 4096, 2], [3, 768, 1], [33, 2048, 16], [17, 1000, 8], [5, 8192, 1], [4, 640, 640], [3, 12000, 3]];
   for (const dt of ['f32', 'bf16'] as const) {
     for (const [R, C, groups] of gateShapes) {
       const [ov, gv, wv] = [host([R, C], 2), host([R, C], 2), host([C]).map((e) => 0.5 + Math.abs(e))];

@@ -1085,7 +1085,9 @@ template <class T> struct GateStoreOut {
       for (int j = 0; j < 8; j++) e.e[j] = T::st(v[j], false);
       *reinterpret_cast<Vec<S, 8>*>(p) = e;
     } else {
-      for (int j = 0; j < valid; j++) p[j] = T::st(v[j], false);
+#pragma unroll
+      for (int j = 0; j < 8; j++)
+        if (j < valid) p[j] = T::st(v[j], false);
     }
   }
 };
@@ -1098,13 +1100,69 @@ template <class Q> struct TileQuantOut {
   int pow2;
   bool vec;
   RL_DEV void operator()(i64 row, i64 t, int lane, bool active, i64 col0, int valid, const float* v) const {
-    const u32 m = half_warp_max(amax8(v));
-    const float scale = fp8_scale<Q>(m, pow2);
-    if (!active) return;
-    if (lane == 0) s[row * NT + t] = scale;
-    store8v<Q, true>(q, row * C + col0, valid, vec, v, scale, m, pow2);
+    tile8_out<Q>(v, active, valid, vec, q + row * C + col0, s + row * NT + t, lane, pow2);
   }
 };
+
+// The register path of group_rms_norm_gate_rows, for C % 8 == 0, groups of S % 256 == 0 channels,
+// C <= 8 * GRG_REG_CHUNKS * blockDim.x and 32-byte aligned o and gate (the attention gate's
+// shapes: groups of 512 channels). Thread r holds chunks c = r + i * blockDim.x of o and gate
+// (16-byte loads, all in flight at once). Since a group's S / 8 chunks are a multiple of 32 and
+// at most B (rmsNormThreads(S)), the 32 chunks a warp holds at step i are one virtual warp of one
+// group with one chunk per virtual thread: its total is the warp's warp_sum, at slot c / 32; the
+// group's total sums its S / 256 slots as rms_total does (the empty virtual warps give 0).
+#define GRG_REG_CHUNKS 4
+template <class T, class G, class W, class OUT>
+RL_DEV void group_gate_reg(const typename T::S* __restrict__ o, const typename G::S* __restrict__ gate, const typename W::S* __restrict__ w,
+                           const OUT& out, i64 row, i64 C, i64 S, int B, float eps, float* tot, float* inv) {
+  typedef typename T::S TS;
+  typedef typename G::S GS;
+  const int r = threadIdx.x, R = blockDim.x, lane32 = r & 31, warp = r >> 5, nwarps = R >> 5, lane = r & 15;
+  const i64 nch = C / 8; // a multiple of 32: every lane of a warp has a chunk or none has
+  const TS* xr = o + row * C;
+  const GS* gr = gate + row * C;
+  Vec<TS, 8> xo[GRG_REG_CHUNKS];
+  Vec<GS, 8> xg[GRG_REG_CHUNKS];
+#pragma unroll
+  for (int i = 0; i < GRG_REG_CHUNKS; i++) {
+    const i64 c = r + (i64)i * R;
+    if (c < nch) {
+      xo[i] = *reinterpret_cast<const Vec<TS, 8>*>(xr + c * 8);
+      xg[i] = *reinterpret_cast<const Vec<GS, 8>*>(gr + c * 8);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < GRG_REG_CHUNKS; i++) {
+    const i64 c = r + (i64)i * R;
+    if (c >= nch) break;
+    float v[8];
+    cvt8<T>(xo[i], v);
+    const float t = warp_sum(rms_chunk_ss(v, 8, 0.0f));
+    if (lane32 == 0) tot[c >> 5] = t;
+  }
+  __syncthreads();
+  const int spg = (int)(S / 256); // virtual warps with chunks in a group
+  for (i64 g = warp; g < C / S; g += nwarps) {
+    const float t = rms_total(lane32 < spg ? tot[g * spg + lane32] : 0.0f, B);
+    if (lane32 == 0) inv[g] = rms_inv(t, S, eps);
+  }
+  __syncthreads();
+  const bool wvec = aligned_to(w, 32);
+  const u32 gch = (u32)(S / 8);
+#pragma unroll
+  for (int i = 0; i < GRG_REG_CHUNKS; i++) {
+    const i64 c = r + (i64)i * R;
+    if (c >= nch) break;
+    const float iv = inv[(u32)c / gch];
+    float x[8], gt[8], wv[8], y[8];
+    cvt8<T>(xo[i], x);
+    cvt8<G>(xg[i], gt);
+    load8<W>(w, c * 8, 8, wvec, wv);
+#pragma unroll
+    for (int j = 0; j < 8; j++) y[j] = __fmul_rn(__fmul_rn(rms_apply(x[j], iv, 1.0f), wv[j]), sigmoid_f32(gt[j]));
+    out(row, c >> 4, lane, true, c * 8, 8, y);
+  }
+}
 
 template <class T, class G, class W, class OUT>
 RL_DEV void group_rms_norm_gate_rows(const typename T::S* __restrict__ o, const typename G::S* __restrict__ gate, const typename W::S* __restrict__ w,
@@ -1115,6 +1173,10 @@ RL_DEV void group_rms_norm_gate_rows(const typename T::S* __restrict__ o, const 
   __shared__ float totals[GRG_GROUPS];
   const i64 row = blockIdx.x;
   if (row >= rows) return;
+  if (C % 8 == 0 && S % 256 == 0 && S / 8 <= B && C <= 8 * GRG_REG_CHUNKS * (i64)blockDim.x && aligned_to(o, 32) && aligned_to(gate, 32)) {
+    group_gate_reg<T, G, W, OUT>(o, gate, w, out, row, C, S, B, eps, totals, inv);
+    return;
+  }
   const TS* xr = o + row * C;
   const int V = 16 / sizeof(TS);
   if (C % V == 0 && aligned_to(o, 16) && C * (i64)sizeof(TS) <= GRG_STAGE_BYTES) {
