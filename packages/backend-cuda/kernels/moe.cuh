@@ -511,8 +511,9 @@ RL_DEV void moe_zero_acc(float acc[4][WN / 8][4]) {
 
 // x [R, in]; weights: table[e] (a list) or base + e * out * in (stacked); y [R, out]. Block tile
 // 128 x 4 WN. SKIP: skip the mma of 16-row slices past the segment's end (a tile at an expert's
-// tail); EP: stage the output tile through the (then free) pipeline buffers.
-template <class T, bool TRANSB, int BK, bool SKIP, bool EP, int WN>
+// tail); EP: stage the output tile through the (then free) pipeline buffers; STAGES: cp.async
+// pipeline depth.
+template <class T, bool TRANSB, int BK, bool SKIP, bool EP, int WN, int STAGES>
 RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* const* __restrict__ table, const typename T::S* __restrict__ base,
                     const int* __restrict__ tiles, const int* __restrict__ count, const int* __restrict__ offsets, typename T::S* __restrict__ y,
                     int R, int in, int out) {
@@ -520,7 +521,7 @@ RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* co
   constexpr int BN = 4 * WN;
   extern __shared__ __align__(128) unsigned char moe_smem[];
   S* As = (S*)moe_smem;                        // [STAGES][128 * BK]
-  S* Bs = As + MOE_STAGES * MOE_BM * BK;       // [STAGES][BN * BK]
+  S* Bs = As + STAGES * MOE_BM * BK;       // [STAGES][BN * BK]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = warp & 1, wn = warp >> 1;
   const int ntiles = count[0];
@@ -545,17 +546,17 @@ RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* co
     float acc[4][WN / 8][4];
     moe_zero_acc<WN>(acc);
 #pragma unroll
-    for (int s = 0; s < MOE_STAGES - 1; s++) {
+    for (int s = 0; s < STAGES - 1; s++) {
       if (s < nk) load(s, s);
       cp_async_commit();
     }
     for (int kt = 0; kt < nk; kt++) {
-      cp_async_wait<MOE_STAGES - 2>();
+      cp_async_wait<STAGES - 2>();
       __syncthreads();
-      const int pre = kt + MOE_STAGES - 1;
-      if (pre < nk) load(pre % MOE_STAGES, pre);
+      const int pre = kt + STAGES - 1;
+      if (pre < nk) load(pre % STAGES, pre);
       cp_async_commit();
-      const int st = kt % MOE_STAGES;
+      const int st = kt % STAGES;
       moe_mma_stage<T, true, TRANSB, BK, WN>(As + st * MOE_BM * BK, Bs + st * BN * BK, acc, wm, wn, lane, mActive, (in - kt * BK + 15) >> 4);
     }
     cp_async_wait<0>();

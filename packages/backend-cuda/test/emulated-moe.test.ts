@@ -184,7 +184,7 @@ describe.skipIf(!!skip)('MoE kernels on the CUDA host side (mock driver + kernel
     ];
     // Many experts with 0-3 rows each: the v2 A^T B kernel takes several experts per block.
     cases.push({ counts: Array.from(randoms(SEED + 30, 2200), (v) => Math.floor((v + 1) * 2)), lead: 0, tail: 0, inD: 8, out: 16, stacked: true, tB: true });
-    for (const ver of ['v2', 'v1', 'v3']) {
+    for (const ver of ['v2', 'v1', 'v3', 'v4', 'v5']) {
       process.env.RING_LINEAR_CUDA_MOE_GMM = ver;
       for (const c of cases) {
         const E = c.counts.length;
@@ -239,6 +239,6 @@ describe.skipIf(!!skip)('MoE kernels on the CUDA host side (mock driver + kernel
     }
     delete process.env.RING_LINEAR_CUDA_MOE_GMM;
     const ran = [...launches.keys()];
-    for (const k of ['moe_gmm_tiles', 'moe_gmm_zero_bf16', 'moe_gmm_bf16_tb1_v2', 'moe_gmm_bf16_tb0_v2', 'moe_gmm_atb_bf16_v2', 'moe_gmm_bf16_tb1_v1', 'moe_gmm_atb_bf16_v1', 'moe_gmm_bf16_tb0_v3']) expect(ran).toContain(k);
+    for (const k of ['moe_gmm_tiles', 'moe_gmm_zero_bf16', 'moe_gmm_bf16_tb1_v2', 'moe_gmm_bf16_tb0_v2', 'moe_gmm_atb_bf16_v2', 'moe_gmm_bf16_tb1_v1', 'moe_gmm_atb_bf16_v1', 'moe_gmm_bf16_tb0_v3', 'moe_gmm_bf16_tb1_v4', 'moe_gmm_bf16_tb0_v5']) expect(ran).toContain(k);
   }, 300_000);
 });

@@ -24,7 +24,7 @@ import { cudaBackend, formatBench, log, outDir, timeGpu, values, withTorchTimes,
 const OPS = ['moeRouter', 'moeDispatchPlan', 'moePermute', 'moeCombine', 'groupedMatmul', 'groupedMatmulAtB', 'routerGemm'];
 const PEAK_BF16 = 989;
 /** Versions of the tiled grouped GEMMs (src/ops/moe.ts moeGmmVersion). */
-const GMM_VERSIONS = ['v2', 'v1', 'v3'] as const;
+const GMM_VERSIONS = ['v2', 'v1', 'v3', 'v4', 'v5'] as const;
 
 const keepAll = (ts: core.Tensor[]): core.Tensor[] => ts.map((t) => core.keep(t));
 
@@ -335,9 +335,10 @@ export async function moe(a: Args): Promise<number> {
   memRow('combine_bf16', `moeCombine [${rows}, ${H}] -> [${N}, ${H}] bf16, f32 weights`, rows * H * 2 + N * H * 2 + rows * 8, () => void moeCombine(yp, rw, plan.slotToRow, plan.rowToSlot), 50, ok('moeCombine'));
   memRow('combine_bf16_composite', 'moeCombine composite', rows * H * 2 + N * H * 2 + rows * 8,
     () => void core.withKernelsDisabled(['moeCombine'], () => moeCombine(yp, rw, plan.slotToRow, plan.rowToSlot)), 10, 'composite');
-  // The other versions of the tiled kernels (v1: BK 32, no tail skipping, direct stores, one
-  // expert per A^T B block; v3: 128 x 256 forward tiles of 64 x 64 warp tiles, one block per SM).
-  for (const ver of ['v1', 'v3'] as const) {
+  // The other versions of the tiled kernels (src/kernels/families/moe.ts MOE_GMM_VERSIONS; v1: the
+  // first, one expert per A^T B block; v2: four stages; v3: six stages; v4: k steps of 64, staged stores;
+  // v5: 128 x 256 tiles, four stages, one block per SM).
+  for (const ver of ['v1', 'v3', 'v4', 'v5'] as const) {
     process.env.RING_LINEAR_CUDA_MOE_GMM = ver;
     flopRow(`gmm_gateup_bf16_${ver}`, `the same, kernel version ${ver}`, 2 * rows * H * 2 * I, () => void groupedMatmul(xp, wGateUp, plan.offsets), 20, ok('groupedMatmul'));
     flopRow(`gmm_down_bf16_${ver}`, `the same, ${ver}`, 2 * rows * I * H, () => void groupedMatmul(hMid, wDown, plan.offsets), 20, ok('groupedMatmul'));
@@ -351,7 +352,7 @@ export async function moe(a: Args): Promise<number> {
   }
 
   const torch = withTorchTimes(benchRows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_moe.json'), log,
-    (name) => name.replace(/_(composite|v1|v3)$/, ''));
+    (name) => name.replace(/_(composite|v[1-5])$/, ''));
   for (const n of torch.notes ?? []) log(`torch: ${n}`);
   core.dispose([x, wg, bias, rw, ridx, plan.slotToRow, plan.rowToSlot, plan.offsets, plan.tokensPerExpert, yp, xp, wGateUp, wDown, hMid, dGateUp]);
   const result = {

@@ -208,10 +208,10 @@ function registerAll(): void {
   }, [...FLOATS, 'i32']);
 }
 
-/** The tiled grouped GEMM version of this launch (RING_LINEAR_CUDA_MOE_GMM=v1|v2|v3; default v2). */
+/** The tiled grouped GEMM version of this launch (RING_LINEAR_CUDA_MOE_GMM=v1..v5; default v2). */
 export const moeGmmVersion = (): MoeGmmVersion => {
   const v = process.env.RING_LINEAR_CUDA_MOE_GMM;
-  return v === 'v1' || v === 'v3' ? v : 'v2';
+  return v !== undefined && v in MOE_GMM_VERSIONS ? (v as MoeGmmVersion) : 'v2';
 };
 
 /** Blocks resident at once on an H100 (132 SMs x 2 blocks of the tiled kernels). */

@@ -243,11 +243,11 @@ registerKernelModel(/^moe_gmm_zero_(f32|bf16|f16)$/, (m, a, io) => {
 const weightOf = (io: EmulatorIO, d: DType, table: number, base: number, e: number, size: number) =>
   readF(io, d, table ? ptrAt(io, table, e) : base + e * size * (d === 'f32' ? 4 : 2), size);
 
-registerKernelModel(/^moe_gmm_(bf16|f16)_tb([01])_(v[123])$/, (m, a, io, grid, block) => {
+registerKernelModel(/^moe_gmm_(bf16|f16)_tb([01])_(v[1-5])$/, (m, a, io, grid, block) => {
   const [xP, table, base, tilesP, countP, offP, yP, R, inD, out] = a;
   const d = SFX[m[1]!]!;
   const tB = m[2] === '1';
-  const bn = m[3] === 'v3' ? 256 : 128;
+  const bn = m[3] === 'v5' ? 256 : 128;
   if (block[0] !== 256 || grid[0] * bn < out) throw new Error(`emu_moe: moe_gmm grid ${grid} x ${block} does not cover ${out} columns`);
   if (inD % 8 !== 0 || out % 8 !== 0) throw new Error(`emu_moe: moe_gmm needs in, out multiples of 8, got ${inD}, ${out}`);
   const ntiles = readI(io, countP, 1)[0]!;
@@ -322,7 +322,7 @@ function atb(m: RegExpMatchArray, io: EmulatorIO, aP: number, bP: number, offP: 
   }
 }
 
-registerKernelModel(/^moe_gmm_atb_(bf16|f16)_(v[123])$/, (m, a, io, grid, block) => {
+registerKernelModel(/^moe_gmm_atb_(bf16|f16)_(v[1-5])$/, (m, a, io, grid, block) => {
   const [aP, bP, offP, table, base, R, P, Q, E, G] = a;
   if (block[0] !== 256 || grid[0] * BN < Q || grid[1] * BM < P || grid[2] * G < E) throw new Error(`emu_moe: moe_gmm_atb grid ${grid} (G ${G}) does not cover [${E}, ${P}, ${Q}]`);
   if (m[2] === 'v1' && G !== 1) throw new Error(`emu_moe: v1 A^T B takes one expert per block, got G = ${G}`);

@@ -19,18 +19,21 @@ export const MOE_BM = 128;
 export const MOE_BN = 128;
 export const MOE_THREADS = 256;
 /**
- * Versions of the tiled grouped GEMMs (RING_LINEAR_CUDA_MOE_GMM=v1|v2|v3). Forward: k step, warp
- * tile width (block tile 128 x 4 wn), whether the mma of 16-row slices past a segment's end is skipped, whether the output
+ * Versions of the tiled grouped GEMMs (RING_LINEAR_CUDA_MOE_GMM=v1..v5). Forward: k step, warp
+ * tile width (block tile 128 x 4 wn), cp.async stages, whether the mma of 16-row slices past a segment's end is skipped, whether the output
  * tile is staged through shared memory for coalesced 16-byte stores, dynamic shared memory (three
  * stages of two 128 x bk 16-bit tiles). A^T B: k step, staging (a [128][136] tile after the
  * stages), shared memory, and whether a block runs several experts (v1: one per block).
  */
-const stages = (bk: number, bn = 128) => 3 * (128 + bn) * bk * 2;
+const stages = (bk: number, bn = 128, n = 3) => n * (128 + bn) * bk * 2;
 const STAGING = 128 * 136 * 2;
+const ATB = { bk: 32, ep: true, smem: stages(32) + STAGING, multi: true } as const;
 export const MOE_GMM_VERSIONS = {
-  v1: { fwd: { bk: 32, wn: 32, skip: false, ep: false, smem: stages(32), minBlocks: 2 }, atb: { bk: 32, ep: false, smem: stages(32), multi: false } },
-  v2: { fwd: { bk: 64, wn: 32, skip: true, ep: true, smem: stages(64), minBlocks: 2 }, atb: { bk: 32, ep: true, smem: stages(32) + STAGING, multi: true } },
-  v3: { fwd: { bk: 32, wn: 64, skip: true, ep: true, smem: stages(32, 256), minBlocks: 1 }, atb: { bk: 32, ep: true, smem: stages(32) + STAGING, multi: true } },
+  v1: { fwd: { bk: 32, wn: 32, stages: 3, skip: false, ep: false, smem: stages(32), minBlocks: 2 }, atb: { bk: 32, ep: false, smem: stages(32), multi: false } },
+  v2: { fwd: { bk: 32, wn: 32, stages: 4, skip: true, ep: false, smem: stages(32, 128, 4), minBlocks: 2 }, atb: ATB },
+  v3: { fwd: { bk: 32, wn: 32, stages: 6, skip: true, ep: false, smem: stages(32, 128, 6), minBlocks: 2 }, atb: ATB },
+  v4: { fwd: { bk: 64, wn: 32, stages: 3, skip: true, ep: true, smem: stages(64), minBlocks: 2 }, atb: ATB },
+  v5: { fwd: { bk: 32, wn: 64, stages: 4, skip: true, ep: true, smem: stages(32, 256, 4), minBlocks: 1 }, atb: ATB },
 } as const;
 /** Output columns of a forward block tile (8 warps of 64 x wn). */
 export const moeGmmBlockN = (v: keyof typeof MOE_GMM_VERSIONS) => 4 * MOE_GMM_VERSIONS[v].fwd.wn;
@@ -79,13 +82,13 @@ export function moeModule(dt: DType): ModuleSpec {
     [CP('a'), CP('b'), ['const int*', 'offsets'], ['int', 'E'], [`${S(dt)}* const*`, 'table'], P('base'), ['int', 'R'], ['int', 'P'], ['int', 'Q']],
     `moe_gmm_atb_simple<${T}>(a, b, offsets, E, table, base, R, P, Q);`);
   if (MOE_MMA_DTYPES.includes(dt)) {
-    for (const v of ['v1', 'v2', 'v3'] as const) {
+    for (const v of ['v1', 'v2', 'v3', 'v4', 'v5'] as const) {
       const { fwd, atb } = MOE_GMM_VERSIONS[v];
       for (const tb of [0, 1]) {
         m.entry(`moe_gmm_${s}_tb${tb}_${v}`,
           [CP('x'), [`const ${S(dt)}* const*`, 'table'], CP('base'), ['const int*', 'tiles'], ['const int*', 'count'], ['const int*', 'offsets'], P('y'),
             ['int', 'R'], ['int', 'in'], ['int', 'out']],
-          `moe_gmm<${T}, ${tb ? 'true' : 'false'}, ${fwd.bk}, ${fwd.skip}, ${fwd.ep}, ${fwd.wn}>(x, table, base, tiles, count, offsets, y, R, in, out);`, `${MOE_THREADS}, ${fwd.minBlocks}`);
+          `moe_gmm<${T}, ${tb ? 'true' : 'false'}, ${fwd.bk}, ${fwd.skip}, ${fwd.ep}, ${fwd.wn}, ${fwd.stages}>(x, table, base, tiles, count, offsets, y, R, in, out);`, `${MOE_THREADS}, ${fwd.minBlocks}`);
       }
       m.entry(`moe_gmm_atb_${s}_${v}`,
         [CP('a'), CP('b'), ['const int*', 'offsets'], [`${S(dt)}* const*`, 'table'], P('base'), ['int', 'R'], ['int', 'P'], ['int', 'Q'], ['int', 'E'], ['int', 'G']],
