@@ -220,16 +220,18 @@ template <typename T> RL_DEV void lt_scale_k(u32 r[4], const float f[4]) {
   r[3] = lt_scale2<T>(r[3], f[2], f[3]);
 }
 
-// Warp roles of the tensor-core passes, DH / 8 warps (DH * 4 threads):
-//   state [DH][DH]:  warp w owns rows 16 (w % (DH/16)) and the column half w / (DH/16)
-//   output [64][DH]: rows 16 (w % 4), 32 columns from 32 (w / 4)
-//   scores [64][64]: rows 16 (w % 4), 256/NW keys from (w / 4) * 256/NW
-template <int DH> struct LtWarps {
-  static const int NW = DH / 8, NT = NW * 32;
-  static const int XN = DH / 16;       // state n-tiles (of 8 columns) per warp
-  static const int ON = 4;             // output n-tiles per warp
-  static const int SW = 256 / NW;      // score keys per warp
-  static const int SN = SW / 8;        // score n-tiles per warp
+// Warp roles of the tensor-core passes, NW warps (a multiple of 4 and of DH / 16):
+//   state [DH][DH]:  warp w owns rows 16 (w % (DH/16)), columns (w / (DH/16)) * 8 XN ..
+//   output [64][DH]: rows 16 (w % 4), 8 ON columns from (w / 4) * 8 ON
+//   scores [64][64]: rows 16 (w % 4), SW keys from (w / 4) * SW
+// More warps hide more latency; fewer give each warp larger tiles (fewer shared-memory operand
+// reads per mma).
+template <int DH, int NW_> struct LtWarps {
+  static const int NW = NW_, NT = NW * 32;
+  static const int XN = DH * DH / (128 * NW); // state n-tiles (of 8 columns) per warp
+  static const int ON = DH / (2 * NW);        // output n-tiles per warp
+  static const int SW = 256 / NW;             // score keys per warp
+  static const int SN = SW / 8;               // score n-tiles per warp
 };
 
 // Pass 1 on tensor cores: U_g = sum_j f(j) P2_j^T R1_j over the super-chunk, 64 tokens at a time
@@ -237,7 +239,7 @@ template <int DH> struct LtWarps {
 template <typename T, int DH, bool REV>
 RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* slots, int Tn, int t0, int Tseg, int H, int P,
                      int slotBase, float scale) {
-  typedef LtWarps<DH> W;
+  typedef LtWarps<DH, DH / 8> W;
   const int NT = W::NT, LD = LtTile<DH>::LD, E = LtTile<DH>::ELEMS;
   extern __shared__ __align__(16) u16 lt_smem[];
   __shared__ float fac[LT_STAGES][LT_CHUNK]; // per tile: f(token), staged with the tiles
@@ -246,7 +248,7 @@ RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* sl
   const i64 row0 = (i64)z * Tn + t0 + (i64)g * P;
   const float a = decay[h];
   const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
-  const int r0 = 16 * (w % (DH / 16)), c0 = (w / (DH / 16)) * (DH / 2);
+  const int r0 = 16 * (w % (DH / 16)), c0 = (w / (DH / 16)) * (8 * W::XN);
   float acc[W::XN][4];
 #pragma unroll
   for (int n = 0; n < W::XN; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
@@ -301,12 +303,12 @@ RL_DEV void lt_state(const u16* p2, const u16* r1, const float* decay, float* sl
   }
 }
 
-// Pass 3 on tensor cores. Grid (G, H, segments), DH*4 threads; dynamic smem: LT_STAGES stages of the
+// Pass 3 on tensor cores. Grid (G, H, segments), NW*32 threads; dynamic smem: LT_STAGES stages of the
 // P1, P2, R1 tiles, the 16-bit state copy [DH][DH+8] and the 16-bit masked scores [64][72].
-template <typename T, int DH, bool REV>
+template <typename T, int DH, int NW, bool REV>
 RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, const float* decay, const float* slots, int xT, int Tn, int t0,
                      int Tseg, int H, int P, int slotBase, float scale) {
-  typedef LtWarps<DH> W;
+  typedef LtWarps<DH, NW> W;
   const int NT = W::NT, LD = LtTile<DH>::LD, E = LtTile<DH>::ELEMS;
   const int SLD = LT_CHUNK + 8; // score row stride
   extern __shared__ __align__(16) u16 lt_smem[];
@@ -320,7 +322,7 @@ RL_DEV void lt_chunk(const u16* p1, const u16* p2, const u16* r1, u16* out, cons
   const float a = decay[h];
   const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
   const int nC = (Lg + LT_CHUNK - 1) / LT_CHUNK;
-  const int r0 = 16 * (w % (DH / 16)), c0 = (w / (DH / 16)) * (DH / 2); // state rows / columns
+  const int r0 = 16 * (w % (DH / 16)), c0 = (w / (DH / 16)) * (8 * W::XN); // state rows / columns
   const int i0 = 16 * (w & 3);                                         // score and output rows
   const int jc0 = (w >> 2) * W::SW;                                     // first score column
   const int oc0 = (w >> 2) * (8 * W::ON);                               // first output column

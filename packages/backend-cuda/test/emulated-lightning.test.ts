@@ -151,14 +151,15 @@ describe.skipIf(!!skip)('chunked lightning attention on the CUDA host side (mock
   }, 600_000);
 
   const cases = [
-    { dt: 'bf16', B: 1, T: 300, H: 2, D: 64, cu: null, tol: 2e-2, kernel: 'lt_chunk_bf16_d64' },
-    { dt: 'f16', B: 2, T: 70, H: 1, D: 128, cu: null, tol: 4e-3, kernel: 'lt_chunk_f16_d128' },
-    { dt: 'bf16', B: 1, T: 330, H: 1, D: 64, cu: [0, 5, 261, 330], tol: 2e-2, kernel: 'lt_chunk_bf16_d64' },
+    { dt: 'bf16', B: 1, T: 300, H: 2, D: 64, cu: null, tol: 2e-2, kernel: 'lt_chunk_bf16_d64_w8' },
+    { dt: 'f16', B: 2, T: 70, H: 1, D: 128, cu: null, tol: 4e-3, kernel: 'lt_chunk_f16_d128_w16' },
+    { dt: 'bf16', B: 1, T: 330, H: 1, D: 64, cu: [0, 5, 261, 330], tol: 2e-2, kernel: 'lt_chunk_bf16_d64_w8' },
+    { dt: 'f16', B: 1, T: 200, H: 1, D: 128, cu: null, tol: 4e-3, kernel: 'lt_chunk_f16_d128_w8', warps: '8' },
     { dt: 'f32', B: 1, T: 150, H: 1, D: 64, cu: null, tol: 1e-5, kernel: 'lt_chunk_gen_f32' },
     { dt: 'bf16', B: 1, T: 90, H: 1, D: 64, cu: null, tol: 2e-2, kernel: 'lt_chunk_gen_bf16', env: 'general' },
   ] as const;
   for (const c of cases) {
-    it(`${c.dt} B${c.B} T${c.T} H${c.H} D${c.D}${c.cu ? ` packed ${JSON.stringify(c.cu)}` : ''}${'env' in c ? ' (general path forced)' : ''}: forward and backward against float64`, async () => {
+    it(`${c.dt} B${c.B} T${c.T} H${c.H} D${c.D}${c.cu ? ` packed ${JSON.stringify(c.cu)}` : ''}${'env' in c ? ' (general path forced)' : ''}${'warps' in c ? ` (${c.warps} warps)` : ''}: forward and backward against float64`, async () => {
       const { core, attention, launches } = await setup();
       const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
       console.log(`[backend-cuda] lightning ${c.dt} T${c.T} D${c.D} seed ${seed}`);
@@ -178,6 +179,7 @@ describe.skipIf(!!skip)('chunked lightning attention on the CUDA host side (mock
       const want = reference(p);
       const prev = process.env.RING_LINEAR_CUDA_LIGHTNING;
       if ('env' in c) process.env.RING_LINEAR_CUDA_LIGHTNING = c.env;
+      if ('warps' in c) process.env.RING_LINEAR_LIGHTNING_WARPS = c.warps;
       try {
         const t = (x: Float64Array, shape: number[], d: 'f32' | 'bf16' | 'f16') => core.cast(core.tensor(Float32Array.from(x), shape, 'f32'), d);
         const q = t(p.q, [B, T, H, D], dt), k = t(p.k, [B, T, H, D], dt), v = t(p.v, [B, T, H, Dv], dt), dO = t(p.dO, [B, T, H, Dv], dt);
@@ -202,6 +204,7 @@ describe.skipIf(!!skip)('chunked lightning attention on the CUDA host side (mock
       } finally {
         if (prev === undefined) delete process.env.RING_LINEAR_CUDA_LIGHTNING;
         else process.env.RING_LINEAR_CUDA_LIGHTNING = prev;
+        delete process.env.RING_LINEAR_LIGHTNING_WARPS;
       }
     }, 300_000);
   }

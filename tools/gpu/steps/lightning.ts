@@ -90,7 +90,7 @@ export async function lightning(a: Args): Promise<number> {
   const gen = new core.Generator(seed);
   const checks: Check[] = [];
   const tolOf = (dt: core.DType) => (dt === 'f32' ? 2e-5 : dt === 'bf16' ? 8 * 2 ** -9 : 8 * 2 ** -11);
-  interface Case { B: number; T: number; H: number; D: number; Dv: number; dt: core.DType; cu?: number[]; P?: number; general?: boolean; decay?: number[] }
+  interface Case { B: number; T: number; H: number; D: number; Dv: number; dt: core.DType; cu?: number[]; P?: number; general?: boolean; decay?: number[]; warps?: number }
   const makeInputs = (c: Case) => {
     const N = c.cu ? c.cu.length - 1 : c.B;
     const rnd = (shape: number[], dtype: core.DType, std = 1) => core.keep(core.randomNormal(shape, { dtype, std, generator: gen }));
@@ -101,17 +101,19 @@ export async function lightning(a: Args): Promise<number> {
     };
   };
   const withEnv = <T>(c: Case, fn: () => T): T => {
-    const keep = { P: process.env.RING_LINEAR_LIGHTNING_SUPERCHUNK, G: process.env.RING_LINEAR_CUDA_LIGHTNING };
+    const keep = { P: process.env.RING_LINEAR_LIGHTNING_SUPERCHUNK, G: process.env.RING_LINEAR_CUDA_LIGHTNING, W: process.env.RING_LINEAR_LIGHTNING_WARPS };
     if (c.P) process.env.RING_LINEAR_LIGHTNING_SUPERCHUNK = String(c.P);
     if (c.general) process.env.RING_LINEAR_CUDA_LIGHTNING = 'general';
+    if (c.warps) process.env.RING_LINEAR_LIGHTNING_WARPS = String(c.warps);
     try {
       return fn();
     } finally {
+      if (keep.W === undefined) delete process.env.RING_LINEAR_LIGHTNING_WARPS; else process.env.RING_LINEAR_LIGHTNING_WARPS = keep.W;
       if (keep.P === undefined) delete process.env.RING_LINEAR_LIGHTNING_SUPERCHUNK; else process.env.RING_LINEAR_LIGHTNING_SUPERCHUNK = keep.P;
       if (keep.G === undefined) delete process.env.RING_LINEAR_CUDA_LIGHTNING; else process.env.RING_LINEAR_CUDA_LIGHTNING = keep.G;
     }
   };
-  const desc = (c: Case) => `${c.dt} B${c.B} T${c.T} H${c.H} D${c.D} Dv${c.Dv}${c.cu ? ` packed ${JSON.stringify(c.cu)}` : ''}${c.P ? ` P=${c.P}` : ''}${c.general ? ' general path' : ''}`;
+  const desc = (c: Case) => `${c.dt} B${c.B} T${c.T} H${c.H} D${c.D} Dv${c.Dv}${c.cu ? ` packed ${JSON.stringify(c.cu)}` : ''}${c.P ? ` P=${c.P}` : ''}${c.general ? ' general path' : ''}${c.warps ? ` ${c.warps} warps` : ''}`;
   const OUT_NAMES = { fwd: ['out', 'finalState'], bwd: ['dq', 'dk', 'dv', 'dInitialState'] };
   const vsComposite = async (c: Case, which: ('fwd' | 'bwd')[]) => {
     const x = makeInputs(c);
@@ -230,10 +232,13 @@ export async function lightning(a: Args): Promise<number> {
   const both: ('fwd' | 'bwd')[] = ['fwd', 'bwd'];
   await vsFloat64({ B: 1, T: 200, H: 2, D: 64, Dv: 64, dt: 'bf16', P: 128, decay: [0.01, 0.5] });
   await vsFloat64({ B: 2, T: 70, H: 1, D: 128, Dv: 128, dt: 'f16', decay: [0.05] });
+  await vsFloat64({ B: 1, T: 150, H: 2, D: 128, Dv: 128, dt: 'bf16', decay: [0.02, 2], warps: 8 });
   const cases: Case[] = small
     ? [{ B: 1, T: 300, H: 2, D: 64, Dv: 64, dt: 'bf16' }, { B: 1, T: 50, H: 2, D: 5, Dv: 3, dt: 'f32' }]
     : [
         { B: 1, T: 1000, H: 4, D: 128, Dv: 128, dt: 'bf16' },
+        { B: 1, T: 1000, H: 4, D: 128, Dv: 128, dt: 'bf16', warps: 8 },
+        { B: 2, T: 300, H: 3, D: 64, Dv: 64, dt: 'f16', warps: 4, cu: [0, 100, 300] },
         { B: 2, T: 777, H: 3, D: 64, Dv: 64, dt: 'bf16' },
         { B: 1, T: 4100, H: 2, D: 128, Dv: 128, dt: 'f16' },
         { B: 1, T: 3000, H: 2, D: 128, Dv: 128, dt: 'bf16', P: 1024 },
@@ -276,9 +281,15 @@ export async function lightning(a: Args): Promise<number> {
       const bwdFlops = nChunks * (5 * 2 * C * C * D + 5 * 2 * C * D * D);
       const act = T * H * D * 2;
       const st = H * D * D * 4;
-      const variants: { suffix: string; P?: number }[] = [{ suffix: '' }, ...(small ? [] : [1024, 2048, 4096, 8192].map((P) => ({ suffix: `_P${P}`, P })))];
+      const variants: { suffix: string; P?: number; warps?: number }[] = [
+        { suffix: '' },
+        ...(small ? [] : [
+          ...[1024, 2048, 4096, 8192].map((P) => ({ suffix: `_P${P}`, P })),
+          ...[1024, 2048, 4096, 8192].map((P) => ({ suffix: `_P${P}_w${D / 16}`, P, warps: D / 16 })),
+        ]),
+      ];
       for (const vnt of variants) {
-        const cc = { ...c, P: vnt.P };
+        const cc = { ...c, P: vnt.P, warps: vnt.warps };
         const reps = T > 16384 ? 10 : 20;
         const f = withEnv(cc, () => timeGpu(b, () => void core.runOp('lightningAttention', [x.q, x.k, x.v, x.decay, x.s0], attrs), reps));
         const fb = 4 * act + 2 * st;
@@ -305,7 +316,7 @@ export async function lightning(a: Args): Promise<number> {
     say(`BAD timings threw: ${(err as Error).stack ?? err}`);
     failed++;
   }
-  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_lightning.json'), log, (n) => n.replace(/_P\d+$/, '').replace(/_only_\w+$/, '__none'));
+  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_lightning.json'), log, (n) => n.replace(/_P\d+(_w\d+)?$/, '').replace(/_only_\w+$/, '__none'));
   for (const n of torch.notes ?? []) say(`torch: ${n}`);
   for (const r of rows) {
     if (r.tflops === undefined) continue;

@@ -13,7 +13,8 @@
  * The attributes are restated (this package does not import the attention package).
  *
  * RING_LINEAR_CUDA_LIGHTNING=general forces the general passes; RING_LINEAR_LIGHTNING_SUPERCHUNK
- * (a multiple of 64) fixes P on the tensor-core path. RING_LINEAR_LIGHTNING_ONLY=state|scan|chunk
+ * (a multiple of 64) fixes P on the tensor-core path, RING_LINEAR_LIGHTNING_WARPS (DH/16 or DH/8)
+ * the warps of an output-pass block. RING_LINEAR_LIGHTNING_ONLY=state|scan|chunk
  * runs that pass alone (a timing diagnostic: the results are then wrong). All are read at every
  * launch.
  */
@@ -26,6 +27,7 @@ import {
   LIGHTNING_HEAD_DIMS,
   LIGHTNING_MMA_DTYPES,
   lightningChunkSmem,
+  lightningChunkWarps,
   lightningStateSmem,
   lightningThreads,
 } from '../kernels/families/lightning.js';
@@ -100,6 +102,17 @@ export function lightningPlan(
     slots += Bn * G;
   });
   return { mma, P, segments, slots };
+}
+
+/** Warps of an output-pass block: RING_LINEAR_LIGHTNING_WARPS, else DH / 8. */
+export function chunkWarps(DH: number): number {
+  const env = process.env.RING_LINEAR_LIGHTNING_WARPS;
+  if (!env) return DH / 8;
+  const nw = Number(env);
+  if (!lightningChunkWarps(DH).includes(nw)) {
+    throw new BackendError(`RING_LINEAR_LIGHTNING_WARPS must be one of ${lightningChunkWarps(DH).join(', ')} for head dim ${DH}, got '${env}'`);
+  }
+  return nw;
 }
 
 /** Kernels whose dynamic shared memory limit has been raised (once per loaded kernel). */
@@ -178,7 +191,8 @@ class Runner {
     const common = [this.T, seg.t0, seg.Tseg, this.H];
     if (mma) {
       const smem = lightningChunkSmem(DP);
-      this.kernel(`lt_chunk_${this.s}_d${DP}_${dir}`, smem).launch(grid, [lightningThreads(DP), 1, 1],
+      const NW = chunkWarps(DP);
+      this.kernel(`lt_chunk_${this.s}_d${DP}_w${NW}_${dir}`, smem).launch(grid, [32 * NW, 1, 1],
         [ptr(p1), ptr(p2), ptr(r1), ptr(out), this.decay, slots, xT ? 1 : 0, ...common, P, seg.slotBase, this.scale], smem);
     } else {
       this.kernel(`lt_chunk_gen_${this.s}_${dir}`, 0).launch(grid, [LIGHTNING_GEN_THREADS, 1, 1],

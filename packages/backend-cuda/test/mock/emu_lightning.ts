@@ -60,7 +60,7 @@ registerKernelModel(/^lt_scan_(fwd|rev)$/, (m, a, io, grid, block) => {
 
 /** Geometry shared by the state and chunk passes. */
 function geometry(name: string, gen: boolean, DH: number, P: number, grid: readonly number[], block: readonly number[], Tseg: number, H: number) {
-  if (gen ? block[0] !== 256 : block[0] !== 4 * DH) throw new Error(`${name}: ${block[0]} threads a block`);
+  if (gen ? block[0] !== 256 : name.startsWith('lt_state') && block[0] !== 4 * DH) throw new Error(`${name}: ${block[0]} threads a block`);
   if (!gen && P % 64 !== 0) throw new Error(`${name}: super-chunk ${P} is not a multiple of 64`);
   if (gen && P > 64) throw new Error(`${name}: the general pass takes one chunk of at most 64 tokens, got P = ${P}`);
   if (grid[0] !== Math.ceil(Tseg / P) || grid[1] !== H) throw new Error(`${name}: grid [${grid}] for ${Tseg} tokens in super-chunks of ${P}, ${H} heads`);
@@ -103,9 +103,10 @@ registerKernelModel(/^lt_state(_gen)?_([a-z0-9]+?)(?:_d(\d+))?_(fwd|rev)$/, (m, 
   }
 });
 
-registerKernelModel(/^lt_chunk(_gen)?_([a-z0-9]+?)(?:_d(\d+))?_(fwd|rev)$/, (m, a, io, grid, block) => {
-  const gen = !!m[1], d = SFX[m[2]!]!, rev = m[4] === 'rev';
+registerKernelModel(/^lt_chunk(_gen)?_([a-z0-9]+?)(?:_d(\d+)_w(\d+))?_(fwd|rev)$/, (m, a, io, grid, block) => {
+  const gen = !!m[1], d = SFX[m[2]!]!, rev = m[5] === 'rev';
   const DH = Number(m[3] ?? 0);
+  if (!gen && (block[0] !== 32 * Number(m[4]) || ![DH / 16, DH / 8].includes(Number(m[4])))) throw new Error(`${m[0]}: ${block[0]} threads a block`);
   const [p1, p2, r1, out, decay, slots, xT, Tn, t0, Tseg, H] = a;
   const [DP, DR, P, slotBase, scale] = gen ? a.slice(11) : [DH, DH, ...a.slice(11)];
   geometry(m[0], gen, DH, P, grid, block, Tseg, H);

@@ -19,8 +19,10 @@ export const LIGHTNING_CHUNK = 64;
 export const LIGHTNING_GEN_THREADS = 256;
 const PAD = 8;
 
-/** Threads of a tensor-core block for head dim DH (DH / 8 warps). */
+/** Threads of a tensor-core state-pass block for head dim DH (DH / 8 warps). */
 export const lightningThreads = (DH: number): number => DH * 4;
+/** Warp counts of the output pass's variants per head dim: DH / 16 (larger tiles) and DH / 8 (more warps). */
+export const lightningChunkWarps = (DH: number): readonly number[] => [DH / 16, DH / 8];
 /** cp.async stages of the tensor-core passes (LT_STAGES in lightning.cuh). */
 export const LIGHTNING_STAGES = 3;
 /** Dynamic shared memory of lt_state: LIGHTNING_STAGES stages of two [64][DH + 8] 16-bit tiles. */
@@ -53,10 +55,12 @@ export function lightningModule(dt: DType): ModuleSpec {
       m.entry(`lt_state_${s}_d${DH}_${dir}`,
         [X('p2'), X('r1'), ['const float*', 'decay'], ['float*', 'slots'], ...seg, ['int', 'P'], ['int', 'slotBase'], ['float', 'scale']],
         `lt_state<${T}, ${DH}, ${rev}>(p2, r1, decay, slots, Tn, t0, Tseg, H, P, slotBase, scale);`, lightningThreads(DH));
-      m.entry(`lt_chunk_${s}_d${DH}_${dir}`,
-        [X('p1'), X('p2'), X('r1'), [`${S(dt)}*`, 'out'], ['const float*', 'decay'], ['const float*', 'slots'], ['int', 'xT'], ...seg,
-          ['int', 'P'], ['int', 'slotBase'], ['float', 'scale']],
-        `lt_chunk<${T}, ${DH}, ${rev}>(p1, p2, r1, out, decay, slots, xT, Tn, t0, Tseg, H, P, slotBase, scale);`, lightningThreads(DH));
+      for (const NW of lightningChunkWarps(DH)) {
+        m.entry(`lt_chunk_${s}_d${DH}_w${NW}_${dir}`,
+          [X('p1'), X('p2'), X('r1'), [`${S(dt)}*`, 'out'], ['const float*', 'decay'], ['const float*', 'slots'], ['int', 'xT'], ...seg,
+            ['int', 'P'], ['int', 'slotBase'], ['float', 'scale']],
+          `lt_chunk<${T}, ${DH}, ${NW}, ${rev}>(p1, p2, r1, out, decay, slots, xT, Tn, t0, Tseg, H, P, slotBase, scale);`, 32 * NW);
+      }
     }
   }
   return m.build();
