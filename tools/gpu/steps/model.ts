@@ -231,6 +231,63 @@ function timeIt(be: Be, fn: () => void, maxReps: number, limitMs: number, budget
   return { ms: median(t), msMin: Math.min(...t), runs: reps, firstMs: first };
 }
 
+/**
+ * Where one call's host time goes: every CUDA driver and cuBLASLt entry point (cuLaunchKernel
+ * included) wrapped with a counter and a clock for one call of fn, then restored. Host time not
+ * inside these calls is JavaScript (the engine, op planning, the allocator). A driver call that
+ * waits for the GPU (a synchronizing copy or free, a full launch queue) shows up as its time.
+ */
+function profileCall(b: CudaBackend, fn: () => void): string {
+  try {
+    return profileCallUnsafe(b, fn);
+  } catch (err) {
+    return `profile failed: ${(err as Error).message}`;
+  }
+}
+
+function profileCallUnsafe(b: CudaBackend, fn: () => void): string {
+  type Fn = (...args: unknown[]) => unknown;
+  const stats = new Map<string, { calls: number; ms: number }>();
+  const restore: (() => void)[] = [];
+  const wrap = (holder: Record<string, unknown>, key: string, label: string) => {
+    const orig = holder[key];
+    if (typeof orig !== 'function') return;
+    const f = orig as Fn;
+    holder[key] = (...args: unknown[]) => {
+      const t = performance.now();
+      try {
+        return f(...args);
+      } finally {
+        const st = stats.get(label) ?? { calls: 0, ms: 0 };
+        st.calls++;
+        st.ms += performance.now() - t;
+        stats.set(label, st);
+      }
+    };
+    restore.push(() => (holder[key] = orig));
+  };
+  const dfn = b.rt.driver.fn as unknown as Record<string, unknown>;
+  for (const k of Object.keys(dfn)) wrap(dfn, k, k);
+  const lfn = b.rt.cublasLt.fn as unknown as Record<string, unknown>;
+  for (const k of Object.keys(lfn)) wrap(lfn, k, k);
+  wrap(b as unknown as Record<string, unknown>, 'launchFn', 'cuLaunchKernel');
+  b.synchronizeBlocking();
+  const t0 = performance.now();
+  try {
+    core.tidy(fn);
+  } finally {
+    const hostMs = performance.now() - t0;
+    b.synchronizeBlocking();
+    const totalMs = performance.now() - t0;
+    for (const r of restore.reverse()) r();
+    const top = [...stats.entries()].sort((p, q) => q[1].ms - p[1].ms).slice(0, 6);
+    const inCalls = [...stats.values()].reduce((a, x) => a + x.ms, 0);
+    profileResult = `host ${hostMs.toFixed(1)} ms of ${totalMs.toFixed(1)} ms (in CUDA calls ${inCalls.toFixed(1)} ms, JS ${(hostMs - inCalls).toFixed(1)} ms): ${top.map(([k, v]) => `${k} ${v.calls}x ${v.ms.toFixed(1)} ms`).join(', ')}`;
+  }
+  return profileResult;
+}
+let profileResult = '';
+
 function hostIds(gen: () => number, B: number, T: number, vocab: number): Int32Array {
   return Int32Array.from({ length: B * T }, () => Math.floor(gen() * vocab) % vocab);
 }
@@ -348,7 +405,8 @@ export async function model(a: Args): Promise<number> {
 
   const rows: Row[] = [];
   const checks: CheckLine[] = [];
-  const extra: Record<string, unknown> = { fusedOps, compositeOps };
+  const profiles: Record<string, string> = {};
+  const extra: Record<string, unknown> = { fusedOps, compositeOps, profiles };
   const write = () => {
     for (const r of rows) {
       const t = torch.benchmarks?.[r.name];
@@ -521,6 +579,11 @@ export async function model(a: Args): Promise<number> {
           const c = cache;
           const r = timeIt(be, () => void lm!.forward(ids!, { cache: c, logits: 'last' }), maxReps, measLimitMs, Math.min(20_000, left() / 4));
           record(m, row, r);
+          if (be.kind === 'cuda' && r.runs > 1) {
+            const pr = profileCall(be.b, () => void lm!.forward(ids!, { cache: c, logits: 'last' }));
+            log(`${m.name} profile: ${pr}`);
+            profiles[m.name] = pr;
+          }
         } catch (err) {
           failed(m, row, err);
         } finally {
@@ -548,6 +611,11 @@ export async function model(a: Args): Promise<number> {
           };
           const r = timeIt(be, () => void run(), 10, measLimitMs, Math.min(30_000, left() / 4));
           record(m, row, r);
+          if (be.kind === 'cuda' && r.runs > 1) {
+            const pr = profileCall(be.b, () => void run());
+            log(`${m.name} profile: ${pr}`);
+            profiles[m.name] = pr;
+          }
           if (r.runs > 1) {
             const lg = core.tidy(run);
             const nf = countNonFinite(await hostF32(lg));
@@ -595,6 +663,11 @@ export async function model(a: Args): Promise<number> {
       row.notes.push(`loss ${loss.toFixed(3)} (ln V = ${Math.log(train.vocab_size).toFixed(3)})`);
       const r = timeIt(be, () => void step(), 10, measLimitMs, Math.min(30_000, left() / 4));
       record(m, row, r);
+      if (be.kind === 'cuda' && r.runs > 1) {
+        const pr = profileCall(be.b, () => void step());
+        log(`${m.name} profile: ${pr}`);
+        profiles[m.name] = pr;
+      }
     } catch (err) {
       failed(m, row, err);
     } finally {
