@@ -578,7 +578,7 @@ template <class S> RL_DEV S* moe_atb_out(S* const* table, S* base, int e, int P,
 // one cp.async pipeline running across the experts' row tiles (an expert has few rows: a block per
 // expert would spend most of its time filling and draining the pipeline). An expert without rows
 // gets zeros.
-template <class T, int BK, bool EP>
+template <class T, int BK, bool EP, bool KSKIP>
 RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S* __restrict__ b, const int* __restrict__ offsets,
                         typename T::S* const* __restrict__ table, typename T::S* __restrict__ base, int R, int P, int Q, int E, int G) {
   typedef typename T::S S;
@@ -642,7 +642,7 @@ RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S
     loadNext((t + MOE_STAGES - 1) % MOE_STAGES);
     cp_async_commit();
     const int st = t % MOE_STAGES;
-    moe_mma_stage<T, false, false, BK, 32>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, 4, (chi - clo - ckt * BK + 15) >> 4);
+    moe_mma_stage<T, false, false, BK, 32>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, 4, KSKIP ? (chi - clo - ckt * BK + 15) >> 4 : BK / 16);
     if (++ckt >= cn) {
       // (The staging tile after the stages: its previous readers passed this iteration's barrier.)
       if (EP) moe_store_tile_smem<T, 32>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane, Bs + MOE_STAGES * MOE_BN * BK);

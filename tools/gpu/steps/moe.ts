@@ -335,9 +335,8 @@ export async function moe(a: Args): Promise<number> {
   memRow('combine_bf16', `moeCombine [${rows}, ${H}] -> [${N}, ${H}] bf16, f32 weights`, rows * H * 2 + N * H * 2 + rows * 8, () => void moeCombine(yp, rw, plan.slotToRow, plan.rowToSlot), 50, ok('moeCombine'));
   memRow('combine_bf16_composite', 'moeCombine composite', rows * H * 2 + N * H * 2 + rows * 8,
     () => void core.withKernelsDisabled(['moeCombine'], () => moeCombine(yp, rw, plan.slotToRow, plan.rowToSlot)), 10, 'composite');
-  // The other versions of the tiled kernels (src/kernels/families/moe.ts MOE_GMM_VERSIONS; v1: the
-  // first, one expert per A^T B block; v2: four stages; v3: six stages; v4: k steps of 64, staged stores;
-  // v5: 128 x 256 tiles, four stages, one block per SM).
+  // The other versions of the tiled kernels (src/kernels/families/moe.ts MOE_GMM_VERSIONS: stages,
+  // k step, staged stores, skipped tail rows; A^T B experts per block, staged stores, skipped k steps).
   for (const ver of ['v1', 'v3', 'v4', 'v5'] as const) {
     process.env.RING_LINEAR_CUDA_MOE_GMM = ver;
     flopRow(`gmm_gateup_bf16_${ver}`, `the same, kernel version ${ver}`, 2 * rows * H * 2 * I, () => void groupedMatmul(xp, wGateUp, plan.offsets), 20, ok('groupedMatmul'));

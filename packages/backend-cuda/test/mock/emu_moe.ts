@@ -247,7 +247,7 @@ registerKernelModel(/^moe_gmm_(bf16|f16)_tb([01])_(v[1-5])$/, (m, a, io, grid, b
   const [xP, table, base, tilesP, countP, offP, yP, R, inD, out] = a;
   const d = SFX[m[1]!]!;
   const tB = m[2] === '1';
-  const bn = m[3] === 'v5' ? 256 : 128;
+  const bn = 128;
   if (block[0] !== 256 || grid[0] * bn < out) throw new Error(`emu_moe: moe_gmm grid ${grid} x ${block} does not cover ${out} columns`);
   if (inD % 8 !== 0 || out % 8 !== 0) throw new Error(`emu_moe: moe_gmm needs in, out multiples of 8, got ${inD}, ${out}`);
   const ntiles = readI(io, countP, 1)[0]!;

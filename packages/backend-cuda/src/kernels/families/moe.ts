@@ -19,21 +19,22 @@ export const MOE_BM = 128;
 export const MOE_BN = 128;
 export const MOE_THREADS = 256;
 /**
- * Versions of the tiled grouped GEMMs (RING_LINEAR_CUDA_MOE_GMM=v1..v5). Forward: k step, warp
- * tile width (block tile 128 x 4 wn), cp.async stages, whether the mma of 16-row slices past a segment's end is skipped, whether the output
- * tile is staged through shared memory for coalesced 16-byte stores, dynamic shared memory (three
- * stages of two 128 x bk 16-bit tiles). A^T B: k step, staging (a [128][136] tile after the
- * stages), shared memory, and whether a block runs several experts (v1: one per block).
+ * Versions of the tiled grouped GEMMs (RING_LINEAR_CUDA_MOE_GMM=v1..v5, measured against each other
+ * by the GPU step). Forward: k step, warp tile width (block tile 128 x 4 wn), cp.async stages,
+ * whether the mma of 16-row slices past a segment's end is skipped, whether the output tile is
+ * staged through shared memory for coalesced 16-byte stores, dynamic shared memory, min blocks per
+ * SM. A^T B: k step, staging (a [128][136] tile after the stages), whether the zero-padded k steps
+ * of a segment's last stage skip their mma, whether a block runs several experts (v1: one).
  */
 const stages = (bk: number, bn = 128, n = 3) => n * (128 + bn) * bk * 2;
 const STAGING = 128 * 136 * 2;
-const ATB = { bk: 32, ep: true, smem: stages(32) + STAGING, multi: true } as const;
+const atb = (multi: boolean, ep: boolean, kskip: boolean) => ({ bk: 32, ep, kskip, multi, smem: stages(32) + (ep ? STAGING : 0) });
 export const MOE_GMM_VERSIONS = {
-  v1: { fwd: { bk: 32, wn: 32, stages: 3, skip: false, ep: false, smem: stages(32), minBlocks: 2 }, atb: { bk: 32, ep: false, smem: stages(32), multi: false } },
-  v2: { fwd: { bk: 32, wn: 32, stages: 4, skip: true, ep: false, smem: stages(32, 128, 4), minBlocks: 2 }, atb: ATB },
-  v3: { fwd: { bk: 32, wn: 32, stages: 6, skip: true, ep: false, smem: stages(32, 128, 6), minBlocks: 2 }, atb: ATB },
-  v4: { fwd: { bk: 64, wn: 32, stages: 3, skip: true, ep: true, smem: stages(64), minBlocks: 2 }, atb: ATB },
-  v5: { fwd: { bk: 32, wn: 64, stages: 4, skip: true, ep: true, smem: stages(32, 256, 4), minBlocks: 1 }, atb: ATB },
+  v1: { fwd: { bk: 32, wn: 32, stages: 3, skip: false, ep: false, smem: stages(32), minBlocks: 2 }, atb: atb(false, false, true) },
+  v2: { fwd: { bk: 32, wn: 32, stages: 3, skip: false, ep: true, smem: stages(32), minBlocks: 2 }, atb: atb(true, true, true) },
+  v3: { fwd: { bk: 32, wn: 32, stages: 4, skip: false, ep: false, smem: stages(32, 128, 4), minBlocks: 2 }, atb: atb(true, false, true) },
+  v4: { fwd: { bk: 64, wn: 32, stages: 3, skip: false, ep: false, smem: stages(64), minBlocks: 2 }, atb: atb(true, true, false) },
+  v5: { fwd: { bk: 32, wn: 32, stages: 3, skip: true, ep: false, smem: stages(32), minBlocks: 2 }, atb: atb(true, true, true) },
 } as const;
 /** Output columns of a forward block tile (8 warps of 64 x wn). */
 export const moeGmmBlockN = (v: keyof typeof MOE_GMM_VERSIONS) => 4 * MOE_GMM_VERSIONS[v].fwd.wn;
@@ -83,7 +84,7 @@ export function moeModule(dt: DType): ModuleSpec {
     `moe_gmm_atb_simple<${T}>(a, b, offsets, E, table, base, R, P, Q);`);
   if (MOE_MMA_DTYPES.includes(dt)) {
     for (const v of ['v1', 'v2', 'v3', 'v4', 'v5'] as const) {
-      const { fwd, atb } = MOE_GMM_VERSIONS[v];
+      const { fwd, atb: ab } = MOE_GMM_VERSIONS[v];
       for (const tb of [0, 1]) {
         m.entry(`moe_gmm_${s}_tb${tb}_${v}`,
           [CP('x'), [`const ${S(dt)}* const*`, 'table'], CP('base'), ['const int*', 'tiles'], ['const int*', 'count'], ['const int*', 'offsets'], P('y'),
@@ -92,7 +93,7 @@ export function moeModule(dt: DType): ModuleSpec {
       }
       m.entry(`moe_gmm_atb_${s}_${v}`,
         [CP('a'), CP('b'), ['const int*', 'offsets'], [`${S(dt)}* const*`, 'table'], P('base'), ['int', 'R'], ['int', 'P'], ['int', 'Q'], ['int', 'E'], ['int', 'G']],
-        `moe_gmm_atb<${T}, ${atb.bk}, ${atb.ep}>(a, b, offsets, table, base, R, P, Q, E, G);`, `${MOE_THREADS}, 2`);
+        `moe_gmm_atb<${T}, ${ab.bk}, ${ab.ep}, ${ab.kskip}>(a, b, offsets, table, base, R, P, Q, E, G);`, `${MOE_THREADS}, 2`);
     }
   }
   return m.build();
