@@ -232,13 +232,13 @@ export async function lightning(a: Args): Promise<number> {
   const both: ('fwd' | 'bwd')[] = ['fwd', 'bwd'];
   await vsFloat64({ B: 1, T: 200, H: 2, D: 64, Dv: 64, dt: 'bf16', P: 128, decay: [0.01, 0.5] });
   await vsFloat64({ B: 2, T: 70, H: 1, D: 128, Dv: 128, dt: 'f16', decay: [0.05] });
-  await vsFloat64({ B: 1, T: 150, H: 2, D: 128, Dv: 128, dt: 'bf16', decay: [0.02, 2], warps: 8 });
+  await vsFloat64({ B: 1, T: 150, H: 2, D: 128, Dv: 128, dt: 'bf16', decay: [0.02, 2], warps: 16 });
   const cases: Case[] = small
     ? [{ B: 1, T: 300, H: 2, D: 64, Dv: 64, dt: 'bf16' }, { B: 1, T: 50, H: 2, D: 5, Dv: 3, dt: 'f32' }]
     : [
         { B: 1, T: 1000, H: 4, D: 128, Dv: 128, dt: 'bf16' },
-        { B: 1, T: 1000, H: 4, D: 128, Dv: 128, dt: 'bf16', warps: 8 },
-        { B: 2, T: 300, H: 3, D: 64, Dv: 64, dt: 'f16', warps: 4, cu: [0, 100, 300] },
+        { B: 1, T: 1000, H: 4, D: 128, Dv: 128, dt: 'bf16', warps: 16 },
+        { B: 1, T: 300, H: 3, D: 64, Dv: 64, dt: 'f16', warps: 8, cu: [0, 100, 300] },
         { B: 2, T: 777, H: 3, D: 64, Dv: 64, dt: 'bf16' },
         { B: 1, T: 4100, H: 2, D: 128, Dv: 128, dt: 'f16' },
         { B: 1, T: 3000, H: 2, D: 128, Dv: 128, dt: 'bf16', P: 1024 },
@@ -285,7 +285,7 @@ export async function lightning(a: Args): Promise<number> {
         { suffix: '' },
         ...(small ? [] : [
           ...[1024, 2048, 4096, 8192].map((P) => ({ suffix: `_P${P}`, P })),
-          ...[1024, 2048, 4096, 8192].map((P) => ({ suffix: `_P${P}_w${D / 16}`, P, warps: D / 16 })),
+          { suffix: `_w${D / 8}`, warps: D / 8 },
         ]),
       ];
       for (const vnt of variants) {
@@ -312,17 +312,34 @@ export async function lightning(a: Args): Promise<number> {
       }
       core.dispose(Object.values(x));
     }
+    // Head dim 64 at T = 16384 (both warp counts of the output pass).
+    if (!small) {
+      const T = 16384, H = 16, D = 64;
+      const x = makeInputs({ B: 1, T, H, D, Dv: D, dt: 'bf16' });
+      const attrs = { scale: 1 / Math.sqrt(D), chunkSize: C, cuSeqlens: null };
+      const nChunks = (T / C) * H;
+      for (const warps of [D / 16, D / 8]) {
+        const cc: Case = { B: 1, T, H, D, Dv: D, dt: 'bf16', warps };
+        const f = withEnv(cc, () => timeGpu(b, () => void core.runOp('lightningAttention', [x.q, x.k, x.v, x.decay, x.s0], attrs), 20));
+        const fl = nChunks * (2 * 2 * C * C * D + 2 * 2 * C * D * D);
+        rows.push({ name: `lightning_fwd_T${T}_D64_w${warps}`, what: `lightning fwd B1 T${T} H${H} D64 bf16`, ...f, flops: fl, tflops: fl / (f.ms * 1e-3) / 1e12, check: '' });
+        const g = withEnv(cc, () => timeGpu(b, () => void core.runOp('lightningAttentionBackward', [x.q, x.k, x.v, x.decay, x.s0, x.dO, x.dF], attrs), 20));
+        const gl = nChunks * (5 * 2 * C * C * D + 5 * 2 * C * D * D);
+        rows.push({ name: `lightning_bwd_T${T}_D64_w${warps}`, what: `lightning bwd B1 T${T} H${H} D64 bf16`, ...g, flops: gl, tflops: gl / (g.ms * 1e-3) / 1e12, check: '' });
+      }
+      core.dispose(Object.values(x));
+    }
   } catch (err) {
     say(`BAD timings threw: ${(err as Error).stack ?? err}`);
     failed++;
   }
-  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_lightning.json'), log, (n) => n.replace(/_P\d+(_w\d+)?$/, '').replace(/_only_\w+$/, '__none'));
+  const torch = withTorchTimes(rows, typeof a.torch === 'string' ? a.torch : join(out, 'torch_lightning.json'), log, (n) => n.replace(/_(P\d+|w\d+)$/, '').replace(/_(only_\w+|D64_w\d+)$/, '__none'));
   for (const n of torch.notes ?? []) say(`torch: ${n}`);
   for (const r of rows) {
     if (r.tflops === undefined) continue;
     r.check = `${((100 * r.tflops) / PEAK).toFixed(1)}% of ${PEAK}`;
     say(`${r.name}: ${r.ms.toFixed(3)} ms, ${r.tflops.toFixed(1)} TFLOP/s = ${((100 * r.tflops) / PEAK).toFixed(1)}% of ${PEAK} TFLOP/s; ` +
-      `${r.gbps!.toFixed(0)} GB/s of unavoidable traffic = ${(100 * r.ofCopy!).toFixed(0)}% of copy` +
+      (r.gbps !== undefined ? `${r.gbps.toFixed(0)} GB/s of unavoidable traffic = ${(100 * r.ofCopy!).toFixed(0)}% of copy` : 'D = 64') +
       (r.vsTorch !== undefined ? `; torch ${r.torchMs!.toFixed(3)} ms -> ${r.vsTorch.toFixed(2)}x` : ''));
   }
   const result = {
