@@ -146,8 +146,8 @@ describe.skipIf(!!skip)('chunked lightning attention on the CUDA host side (mock
         expect(ran).toContain(`lt_chunk_gen_${dt}_${dir}`);
       }
     }
-    expect(ran).toContain('lt_scan_fwd');
-    expect(ran).toContain('lt_scan_rev');
+    expect(ran).toContain('lt_scan_f32_fwd');
+    expect(ran).toContain('lt_scan_bf16_rev');
   }, 600_000);
 
   const cases = [

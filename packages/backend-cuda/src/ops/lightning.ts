@@ -181,7 +181,7 @@ class Runner {
   scan(seg: LightningSegment, dir: 'fwd' | 'rev', slots: number, init: TensorInfo, fin: number, DD: number): void {
     this.checkGrid(seg);
     if (!this.runs('scan')) return;
-    this.kernel(`lt_scan_${dir}`, 0).launch([cdiv(DD, 256), this.H, seg.Bn], [256, 1, 1],
+    this.kernel(`lt_scan_${this.s}_${dir}`, 0).launch([cdiv(DD, 256), this.H, seg.Bn], [256, 1, 1],
       [slots, ptr(init), fin, this.decay, this.H, DD, seg.Tseg, this.plan.P, seg.G, seg.slotBase, seg.nBase]);
   }
 

@@ -1,6 +1,6 @@
 /**
  * JavaScript models of kernels/lightning.cuh for the emulator (see lightning.cuh for the chunk
- * problem each pass solves): lt_scan_{fwd,rev}, lt_state[_gen]_<dt>[_d<DH>]_{fwd,rev},
+ * problem each pass solves): lt_scan_<dt>_{fwd,rev}, lt_state[_gen]_<dt>[_d<DH>]_{fwd,rev},
  * lt_chunk[_gen]_<dt>[_d<DH>]_{fwd,rev}. A super-chunk's outputs are computed as one chunk (the
  * kernels' 64-token chunking only changes the evaluation order); the tensor-core state pass rounds
  * its decay-scaled operand to the 16-bit format as the kernel does. The models check the launch
@@ -34,7 +34,7 @@ function writeAct(io: EmulatorIO, d: DType, ptr: number, idx: number[], vals: nu
 
 const round16 = (d: DType, x: Float32Array): Float32Array => (d === 'f32' ? x : decodeToF32(d as 'bf16', encodeF32(d as 'bf16', x) as Uint16Array));
 
-registerKernelModel(/^lt_scan_(fwd|rev)$/, (m, a, io, grid, block) => {
+registerKernelModel(/^lt_scan_[a-z0-9]+_(fwd|rev)$/, (m, a, io, grid, block) => {
   const rev = m[1] === 'rev';
   const [slots, init, fin, decay, H, DD, Tseg, P, G, slotBase, nBase] = a;
   if (grid[0] * block[0] < DD || grid[1] !== H) throw new Error(`lt_scan: grid [${grid}] x ${block[0]} does not cover ${DD} elements x ${H} heads`);

@@ -1,6 +1,6 @@
 /**
  * Entry points of kernels/lightning.cuh (chunked lightning attention, forward and backward) per
- * activation dtype: the scan over super-chunks (f32, in every module), the general scalar passes
+ * activation dtype: the scan over super-chunks (f32 state, a copy in every module under its own name), the general scalar passes
  * (every dtype and head size) and, for the 16-bit dtypes, the tensor-core passes per head dim in
  * LIGHTNING_HEAD_DIMS. Each pass comes in a forward-time (`fwd`) and a reverse-time (`rev`) form.
  */
@@ -39,7 +39,7 @@ export function lightningModule(dt: DType): ModuleSpec {
   const seg: Param[] = [['int', 'Tn'], ['int', 't0'], ['int', 'Tseg'], ['int', 'H']];
   for (const dir of ['fwd', 'rev'] as const) {
     const rev = dir === 'rev' ? 'true' : 'false';
-    m.entry(`lt_scan_${dir}`,
+    m.entry(`lt_scan_${s}_${dir}`,
       [['float*', 'slots'], ['const float*', 'init'], ['float*', 'fin'], ['const float*', 'decay'], ['int', 'H'], ['int', 'DD'], ['int', 'Tseg'],
         ['int', 'P'], ['int', 'G'], ['int', 'slotBase'], ['int', 'nBase']],
       `lt_scan<${rev}>(slots, init, fin, decay, H, DD, Tseg, P, G, slotBase, nBase);`);
