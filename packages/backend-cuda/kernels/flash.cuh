@@ -23,7 +23,8 @@
 // query tiles of 64 rows that see its keys (causal: from the diagonal on). Per query tile:
 // S^T = K Q^T, P^T = exp2(S^T scale log2e - lse log2e), dV += P^T dO, dP^T = V dO^T,
 // dS^T = P^T (dP^T - Di), dK += dS^T Q (P^T and dS^T reused from registers as A fragments); dS^T
-// goes to shared memory (16-bit) and dQ += dS K is added to an f32 buffer with atomics (each warp
+// goes to shared memory (16-bit) and dQ += dS K is added to an f32 buffer with vector reductions
+// (red.global.add.v4.f32 on sm_90, lane pairs trading halves so each adds 4 columns; each warp
 // 16 query rows), converted (times scale) by flash_bwd_dq_convert at the end. dK and dV stay in
 // registers for the whole group (no atomics) and are written once (dK times scale).
 #pragma once
@@ -239,6 +240,16 @@ RL_DEV void fl_red2(float* p, float a, float b) {
 #else
   atomicAdd(p, a);
   atomicAdd(p + 1, b);
+#endif
+}
+
+// p[0..3] += (a, b, c, d) in global memory (p 16-byte aligned).
+RL_DEV void fl_red4(float* p, float a, float b, float c, float d) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+#else
+  fl_red2(p, a, b);
+  fl_red2(p + 2, c, d);
 #endif
 }
 
@@ -467,8 +478,16 @@ RL_DEV void flash_bwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
 #pragma unroll
         for (int x = 0; x < 2; x++) {
           const int col = np * 16 + x * 8 + 2 * t4;
-          if (qi0 < nq) fl_red2(dq0 + col, c[x][0], c[x][1]);
-          if (qi1 < nq) fl_red2(dq1 + col, c[x][2], c[x][3]);
+          // Lane pairs (t, t ^ 1) trade halves so that each adds 4 consecutive columns of one
+          // row: even t row qi0, columns 2t..2t+3; odd t row qi1, columns 2(t-1)..2t+1.
+          const bool odd = (t4 & 1) != 0;
+          const float r0 = __shfl_xor_sync(0xffffffffu, odd ? c[x][0] : c[x][2], 1);
+          const float r1 = __shfl_xor_sync(0xffffffffu, odd ? c[x][1] : c[x][3], 1);
+          if (!odd) {
+            if (qi0 < nq) fl_red4(dq0 + col, c[x][0], c[x][1], r0, r1);
+          } else {
+            if (qi1 < nq) fl_red4(dq1 + col - 2, r0, r1, c[x][2], c[x][3]);
+          }
         }
       }
     }
@@ -502,18 +521,19 @@ RL_DEV void flash_bwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward on Hopper warpgroup MMA (sm_90a only; the host picks it there): the same algorithm as
-// flash_fwd with two warpgroups of 64 query rows (block 128 rows) and key tiles of FL_WG_BN = 128.
-// S = Q K^T is one wgmma.m64n128k16 chain per warpgroup with Q as register A fragments (the wgmma
-// A-register layout of a warp's 16 rows is the mma.m16n8k16 A layout) and K from shared memory;
-// O += P V is a wgmma.m64n{D}k16 chain with P from registers (the f32 D layout of two adjacent
-// 8-column blocks is the A layout of one k-step, as above) and V from shared memory read
-// transposed (MN-major). K and V tiles are stored in the 128-byte swizzle of the wgmma
-// descriptors (PTX ISA "Shared Memory Matrix Layout"): per 64-column chunk, rows of 128 bytes, the
-// 16-byte piece c of row r at c ^ (r % 8), chunks 1024-byte aligned. Tiles are double-buffered by
-// cp.async; a proxy fence orders those generic-proxy writes before the async-proxy wgmma reads.
-// The V descriptor's leading / stride byte offsets come from the host (vLbo, vSbo) so the layout
-// reading can be checked both ways on the GPU.
+// Forward on Hopper warpgroup MMA (sm_90a only; the host picks it there), the algorithm of
+// flash_fwd with two warpgroups of 64 query rows (block 128 rows), key tiles of FL_WG_BN = 128 and
+// FlashAttention-3's intra-warpgroup overlap (without warp specialization): per iteration, issue
+// S_t = Q K_t^T (wgmma.m64n128k16, both operands from shared memory), issue O += P_{t-1} V_{t-1}
+// (wgmma.m64n{D}k16 with P from registers: the f32 D layout of two adjacent 8-column blocks is the
+// A-register layout of one k-step, as in flash_fwd), wait for S_t only and run the softmax on the
+// CUDA cores while the P V product runs on the tensor cores, then wait for O and rescale it. Q, K
+// and V live in shared memory in the 128-byte swizzle of the wgmma descriptors (PTX ISA "Shared
+// Memory Matrix Layout": per 64-column chunk, rows of 128 bytes, the 16-byte piece c of row r at
+// c ^ (r % 8), atoms 1024-byte aligned); V is read transposed (MN-major). Load groups: {Q, K_0},
+// then {K_t, V_{t-1}} per iteration, so K_t and V_{t-1} sit in different halves of their double
+// buffers; cp.async writes are ordered before the async-proxy wgmma reads by a proxy fence. The V
+// descriptor's leading / stride byte offsets come from the host (vLbo, vSbo).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define FL_WGMMA 1
 #else
@@ -559,6 +579,14 @@ template <int N> RL_DEV void fl_fence_regs(float* r) {
 template <int N> RL_DEV void fl_keep_regs(u32* r) {
 #pragma unroll
   for (int i = 0; i < N; i++) asm volatile("" : "+r"(r[i])::"memory");
+}
+
+// 2^x on the MUFU unit (ex2.approx.ftz: results below 2^-126 flush to 0, which probabilities
+// relative to the row max can afford; -inf gives 0).
+RL_DEV float fl_ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
 template <class T, int N, int TRANS_B> struct WgmmaRS;
@@ -642,173 +670,6 @@ RL_DEV void fl_load_swizzled(u16* dst, const u16* src, i64 stride, int rows, int
   }
 }
 
-template <int D> struct FlashWgSmem {
-  static const int Q_BYTES = (FL_BM * (D + FL_PAD) * 2 + 1023) / 1024 * 1024;
-  static const int TILE = FL_WG_BN * D;  // elements of one K or V buffer
-  static const int BYTES = 1024 + Q_BYTES + 4 * TILE * 2;  // + 1024: runtime alignment of the base
-};
-
-template <class T, int D>
-RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v, u16* __restrict__ out,
-                         float* __restrict__ lse, int Tq, int Tk, int H, int Hkv, int q0, int nq, int k0, int nk, int kvOffset,
-                         int causal, float scaleLog2, int vLbo, int vSbo) {
-  extern __shared__ __align__(16) unsigned char fl_smem[];
-  typedef FlashWgSmem<D> L;
-  const int BN = FL_WG_BN, LD = D + FL_PAD;
-  // 1024-byte aligned base: the swizzle acts on absolute address bits.
-  unsigned char* base = fl_smem + ((1024 - (smem_addr(fl_smem) & 1023)) & 1023);
-  u16* sQ = reinterpret_cast<u16*>(base);                  // [FL_BM][LD], padded
-  u16* sK = reinterpret_cast<u16*>(base + L::Q_BYTES);     // [2][D / 64][BN][64], swizzled
-  u16* sV = sK + 2 * L::TILE;                              // [2][D / 64][BN][64], swizzled
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int g = lane >> 2, t4 = lane & 3;
-  const int NT = 256;
-  const int b = blockIdx.x / H, h = blockIdx.x - (blockIdx.x / H) * H;
-  const int hk = h / (H / Hkv);
-  const int m0 = (gridDim.y - 1 - blockIdx.y) * FL_BM;
-  const int rowsHere = min(FL_BM, nq - m0);
-  const int kEnd = causal ? min(nk, kvOffset + m0 + rowsHere) : nk;
-  const int nTiles = (kEnd + BN - 1) / BN;
-  const i64 qStride = (i64)H * D, kStride = (i64)Hkv * D;
-  const u16* qBase = q + (((i64)b * Tq + q0 + m0) * H + h) * D;
-  const u16* kBase = k + (((i64)b * Tk + k0) * Hkv + hk) * D;
-  const u16* vBase = v + (((i64)b * Tk + k0) * Hkv + hk) * D;
-
-  fl_load_tile<D>(sQ, qBase, qStride, FL_BM, rowsHere, tid, NT);
-  fl_load_swizzled<D>(sK, kBase, kStride, BN, nk, tid, NT);
-  fl_load_swizzled<D>(sV, vBase, kStride, BN, nk, tid, NT);
-  cp_async_commit();
-  cp_async_wait<0>();
-  __syncthreads();
-  // Q fragments of the warp's 16 rows, all of D, kept in registers.
-  u32 qf[D / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < D / 16; kk++)
-    ldmatrix_x4(qf[kk], sQ + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 + (lane >> 4) * 8);
-
-  float o[D / 8][4];
-#pragma unroll
-  for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float mrow[2] = {FL_NEG_INF, FL_NEG_INF};
-  float lrow[2] = {0.0f, 0.0f};
-  const int r0 = m0 + warp * 16 + g;
-  const int pos0 = kvOffset + r0, pos1 = pos0 + 8;
-  const int firstPos = kvOffset + m0;
-
-  for (int it = 0; it < nTiles; it++) {
-    const int n0 = it * BN;
-    if (it + 1 < nTiles) {
-      const int buf = (it + 1) & 1;
-      const int nn = n0 + BN;
-      fl_load_swizzled<D>(sK + buf * L::TILE, kBase + (i64)nn * kStride, kStride, BN, nk - nn, tid, NT);
-      fl_load_swizzled<D>(sV + buf * L::TILE, vBase + (i64)nn * kStride, kStride, BN, nk - nn, tid, NT);
-    }
-    cp_async_commit();
-    cp_async_wait<1>();
-    fl_fence_proxy_async();
-    __syncthreads();
-    const u16* Kt = sK + (it & 1) * L::TILE;
-    const u16* Vt = sV + (it & 1) * L::TILE;
-
-    // S = Q K^T (64 rows of this warpgroup x BN keys): K-major B, k-step ks = columns 16 ks of
-    // chunk ks / 4, 32 bytes into its 128-byte rows.
-    float s[BN / 8][4];
-    fl_wg_fence();
-#pragma unroll
-    for (int ks = 0; ks < D / 16; ks++) {
-      const u64 desc = fl_wg_desc(Kt + (ks >> 2) * BN * 64 + (ks & 3) * 16, 16, 1024);
-      WgmmaRS<T, BN, 0>::run(&s[0][0], qf[ks], desc, ks > 0 ? 1 : 0);
-    }
-    fl_wg_commit();
-    fl_wg_wait0();
-    fl_fence_regs<BN / 2>(&s[0][0]);
-
-    const bool needMask = n0 + BN > nk || (causal && n0 + BN - 1 > firstPos);
-#pragma unroll
-    for (int n = 0; n < BN / 8; n++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float x = s[n][e] * scaleLog2;
-        if (needMask) {
-          const int j = n0 + n * 8 + 2 * t4 + (e & 1);
-          const int p = e < 2 ? pos0 : pos1;
-          if (j >= nk || (causal && j > p)) x = FL_NEG_INF;
-        }
-        s[n][e] = x;
-      }
-    }
-    float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-      float mx = mrow[r];
-#pragma unroll
-      for (int n = 0; n < BN / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float mUse = mx == FL_NEG_INF ? 0.0f : mx;
-      alpha[r] = exp2f(mrow[r] - mUse);
-      mrow[r] = mx;
-      float sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < BN / 8; n++) {
-        const float p0 = exp2f(s[n][2 * r] - mUse), p1 = exp2f(s[n][2 * r + 1] - mUse);
-        s[n][2 * r] = p0;
-        s[n][2 * r + 1] = p1;
-        sum += p0 + p1;
-      }
-      lrow[r] = lrow[r] * alpha[r] + sum;
-    }
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) {
-      o[n][0] *= alpha[0];
-      o[n][1] *= alpha[0];
-      o[n][2] *= alpha[1];
-      o[n][3] *= alpha[1];
-    }
-    u32 pf[BN / 16][4];
-#pragma unroll
-    for (int ks = 0; ks < BN / 16; ks++) {
-      pf[ks][0] = fl_pack2<T>(s[2 * ks][0], s[2 * ks][1]);
-      pf[ks][1] = fl_pack2<T>(s[2 * ks][2], s[2 * ks][3]);
-      pf[ks][2] = fl_pack2<T>(s[2 * ks + 1][0], s[2 * ks + 1][1]);
-      pf[ks][3] = fl_pack2<T>(s[2 * ks + 1][2], s[2 * ks + 1][3]);
-    }
-    // O += P V: MN-major B (V rows are keys = the k dimension); k-step ks = key rows 16 ks.
-    fl_fence_regs<D / 2>(&o[0][0]);
-    fl_wg_fence();
-#pragma unroll
-    for (int ks = 0; ks < BN / 16; ks++) {
-      const u64 desc = fl_wg_desc(Vt + ks * 16 * 64, (u32)vLbo, (u32)vSbo);
-      WgmmaRS<T, D, 1>::run(&o[0][0], pf[ks], desc, 1);
-    }
-    fl_wg_commit();
-    fl_wg_wait0();
-    fl_fence_regs<D / 2>(&o[0][0]);
-    __syncthreads();  // the buffer just read is refilled by the next iteration's prefetch
-  }
-  cp_async_wait<0>();
-
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
-    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
-  }
-  const float inv0 = 1.0f / lrow[0], inv1 = 1.0f / lrow[1];
-  const int i0 = r0, i1 = r0 + 8;
-  u16* o0 = out + (((i64)b * Tq + q0 + i0) * H + h) * D;
-  u16* o1 = out + (((i64)b * Tq + q0 + i1) * H + h) * D;
-#pragma unroll
-  for (int n = 0; n < D / 8; n++) {
-    const int c = n * 8 + 2 * t4;
-    if (i0 < nq) *reinterpret_cast<u32*>(o0 + c) = fl_pack2<T>(o[n][0] * inv0, o[n][1] * inv0);
-    if (i1 < nq) *reinterpret_cast<u32*>(o1 + c) = fl_pack2<T>(o[n][2] * inv1, o[n][3] * inv1);
-  }
-  if (t4 == 0) {
-    if (i0 < nq) lse[((i64)b * H + h) * Tq + q0 + i0] = (mrow[0] + log2f(lrow[0])) * FL_LN2;
-    if (i1 < nq) lse[((i64)b * H + h) * Tq + q0 + i1] = (mrow[1] + log2f(lrow[1])) * FL_LN2;
-  }
-}
-
 // Both operands from shared memory, K-major (S = Q K^T).
 template <class T, int N> struct WgmmaSS;
 template <> struct WgmmaSS<BF16, 128> {
@@ -834,23 +695,19 @@ template <> struct WgmmaSS<F16, 128> {
   }
 };
 
-// wgmma forward, second flavour (FlashAttention-3's intra-warpgroup overlap, without warp
-// specialization): Q also in shared memory (swizzled, both wgmma operands from descriptors), and
-// the P V product of tile t - 1 runs on the tensor cores while the softmax of tile t runs on the
-// CUDA cores: per iteration, issue S_t = Q K_t^T, issue O += P_{t-1} V_{t-1}, wait for S_t only,
-// do the softmax, then wait for O and rescale it. Load groups: {Q, K_0}, then {K_t, V_{t-1}} per
-// iteration, so K_t and V_{t-1} sit in different halves of their double buffers.
-template <int D> struct FlashWg2Smem {
+template <int D> struct FlashWgSmem {
   static const int TILE = FL_WG_BN * D;
   static const int BYTES = 1024 + FL_BM * D * 2 + 4 * TILE * 2;
 };
 
-template <class T, int D>
-RL_DEV void flash_fwd_wg2(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v, u16* __restrict__ out,
+// ONE_BAR: one block barrier per key tile (wait for tile t's loads, barrier, then issue tile
+// t + 1's loads, whose buffers everyone left in iteration t - 1) instead of two.
+template <class T, int D, bool ONE_BAR>
+RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v, u16* __restrict__ out,
                           float* __restrict__ lse, int Tq, int Tk, int H, int Hkv, int q0, int nq, int k0, int nk, int kvOffset,
                           int causal, float scaleLog2, int vLbo, int vSbo) {
   extern __shared__ __align__(16) unsigned char fl_smem[];
-  typedef FlashWg2Smem<D> L;
+  typedef FlashWgSmem<D> L;
   const int BN = FL_WG_BN;
   unsigned char* base = fl_smem + ((1024 - (smem_addr(fl_smem) & 1023)) & 1023);
   u16* sQ = reinterpret_cast<u16*>(base);   // [D / 64][FL_BM][64], swizzled
@@ -918,12 +775,12 @@ RL_DEV void flash_fwd_wg2(const u16* __restrict__ q, const u16* __restrict__ k, 
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float mUse = mx == FL_NEG_INF ? 0.0f : mx;
-      alpha[r] = exp2f(mrow[r] - mUse);
+      alpha[r] = fl_ex2(mrow[r] - mUse);
       mrow[r] = mx;
       float sum = 0.0f;
 #pragma unroll
       for (int n = 0; n < BN / 8; n++) {
-        const float p0 = exp2f(s[n][2 * r] - mUse), p1 = exp2f(s[n][2 * r + 1] - mUse);
+        const float p0 = fl_ex2(s[n][2 * r] - mUse), p1 = fl_ex2(s[n][2 * r + 1] - mUse);
         s[n][2 * r] = p0;
         s[n][2 * r + 1] = p1;
         sum += p0 + p1;
@@ -957,12 +814,19 @@ RL_DEV void flash_fwd_wg2(const u16* __restrict__ q, const u16* __restrict__ k, 
   fl_load_swizzled<D>(sQ, qBase, qStride, FL_BM, rowsHere, tid, NT);
   fl_load_swizzled<D>(sK, kBase, kStride, BN, nk, tid, NT);
   cp_async_commit();
+  if (ONE_BAR) {
+    cp_async_wait<0>();
+    fl_fence_proxy_async();
+    __syncthreads();
+  }
   if (nTiles > 1) fl_load_swizzled<D>(sK + L::TILE, kBase + (i64)BN * kStride, kStride, BN, nk - BN, tid, NT);
   fl_load_swizzled<D>(sV, vBase, kStride, BN, nk, tid, NT);
   cp_async_commit();
-  cp_async_wait<1>();
-  fl_fence_proxy_async();
-  __syncthreads();
+  if (!ONE_BAR) {
+    cp_async_wait<1>();
+    fl_fence_proxy_async();
+    __syncthreads();
+  }
   {
     float alpha[2];
     scores(0);
@@ -972,13 +836,21 @@ RL_DEV void flash_fwd_wg2(const u16* __restrict__ q, const u16* __restrict__ k, 
     packP();
   }
   for (int t = 1; t < nTiles; t++) {
-    __syncthreads();  // everyone is past tile t - 1's reads of K_{t+1}'s and V_t's buffers
+    if (ONE_BAR) {
+      cp_async_wait<0>();  // K_t and V_{t-1}
+      fl_fence_proxy_async();
+      __syncthreads();     // ... visible to all; everyone is past iteration t - 1
+    } else {
+      __syncthreads();  // everyone is past tile t - 1's reads of K_{t+1}'s and V_t's buffers
+    }
     if (t + 1 < nTiles) fl_load_swizzled<D>(sK + ((t + 1) & 1) * L::TILE, kBase + (i64)(t + 1) * BN * kStride, kStride, BN, nk - (t + 1) * BN, tid, NT);
     fl_load_swizzled<D>(sV + (t & 1) * L::TILE, vBase + (i64)t * BN * kStride, kStride, BN, nk - t * BN, tid, NT);
     cp_async_commit();
-    cp_async_wait<1>();  // K_t and V_{t-1}
-    fl_fence_proxy_async();
-    __syncthreads();
+    if (!ONE_BAR) {
+      cp_async_wait<1>();  // K_t and V_{t-1}
+      fl_fence_proxy_async();
+      __syncthreads();
+    }
     scores(t);
     pv(t - 1);
     // Wait for S_t only (the P V group stays in flight during the softmax).

@@ -174,13 +174,13 @@ describe.skipIf(!!skip)('flash attention on the CUDA host side (mock driver + ke
     const { core, attention, launches } = await setup();
     const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
     console.log(`[backend-cuda] flash forward seed ${seed}`);
-    for (const kind of ['mma', 'wgmma', 'wgmma2'] as const) for (const c of fwdCases) {
+    for (const kind of ['mma', 'wgmma', 'wgmma1b'] as const) for (const c of fwdCases) {
       process.env.RING_LINEAR_CUDA_FLASH_FWD = kind;
       const q = core.tensor(randoms(seed + 1, c.B * c.Tq * c.H * c.D), [c.B, c.Tq, c.H, c.D], c.dt);
       const k = core.tensor(randoms(seed + 2, c.B * c.Tk * c.Hkv * c.D), [c.B, c.Tk, c.Hkv, c.D], c.dt);
       const v = core.tensor(randoms(seed + 3, c.B * c.Tk * c.Hkv * c.Dv), [c.B, c.Tk, c.Hkv, c.Dv], c.dt);
       const want = forwardRef(c, (await q.data()) as Float32Array, (await k.data()) as Float32Array, (await v.data()) as Float32Array);
-      const name = kind === 'mma' ? `flash_fwd_${c.dt}_d${c.D}` : `flash_fwd_${kind === 'wgmma' ? 'wg' : 'wg2'}_${c.dt}_d${c.D}`;
+      const name = kind === 'mma' ? `flash_fwd_${c.dt}_d${c.D}` : `flash_fwd_${kind === 'wgmma' ? 'wg' : 'wg1b'}_${c.dt}_d${c.D}`;
       const before = launches.get(name) ?? 0;
       const { out, lse } = attention.softmaxAttentionWithLse(q, k, v, {
         causal: c.causal, scale: c.scale, kvLen: c.kvLen, kvOffset: c.kvOffset, cuSeqlens: c.cuSeqlens ?? null,

@@ -178,9 +178,10 @@ export async function flash(a: Args): Promise<number> {
     log(s);
   };
 
-  // Sections 1-3 run the mma.sync forward; section 4 the wgmma one.
-  const envBefore = { fwd: process.env.RING_LINEAR_CUDA_FLASH_FWD, swap: process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP };
-  process.env.RING_LINEAR_CUDA_FLASH_FWD = 'mma';
+  // Sections 1-3 run the default forward (wgmma on sm_90a, mma.sync elsewhere); section 4 the
+  // other flavours.
+  const envBefore = process.env.RING_LINEAR_CUDA_FLASH_FWD;
+  delete process.env.RING_LINEAR_CUDA_FLASH_FWD;
 
   // 1. OpInfo records (small head dims: split-K forward, general backward kernels).
   const conf = await runConformance({ backend: 'cuda', reference: 'cpu', opInfos: attentionOpInfos, ops: OPS, seed, tfjs: false, grad: false, log: null, maxMessages: 4 });
@@ -330,7 +331,7 @@ export async function flash(a: Args): Promise<number> {
       const reps = s.Tq >= 16384 ? 10 : 30;
       const f = timeGpu(b, () => void softmaxAttentionWithLse(q, k, v, optsOf(s)), reps);
       const tf = fl / (f.ms * 1e-3) / 1e12;
-      rowsOut.push({ name: `fwd_${name}`, what: `flash forward ${descOf(s, 'bf16')}`, ...f, flops: fl, tflops: tf, check: `${((100 * tf) / PEAK_TFLOPS).toFixed(0)}% of ${PEAK_TFLOPS}${okNow ? '' : ' (checks failed)'}` });
+      rowsOut.push({ name: `fwd_${name}`, what: `flash forward (${b.arch === 'sm_90a' ? 'wgmma' : 'mma'}) ${descOf(s, 'bf16')}`, ...f, flops: fl, tflops: tf, check: `${((100 * tf) / PEAK_TFLOPS).toFixed(0)}% of ${PEAK_TFLOPS}${okNow ? '' : ' (checks failed)'}` });
       const r = softmaxAttentionWithLse(q, k, v, optsOf(s));
       core.keep(r.out);
       core.keep(r.lse);
@@ -345,56 +346,44 @@ export async function flash(a: Args): Promise<number> {
     core.dispose([q, k, v, dOut, dLse]);
   }
 
-  // 4. The wgmma forwards (sm_90a; RING_LINEAR_CUDA_FLASH_FWD=wgmma|wgmma2), last: diagnostic
-  //    shapes (tile counts, head dims), the float64 checks, and timings when they pass.
-  if (b.arch === 'sm_90a') {
-    const diag: Shape[] = [
-      { B: 1, Tq: 64, Tk: 128, H: 1, Hkv: 1, D: 128, causal: false, scale: 0.1 },
-      { B: 1, Tq: 64, Tk: 129, H: 1, Hkv: 1, D: 128, causal: false, scale: 0.1 },
-      { B: 1, Tq: 64, Tk: 256, H: 1, Hkv: 1, D: 128, causal: false, scale: 0 },
-      { B: 1, Tq: 64, Tk: 200, H: 1, Hkv: 1, D: 128, causal: false, scale: 0.1 },
-      { B: 1, Tq: 256, Tk: 256, H: 1, Hkv: 1, D: 128, causal: true, scale: 0.1 },
-      { B: 1, Tq: 64, Tk: 300, H: 1, Hkv: 1, D: 64, causal: false, scale: 0.1 },
-      { B: 1, Tq: 300, Tk: 300, H: 2, Hkv: 1, D: 64, causal: true, scale: 0.1 },
-    ];
-    for (const kind of ['wgmma', 'wgmma2']) {
-      process.env.RING_LINEAR_CUDA_FLASH_FWD = kind;
-      process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP = '0';
-      const tag = ` ${kind}`;
-      for (const s of diag) {
-        const t = await checkF64(s, 'bf16', null, true, `${tag} diagnostic`);
+  // 4. The other forward flavours (RING_LINEAR_CUDA_FLASH_FWD=mma|wgmma1b): float64 checks at
+  //    the odd and diagnostic shapes, then timings when they pass.
+  const diag: Shape[] = [
+    { B: 1, Tq: 64, Tk: 129, H: 1, Hkv: 1, D: 128, causal: false, scale: 0.1 },
+    { B: 1, Tq: 64, Tk: 200, H: 1, Hkv: 1, D: 128, causal: false, scale: 0.1 },
+    { B: 1, Tq: 256, Tk: 256, H: 1, Hkv: 1, D: 128, causal: true, scale: 0.1 },
+    { B: 1, Tq: 300, Tk: 300, H: 2, Hkv: 1, D: 64, causal: true, scale: 0.1 },
+  ];
+  for (const kind of b.arch === 'sm_90a' ? ['wgmma1b', 'mma'] : []) {
+    process.env.RING_LINEAR_CUDA_FLASH_FWD = kind;
+    const tag = ` ${kind}`;
+    const before = checks.length;
+    for (const dt of ['bf16', 'f16'] as const) {
+      for (const s of dt === 'bf16' ? [...diag, ...oddShapes] : oddShapes) {
+        const t = await checkF64(s, dt, null, true, tag);
         core.dispose([t.q, t.k, t.v, t.dOut, t.dLse]);
       }
-      const before = checks.length;
-      for (const dt of ['bf16', 'f16'] as const) {
-        for (const s of oddShapes) {
-          const t = await checkF64(s, dt, null, true, tag);
-          core.dispose([t.q, t.k, t.v, t.dOut, t.dLse]);
-        }
+    }
+    if (!checks.slice(before).every((c) => c.ok)) continue;
+    for (const [name, s0] of timed) {
+      const s = small ? { ...s0, Tq: Math.min(s0.Tq, 1024), Tk: Math.min(s0.Tk, 1024) } : s0;
+      const { q, k, v, dOut, dLse } = await checkF64(s, 'bf16', 6, true, tag);
+      try {
+        const fl = (4 * s.B * s.H * s.Tq * s.Tk * s.D) / 2;
+        const f = timeGpu(b, () => void softmaxAttentionWithLse(q, k, v, optsOf(s)), s.Tq >= 16384 ? 10 : 30);
+        const tf = fl / (f.ms * 1e-3) / 1e12;
+        const short = kind === 'wgmma1b' ? 'wg1b' : 'mma';
+        rowsOut.push({ name: `fwd_${short}_${name}`, what: `flash forward (${kind}) ${descOf(s, 'bf16')}`, ...f, flops: fl, tflops: tf, check: `${((100 * tf) / PEAK_TFLOPS).toFixed(0)}% of ${PEAK_TFLOPS}` });
+      } catch (err) {
+        check(`timing ${kind} ${name}`, false, `threw ${(err as Error).message.split('\n')[0]}`);
       }
-      if (!checks.slice(before).every((c) => c.ok)) continue;
-      for (const [name, s0] of timed) {
-        const s = small ? { ...s0, Tq: Math.min(s0.Tq, 1024), Tk: Math.min(s0.Tk, 1024) } : s0;
-        const { q, k, v, dOut, dLse } = await checkF64(s, 'bf16', 6, true, tag);
-        try {
-          const fl = (4 * s.B * s.H * s.Tq * s.Tk * s.D) / 2;
-          const f = timeGpu(b, () => void softmaxAttentionWithLse(q, k, v, optsOf(s)), s.Tq >= 16384 ? 10 : 30);
-          const tf = fl / (f.ms * 1e-3) / 1e12;
-          const short = kind === 'wgmma' ? 'wg' : 'wg2';
-          rowsOut.push({ name: `fwd_${short}_${name}`, what: `flash forward (${kind}) ${descOf(s, 'bf16')}`, ...f, flops: fl, tflops: tf, check: `${((100 * tf) / PEAK_TFLOPS).toFixed(0)}% of ${PEAK_TFLOPS}` });
-        } catch (err) {
-          check(`timing ${kind} ${name}`, false, `threw ${(err as Error).message.split('\n')[0]}`);
-        }
-        core.dispose([q, k, v, dOut, dLse]);
-      }
+      core.dispose([q, k, v, dOut, dLse]);
     }
   }
-  if (envBefore.fwd === undefined) delete process.env.RING_LINEAR_CUDA_FLASH_FWD;
-  else process.env.RING_LINEAR_CUDA_FLASH_FWD = envBefore.fwd;
-  if (envBefore.swap === undefined) delete process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP;
-  else process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP = envBefore.swap;
+  if (envBefore === undefined) delete process.env.RING_LINEAR_CUDA_FLASH_FWD;
+  else process.env.RING_LINEAR_CUDA_FLASH_FWD = envBefore;
 
-  const torch = withTorchTimes(rowsOut, typeof a.torch === 'string' ? a.torch : join(out, 'torch_flash.json'), log, (n) => n.replace(/_wg2?_/, '_'));
+  const torch = withTorchTimes(rowsOut, typeof a.torch === 'string' ? a.torch : join(out, 'torch_flash.json'), log, (n) => n.replace(/_(wg1b|mma)_/, '_'));
   for (const n of torch.notes ?? []) say(`torch: ${n}`);
   const bad = checks.filter((c) => !c.ok).length;
   if (bad) failed++;

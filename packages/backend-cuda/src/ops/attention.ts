@@ -33,7 +33,6 @@ import {
   flashBwdSmem,
   flashFwdSmem,
   flashFwdWgSmem,
-  flashFwdWg2Smem,
   FLASH_WG_BN,
 } from '../kernels/families/flash.js';
 import type { Kernel } from '../kernels/modules.js';
@@ -147,14 +146,15 @@ function withSmem(b: CudaBackend, k: Kernel, bytes: number): Kernel {
 }
 
 /**
- * The forward kernel flavour: 'wgmma' / 'wgmma2' (Hopper warpgroup MMA, sm_90a only; wgmma2
- * overlaps the softmax with the P V product) or 'mma' (mma.sync, every architecture).
- * RING_LINEAR_CUDA_FLASH_FWD=mma|wgmma|wgmma2 picks one.
+ * The forward kernel flavour: on sm_90a 'wgmma' (Hopper warpgroup MMA, softmax overlapped with
+ * the P V product) by default, or 'wgmma1b' (the same with one block barrier per key tile);
+ * elsewhere 'mma' (mma.sync). RING_LINEAR_CUDA_FLASH_FWD=mma|wgmma|wgmma1b picks one.
  */
-export type FlashForwardKind = 'mma' | 'wgmma' | 'wgmma2';
+export type FlashForwardKind = 'mma' | 'wgmma' | 'wgmma1b';
 export function flashForwardKind(arch: string): FlashForwardKind {
+  if (arch !== 'sm_90a') return 'mma';
   const want = process.env.RING_LINEAR_CUDA_FLASH_FWD;
-  return arch === 'sm_90a' && (want === 'wgmma' || want === 'wgmma2') ? want : 'mma';
+  return want === 'mma' || want === 'wgmma1b' ? want : 'wgmma';
 }
 
 function flashForward(b: CudaBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, out: TensorInfo, lse: TensorInfo, attrs: SoftmaxAttrs): void {
@@ -163,13 +163,13 @@ function flashForward(b: CudaBackend, q: TensorInfo, k: TensorInfo, v: TensorInf
   const s = DTYPE_SUFFIX[q.dtype];
   const kind = flashForwardKind(b.arch);
   const wg = kind !== 'mma';
-  const smem = kind === 'wgmma2' ? flashFwdWg2Smem(D) : kind === 'wgmma' ? flashFwdWgSmem(D) : flashFwdSmem(D);
-  const name = kind === 'wgmma2' ? `flash_fwd_wg2_${s}_d${D}` : kind === 'wgmma' ? `flash_fwd_wg_${s}_d${D}` : `flash_fwd_${s}_d${D}`;
+  const smem = wg ? flashFwdWgSmem(D) : flashFwdSmem(D);
+  const name = kind === 'wgmma1b' ? `flash_fwd_wg1b_${s}_d${D}` : kind === 'wgmma' ? `flash_fwd_wg_${s}_d${D}` : `flash_fwd_${s}_d${D}`;
   const kern = withSmem(b, b.kernel(moduleSpec('flash', q.dtype), name), smem);
   const scaleLog2 = Math.fround(attrs.scale * LOG2E);
-  // V's descriptor strides (kernels/flash.cuh): between 64-column chunks and between 8-key groups.
-  const swap = process.env.RING_LINEAR_CUDA_FLASH_WG_SWAP === '1';
-  const vStrides = swap ? [1024, FLASH_WG_BN * 128] : [FLASH_WG_BN * 128, 1024];
+  // V's descriptor strides (kernels/flash.cuh): between 64-column chunks (a chunk is FLASH_WG_BN
+  // rows of 128 bytes) and between 8-key groups (1024 bytes); checked on the GPU.
+  const vStrides = [FLASH_WG_BN * 128, 1024];
   for (const seg of softmaxSegments(attrs, Tq)) {
     kern.launch([B * H, cdiv(seg.nq, FLASH_BM), 1], [FLASH_FWD_THREADS, 1, 1],
       [ptr(q), ptr(k), ptr(v), ptr(out), ptr(lse), Tq, Tk, H, Hkv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset, attrs.causal ? 1 : 0, scaleLog2,

@@ -50,9 +50,9 @@ function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, n: number
 }
 
 // Forward (mma.sync and wgmma flavours): out and lse of the launch's queries.
-registerKernelModel(/^flash_fwd_(?:wg2?_)?(bf16|f16)_d(64|128)$/, (m, a, io, grid, block) => {
+registerKernelModel(/^flash_fwd_(?:wg(?:1b)?_)?(bf16|f16)_d(64|128)$/, (m, a, io, grid, block) => {
   const d = SFX[m[1]!]!, D = Number(m[2]);
-  if (m[0].includes('_wg') && !(a[16] > 0 && a[17] > 0 && a[16] % 16 === 0 && a[17] % 16 === 0)) throw new Error(`${m[0]}: V descriptor strides ${a[16]}, ${a[17]}`);
+  if (m[0].includes('_wg') && !(a[16] === 128 * 128 && a[17] === 1024)) throw new Error(`${m[0]}: V descriptor strides ${a[16]}, ${a[17]}, want 16384 (128 keys x 128 bytes) and 1024`);
   const [q, k, v, out, lseP, Tq, Tk, H, Hkv, q0, nq, k0, nk, kvOffset, causal, scaleLog2] = a;
   const s: Seg = { Tq, Tk, H, Hkv, q0, nq, k0, nk, kvOffset, causal };
   if (block[0] !== 256) throw new Error(`${m[0]}: ${block[0]} threads, the kernel is written for 256`);

@@ -29,9 +29,7 @@ export const flashFwdSmem = (D: number): number => (FLASH_BM + 4 * FLASH_BN) * (
 /** Key tile of the wgmma forward (flash.cuh FL_WG_BN). */
 export const FLASH_WG_BN = 128;
 /** Dynamic shared memory of the wgmma forward (flash.cuh FlashWgSmem; 1 KiB for aligning the base). */
-export const flashFwdWgSmem = (D: number): number => 1024 + Math.ceil((FLASH_BM * (D + PAD) * 2) / 1024) * 1024 + 4 * FLASH_WG_BN * D * 2;
-/** Dynamic shared memory of the overlapped wgmma forward (flash.cuh FlashWg2Smem). */
-export const flashFwdWg2Smem = (D: number): number => 1024 + FLASH_BM * D * 2 + 4 * FLASH_WG_BN * D * 2;
+export const flashFwdWgSmem = (D: number): number => 1024 + FLASH_BM * D * 2 + 4 * FLASH_WG_BN * D * 2;
 /** Dynamic shared memory of the backward kernel (flash.cuh FlashBwdSmem). */
 export function flashBwdSmem(D: number): number {
   const st = flashBwdStages(D);
@@ -52,10 +50,10 @@ export function flashModule(dt: DType): ModuleSpec {
   for (const D of mma ? FLASH_HEAD_DIMS : []) {
     m.entry(`flash_fwd_${s}_d${D}`, [X('q'), X('k'), X('v'), ['u16*', 'out'], ['float*', 'lse'], ...seg, ['float', 'scaleLog2']],
       `flash_fwd<${T}, ${D}>(q, k, v, out, lse, ${segArgs}, scaleLog2);`, FLASH_FWD_THREADS);
-    m.entry(`flash_fwd_wg_${s}_d${D}`, [X('q'), X('k'), X('v'), ['u16*', 'out'], ['float*', 'lse'], ...seg, ['float', 'scaleLog2'], ['int', 'vLbo'],
-      ['int', 'vSbo']], `flash_fwd_wg<${T}, ${D}>(q, k, v, out, lse, ${segArgs}, scaleLog2, vLbo, vSbo);`, FLASH_FWD_THREADS);
-    m.entry(`flash_fwd_wg2_${s}_d${D}`, [X('q'), X('k'), X('v'), ['u16*', 'out'], ['float*', 'lse'], ...seg, ['float', 'scaleLog2'], ['int', 'vLbo'],
-      ['int', 'vSbo']], `flash_fwd_wg2<${T}, ${D}>(q, k, v, out, lse, ${segArgs}, scaleLog2, vLbo, vSbo);`, FLASH_FWD_THREADS);
+    for (const oneBar of [false, true]) {
+      m.entry(`flash_fwd_wg${oneBar ? '1b' : ''}_${s}_d${D}`, [X('q'), X('k'), X('v'), ['u16*', 'out'], ['float*', 'lse'], ...seg, ['float', 'scaleLog2'],
+        ['int', 'vLbo'], ['int', 'vSbo']], `flash_fwd_wg<${T}, ${D}, ${oneBar}>(q, k, v, out, lse, ${segArgs}, scaleLog2, vLbo, vSbo);`, FLASH_FWD_THREADS);
+    }
     m.entry(`flash_bwd_${s}_d${D}`,
       [X('q'), X('k'), X('v'), X('dO'), ['const float*', 'lse'], ['const float*', 'di'], ['float*', 'dqAcc'], ['u16*', 'dk'], ['u16*', 'dv'], ...seg,
         ['float', 'scale'], ['float', 'scaleLog2']],
