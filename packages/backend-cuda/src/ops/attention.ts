@@ -7,7 +7,7 @@
  *                           once per pass of up to 4 tokens, coalesced
  *   softmaxAttention        prefill / training shapes (16-bit, D = Dv in {64, 128}, at least
  *                           FLASH_MIN_QUERIES queries): the tensor-core flash kernel
- *                           (kernels/flash.cuh); everything else (decode, f32, other head dims):
+ *                           (kernels/flash.cuh; wgmma on sm_90a, mma.sync elsewhere); everything else (decode, f32, other head dims):
  *                           split-K (flash-decoding) forward with GQA (MODEL_SPEC §3). Both: causal
  *                           or not, kvLen / kvOffset, packed sequences (launches per sequence), the
  *                           f32 log-sum-exp output
