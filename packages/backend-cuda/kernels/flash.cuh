@@ -737,6 +737,10 @@ RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, c
   const int firstPos = kvOffset + m0;
   u32 pf[BN / 16][4];
   float s[BN / 8][4];
+  // Positive scale: the running max is kept on the raw scores and the scale folded into the
+  // exponent, 2^(s sc - m sc) by one FFMA; otherwise the scores are scaled first (sc = 1).
+  const bool scalePos = scaleLog2 > 0.0f;
+  const float sc = scalePos ? scaleLog2 : 1.0f;
 
   // S_t = Q K_t^T for this warpgroup's 64 rows, then the online softmax: P_t packed into pf, the
   // running max / sum updated; returns the rescale factors of O.
@@ -754,17 +758,32 @@ RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, c
   auto softmax = [&](int t, float alpha[2]) {
     const int n0 = t * BN;
     const bool needMask = n0 + BN > nk || (causal && n0 + BN - 1 > firstPos);
+    if (scalePos) {
+      // The scale goes into the exponent's FFMA below; only masked scores change here.
+      if (needMask) {
 #pragma unroll
-    for (int n = 0; n < BN / 8; n++) {
+        for (int n = 0; n < BN / 8; n++) {
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float x = s[n][e] * scaleLog2;
-        if (needMask) {
-          const int j = n0 + n * 8 + 2 * t4 + (e & 1);
-          const int p = e < 2 ? pos0 : pos1;
-          if (j >= nk || (causal && j > p)) x = FL_NEG_INF;
+          for (int e = 0; e < 4; e++) {
+            const int j = n0 + n * 8 + 2 * t4 + (e & 1);
+            const int p = e < 2 ? pos0 : pos1;
+            if (j >= nk || (causal && j > p)) s[n][e] = FL_NEG_INF;
+          }
         }
-        s[n][e] = x;
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < BN / 8; n++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          float x = s[n][e] * scaleLog2;
+          if (needMask) {
+            const int j = n0 + n * 8 + 2 * t4 + (e & 1);
+            const int p = e < 2 ? pos0 : pos1;
+            if (j >= nk || (causal && j > p)) x = FL_NEG_INF;
+          }
+          s[n][e] = x;
+        }
       }
     }
 #pragma unroll
@@ -775,12 +794,13 @@ RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, c
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float mUse = mx == FL_NEG_INF ? 0.0f : mx;
-      alpha[r] = fl_ex2(mrow[r] - mUse);
+      alpha[r] = fl_ex2((mrow[r] - mUse) * sc);
       mrow[r] = mx;
+      const float mS = mUse * sc;
       float sum = 0.0f;
 #pragma unroll
       for (int n = 0; n < BN / 8; n++) {
-        const float p0 = fl_ex2(s[n][2 * r] - mUse), p1 = fl_ex2(s[n][2 * r + 1] - mUse);
+        const float p0 = fl_ex2(fmaf(s[n][2 * r], sc, -mS)), p1 = fl_ex2(fmaf(s[n][2 * r + 1], sc, -mS));
         s[n][2 * r] = p0;
         s[n][2 * r + 1] = p1;
         sum += p0 + p1;
@@ -898,8 +918,8 @@ RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, c
     if (i1 < nq) *reinterpret_cast<u32*>(o1 + c) = fl_pack2<T>(o[n][2] * inv1, o[n][3] * inv1);
   }
   if (t4 == 0) {
-    if (i0 < nq) lse[((i64)b * H + h) * Tq + q0 + i0] = (mrow[0] + log2f(lrow[0])) * FL_LN2;
-    if (i1 < nq) lse[((i64)b * H + h) * Tq + q0 + i1] = (mrow[1] + log2f(lrow[1])) * FL_LN2;
+    if (i0 < nq) lse[((i64)b * H + h) * Tq + q0 + i0] = (mrow[0] * sc + log2f(lrow[0])) * FL_LN2;
+    if (i1 < nq) lse[((i64)b * H + h) * Tq + q0 + i1] = (mrow[1] * sc + log2f(lrow[1])) * FL_LN2;
   }
 }
 

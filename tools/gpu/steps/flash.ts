@@ -267,6 +267,8 @@ export async function flash(a: Args): Promise<number> {
     { B: 1, Tq: 33, Tk: 70, H: 3, Hkv: 3, D: 64, causal: false },
     { B: 1, Tq: 90, Tk: 90, H: 2, Hkv: 1, D: 128, causal: true, cuSeqlens: [0, 17, 18, 90] },
     { B: 1, Tq: 17, Tk: 17, H: 1, Hkv: 1, D: 64, causal: true },
+    { B: 1, Tq: 150, Tk: 150, H: 2, Hkv: 1, D: 128, causal: true, scale: -0.15 },
+    { B: 1, Tq: 20, Tk: 140, H: 1, Hkv: 1, D: 64, causal: false, scale: 0 },
   ];
   for (const dt of ['bf16', 'f16'] as const) {
     for (const s of small ? oddShapes.slice(0, 2) : oddShapes) {
