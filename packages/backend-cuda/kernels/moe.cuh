@@ -407,9 +407,10 @@ RL_DEV void moe_load_cols(S* sm, const S* g, i64 ld, int k0, int kEnd, int c0, i
 
 // The 8 warps' 64 x WN sub-tiles (warps 2 x 4; the block tile is 128 x 4 WN) over one stage of BK.
 // A_KMAJOR: A stored [m][k] (else [k][m], 128 wide); B_NK: B stored [n][k] (else [k][n], 4 WN
-// wide). mActive: the warp's 16-row slices that hold rows of the segment (the others are zero
-// padding: their mma is skipped); kSteps: the 16-wide k steps that hold data.
-template <class T, bool A_KMAJOR, bool B_NK, int BK, int WN>
+// wide). mActive: the warp's 16-row slices that hold rows of the segment (0: the warp skips the
+// stage; with FINE, the slices past mActive skip their ldmatrix and mma, which costs more in lost
+// scheduling than it saves, as measured); kSteps: the 16-wide k steps that hold data.
+template <class T, bool A_KMAJOR, bool B_NK, int BK, int WN, bool FINE = false>
 RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, float acc[4][WN / 8][4], int wm, int wn, int lane, int mActive, int kSteps) {
   if (mActive == 0) return;  // warp-uniform: no rows of the segment in this warp's half
 #pragma unroll
@@ -419,7 +420,7 @@ RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, floa
     u32 a[4][4], bf[WN / 8][2];
 #pragma unroll
     for (int mi = 0; mi < 4; mi++) {
-      if (mi < mActive) {
+      if (!FINE || mi < mActive) {
         const int m0 = wm * 64 + mi * 16;
         if (A_KMAJOR) {
           const int row = m0 + (lane & 15), col = kk + ((lane >> 4) << 3);
@@ -449,7 +450,7 @@ RL_DEV void moe_mma_stage(const typename T::S* As, const typename T::S* Bs, floa
     }
 #pragma unroll
     for (int mi = 0; mi < 4; mi++)
-      if (mi < mActive)
+      if (!FINE || mi < mActive)
 #pragma unroll
         for (int ni = 0; ni < WN / 8; ni++) Mma<T>::run(acc[mi][ni], a[mi], bf[ni]);
   }
@@ -510,10 +511,10 @@ RL_DEV void moe_zero_acc(float acc[4][WN / 8][4]) {
 }
 
 // x [R, in]; weights: table[e] (a list) or base + e * out * in (stacked); y [R, out]. Block tile
-// 128 x 4 WN. SKIP: skip the mma of 16-row slices past the segment's end (a tile at an expert's
-// tail); EP: stage the output tile through the (then free) pipeline buffers; STAGES: cp.async
+// 128 x 4 WN. SKIP (a tile at an expert's tail): 1 skips the mma of 16-row slices past the
+// segment's end, 2 only that of a warp whose 64 rows are all past it; EP: stage the output tile through the (then free) pipeline buffers; STAGES: cp.async
 // pipeline depth.
-template <class T, bool TRANSB, int BK, bool SKIP, bool EP, int WN, int STAGES>
+template <class T, bool TRANSB, int BK, int SKIP, bool EP, int WN, int STAGES>
 RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* const* __restrict__ table, const typename T::S* __restrict__ base,
                     const int* __restrict__ tiles, const int* __restrict__ count, const int* __restrict__ offsets, typename T::S* __restrict__ y,
                     int R, int in, int out) {
@@ -535,7 +536,7 @@ RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* co
     int mActive = 4;
     if (SKIP) {
       const int rows = hi - r0 - wm * 64;
-      mActive = rows <= 0 ? 0 : (rows >= 64 ? 4 : (rows + 15) >> 4);
+      mActive = rows <= 0 ? 0 : (rows >= 64 || SKIP == 2 ? 4 : (rows + 15) >> 4);
     }
     auto load = [&](int stage, int kt) {
       const int k0 = kt * BK;
@@ -557,7 +558,7 @@ RL_DEV void moe_gmm(const typename T::S* __restrict__ x, const typename T::S* co
       if (pre < nk) load(pre % STAGES, pre);
       cp_async_commit();
       const int st = kt % STAGES;
-      moe_mma_stage<T, true, TRANSB, BK, WN>(As + st * MOE_BM * BK, Bs + st * BN * BK, acc, wm, wn, lane, mActive, (in - kt * BK + 15) >> 4);
+      moe_mma_stage<T, true, TRANSB, BK, WN, SKIP == 1>(As + st * MOE_BM * BK, Bs + st * BN * BK, acc, wm, wn, lane, mActive, (in - kt * BK + 15) >> 4);
     }
     cp_async_wait<0>();
     __syncthreads();  // the stages are free: the epilogue may stage through them
@@ -578,13 +579,13 @@ template <class S> RL_DEV S* moe_atb_out(S* const* table, S* base, int e, int P,
 // one cp.async pipeline running across the experts' row tiles (an expert has few rows: a block per
 // expert would spend most of its time filling and draining the pipeline). An expert without rows
 // gets zeros.
-template <class T, int BK, bool EP, bool KSKIP>
+template <class T, int BK, bool EP, bool KSKIP, int STAGES>
 RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S* __restrict__ b, const int* __restrict__ offsets,
                         typename T::S* const* __restrict__ table, typename T::S* __restrict__ base, int R, int P, int Q, int E, int G) {
   typedef typename T::S S;
   extern __shared__ __align__(128) unsigned char moe_smem[];
   S* As = (S*)moe_smem;
-  S* Bs = As + MOE_STAGES * MOE_BM * BK;
+  S* Bs = As + STAGES * MOE_BM * BK;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = warp & 1, wn = warp >> 1;
   const int p0 = blockIdx.y * MOE_BM, q0 = blockIdx.x * MOE_BN;
@@ -632,20 +633,20 @@ RL_DEV void moe_gmm_atb(const typename T::S* __restrict__ a, const typename T::S
   float acc[4][4][4];
   moe_zero_acc<32>(acc);
 #pragma unroll
-  for (int s = 0; s < MOE_STAGES - 1; s++) {
+  for (int s = 0; s < STAGES - 1; s++) {
     loadNext(s);
     cp_async_commit();
   }
   for (int t = 0; t < total; t++) {
-    cp_async_wait<MOE_STAGES - 2>();
+    cp_async_wait<STAGES - 2>();
     __syncthreads();
-    loadNext((t + MOE_STAGES - 1) % MOE_STAGES);
+    loadNext((t + STAGES - 1) % STAGES);
     cp_async_commit();
-    const int st = t % MOE_STAGES;
+    const int st = t % STAGES;
     moe_mma_stage<T, false, false, BK, 32>(As + st * MOE_BM * BK, Bs + st * MOE_BN * BK, acc, wm, wn, lane, 4, KSKIP ? (chi - clo - ckt * BK + 15) >> 4 : BK / 16);
     if (++ckt >= cn) {
       // (The staging tile after the stages: its previous readers passed this iteration's barrier.)
-      if (EP) moe_store_tile_smem<T, 32>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane, Bs + MOE_STAGES * MOE_BN * BK);
+      if (EP) moe_store_tile_smem<T, 32>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane, Bs + STAGES * MOE_BN * BK);
       else moe_store_tile<T, 32>(moe_atb_out(table, base, ce, P, Q), Q, p0, P, q0, Q, acc, wm, wn, lane);
       moe_zero_acc<32>(acc);
       ckt = 0;

@@ -24,7 +24,7 @@ import { cudaBackend, formatBench, log, outDir, timeGpu, values, withTorchTimes,
 const OPS = ['moeRouter', 'moeDispatchPlan', 'moePermute', 'moeCombine', 'groupedMatmul', 'groupedMatmulAtB', 'routerGemm'];
 const PEAK_BF16 = 989;
 /** Versions of the tiled grouped GEMMs (src/ops/moe.ts moeGmmVersion). */
-const GMM_VERSIONS = ['v2', 'v1', 'v3', 'v4', 'v5'] as const;
+const GMM_VERSIONS = ['v1', 'v2', 'v3', 'v4', 'v5'] as const;
 
 const keepAll = (ts: core.Tensor[]): core.Tensor[] => ts.map((t) => core.keep(t));
 
@@ -337,7 +337,7 @@ export async function moe(a: Args): Promise<number> {
     () => void core.withKernelsDisabled(['moeCombine'], () => moeCombine(yp, rw, plan.slotToRow, plan.rowToSlot)), 10, 'composite');
   // The other versions of the tiled kernels (src/kernels/families/moe.ts MOE_GMM_VERSIONS: stages,
   // k step, staged stores, skipped tail rows; A^T B experts per block, staged stores, skipped k steps).
-  for (const ver of ['v1', 'v3', 'v4', 'v5'] as const) {
+  for (const ver of GMM_VERSIONS) {
     process.env.RING_LINEAR_CUDA_MOE_GMM = ver;
     flopRow(`gmm_gateup_bf16_${ver}`, `the same, kernel version ${ver}`, 2 * rows * H * 2 * I, () => void groupedMatmul(xp, wGateUp, plan.offsets), 20, ok('groupedMatmul'));
     flopRow(`gmm_down_bf16_${ver}`, `the same, ${ver}`, 2 * rows * I * H, () => void groupedMatmul(hMid, wDown, plan.offsets), 20, ok('groupedMatmul'));

@@ -21,20 +21,22 @@ export const MOE_THREADS = 256;
 /**
  * Versions of the tiled grouped GEMMs (RING_LINEAR_CUDA_MOE_GMM=v1..v5, measured against each other
  * by the GPU step). Forward: k step, warp tile width (block tile 128 x 4 wn), cp.async stages,
- * whether the mma of 16-row slices past a segment's end is skipped, whether the output tile is
+ * skipping of rows past a segment's end (0 none, 1 per 16-row slice, 2 per warp), whether the output tile is
  * staged through shared memory for coalesced 16-byte stores, dynamic shared memory, min blocks per
- * SM. A^T B: k step, staging (a [128][136] tile after the stages), whether the zero-padded k steps
+ * SM. A^T B: k step, stages, staging (a [128][136] tile after the stages), whether the zero-padded k steps
  * of a segment's last stage skip their mma, whether a block runs several experts (v1: one).
  */
 const stages = (bk: number, bn = 128, n = 3) => n * (128 + bn) * bk * 2;
 const STAGING = 128 * 136 * 2;
-const atb = (multi: boolean, ep: boolean, kskip: boolean) => ({ bk: 32, ep, kskip, multi, smem: stages(32) + (ep ? STAGING : 0) });
+const atb = (multi: boolean, bk: 32 | 64, n: number, ep: boolean, kskip: boolean) => ({ bk, stages: n, ep, kskip, multi, smem: stages(bk, 128, n) + (ep ? STAGING : 0) });
+/** skip: 0 none, 1 per 16-row slice, 2 per warp (kernels/moe.cuh moe_gmm). */
+const fwd = (bk: 32 | 64, n: number, skip: 0 | 1 | 2, ep: boolean) => ({ bk, wn: 32, stages: n, skip, ep, smem: stages(bk, 128, n), minBlocks: 2 });
 export const MOE_GMM_VERSIONS = {
-  v1: { fwd: { bk: 32, wn: 32, stages: 3, skip: false, ep: false, smem: stages(32), minBlocks: 2 }, atb: atb(false, false, true) },
-  v2: { fwd: { bk: 32, wn: 32, stages: 3, skip: false, ep: true, smem: stages(32), minBlocks: 2 }, atb: atb(true, true, true) },
-  v3: { fwd: { bk: 32, wn: 32, stages: 4, skip: false, ep: false, smem: stages(32, 128, 4), minBlocks: 2 }, atb: atb(true, false, true) },
-  v4: { fwd: { bk: 64, wn: 32, stages: 3, skip: false, ep: false, smem: stages(64), minBlocks: 2 }, atb: atb(true, true, false) },
-  v5: { fwd: { bk: 32, wn: 32, stages: 3, skip: true, ep: false, smem: stages(32), minBlocks: 2 }, atb: atb(true, true, true) },
+  v1: { fwd: fwd(32, 3, 0, false), atb: atb(false, 32, 3, false, true) },
+  v2: { fwd: fwd(64, 3, 2, false), atb: atb(true, 32, 3, true, false) },
+  v3: { fwd: fwd(64, 3, 0, false), atb: atb(true, 64, 3, false, false) },
+  v4: { fwd: fwd(64, 3, 0, false), atb: atb(true, 32, 3, true, false) },
+  v5: { fwd: fwd(32, 4, 0, false), atb: atb(true, 32, 4, true, false) },
 } as const;
 /** Output columns of a forward block tile (8 warps of 64 x wn). */
 export const moeGmmBlockN = (v: keyof typeof MOE_GMM_VERSIONS) => 4 * MOE_GMM_VERSIONS[v].fwd.wn;
@@ -93,7 +95,7 @@ export function moeModule(dt: DType): ModuleSpec {
       }
       m.entry(`moe_gmm_atb_${s}_${v}`,
         [CP('a'), CP('b'), ['const int*', 'offsets'], [`${S(dt)}* const*`, 'table'], P('base'), ['int', 'R'], ['int', 'P'], ['int', 'Q'], ['int', 'E'], ['int', 'G']],
-        `moe_gmm_atb<${T}, ${ab.bk}, ${ab.ep}, ${ab.kskip}>(a, b, offsets, table, base, R, P, Q, E, G);`, `${MOE_THREADS}, 2`);
+        `moe_gmm_atb<${T}, ${ab.bk}, ${ab.ep}, ${ab.kskip}, ${ab.stages}>(a, b, offsets, table, base, R, P, Q, E, G);`, `${MOE_THREADS}, 2`);
     }
   }
   return m.build();
