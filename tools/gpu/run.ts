@@ -413,9 +413,9 @@ async function fp8(a: Args): Promise<number> {
     process.env.RING_LINEAR_CUDA_FP8_KERNELS = v;
   };
   for (const version of VERSIONS)
-  // (v3 takes rows of 128k for tiles and SwiGLU, RMSNorm rows of 8k up to 16384 in registers, and
-  // routes the rest to v2: [136, 1000] and [9, 1001] check that routing; [16, 12288] and [8, 16384]
-  // RMSNorm rows of 6 and 8 chunks a thread.)
+  // (v3 takes rows of 128k for tiles and SwiGLU, RMSNorm rows of 8k up to 8192 in registers, and
+  // routes the rest to v2: [136, 1000], [9, 1001], [16, 12288] and [8, 16384] check that routing;
+  // [64, 8192] has RMSNorm rows of 4 chunks a thread.)
   for (const [M, K] of small ? ([[32, 256], [9, 136]] as const) : ([[256, 1024], [136, 1000], [64, 8192], [9, 1001], [16, 12288], [8, 16384]] as const)) {
     setVersion(version);
     const check = (name: string, diffs: (string | null)[]) => checkOne(`[${version}] ${name}`, diffs);
@@ -449,6 +449,24 @@ async function fp8(a: Args): Promise<number> {
       checkOne(name, [`threw ${(err as Error).message.split('\n')[0]}`]);
     }
   };
+  // RMSNorm+quant v3 with blocks that loop over several rows (the grid is the resident blocks:
+  // more rows than that), fused == composite on CUDA.
+  setVersion(VERSIONS[0]!);
+  for (const [R, D] of small ? ([[300, 1024]] as const) : ([[2000, 1024], [1500, 8192]] as const)) {
+    for (const dt of ['f32', 'bf16'] as const) {
+      const xr = on(host([R, D], 3), [R, D], dt, b);
+      const wr = on(host([D]).map((e) => 0.5 + Math.abs(e)), [D], 'f32', b);
+      for (const [q, pow2] of [['f8e4m3', false], ['f8e5m2', true]] as const) {
+        const run = () => rmsNormQuant(xr, wr, { eps: 1e-5, dtype: q, pow2Scale: pow2 });
+        await guarded(`[${VERSIONS[0]}] rmsNormQuant ${dt} [${R}, ${D}] ${q} (several rows a block): fused == composite on cuda`, async () => {
+          const [f, c] = [await outBytes(run), await core.withKernelsDisabled(['fp8RmsNormQuant'], () => outBytes(run))];
+          return f.map((fb, i) => firstDiff(fb, c[i]!));
+        });
+      }
+      core.dispose([xr, wr]);
+    }
+  }
+
   // Quotients on FP8 rounding ties: v3 divides by one reciprocal per group with corrections
   // (backend-cuda kernels/fp8.cuh Fp8Divider), which must give the IEEE quotient x / scale exactly;
   // an error of one f32 ulp shows only where x / scale lies at or next to a midpoint between two

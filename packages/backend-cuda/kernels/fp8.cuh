@@ -195,6 +195,96 @@ RL_DEV u32 amax8(const float* v) {
 RL_DEV int clamp8(i64 n) { return n <= 0 ? 0 : (n >= 8 ? 8 : (int)n); }
 
 // ---------------------------------------------------------------------------------------------
+// v3 division and code packing (used by the v3 kernels and the fused ones; see the v3 section).
+
+// x / scale for every x of a group, correctly rounded (the IEEE quotient the scale rule names),
+// from one reciprocal per group instead of a division per element: y = RN(1 / scale), then two
+// corrections (Markstein):
+//   q0 = RN(x y);  r0 = RN(x - scale q0);  q1 = RN(q0 + r0 y);  r1 = RN(x - scale q1);  q = RN(q1 + r1 y)
+// q0 is within 1.5 ulps of x / scale; the first correction leaves q1 within one ulp (its own error
+// is far below an ulp), so r1 is exact and q = RN(x / scale) by Markstein's theorem (y within half an
+// ulp of 1 / scale, q1 a faithful quotient; J.-M. Muller et al., Handbook of Floating-Point
+// Arithmetic, on division with a fused multiply-add). No underflow spoils r1: with scale >= 2^-80
+// an |x| >= 2^-100 keeps x - scale q1 on the f32 grid, and a smaller |x| has |x / scale| < 2^-20,
+// whose code is a zero of x's sign either way (the smallest FP8 subnormal is 2^-16); scale < 2^121
+// keeps y normal. Groups with a smaller scale (amax < 448 * 2^-80) divide.
+struct Fp8Divider {
+  float s, y;
+  bool fast;
+  RL_DEV explicit Fp8Divider(float scale) : s(scale), y(__frcp_rn(scale)), fast(scale >= __int_as_float(47 << 23)) {}
+  RL_DEV Fp8Divider(float scale, float rcp) : s(scale), y(rcp), fast(scale >= __int_as_float(47 << 23)) {}
+  RL_DEV float operator()(float x) const {
+    if (!fast) return __fdiv_rn(x, s);
+    const float q0 = __fmul_rn(x, y);
+    const float r0 = __fmaf_rn(-s, q0, x);
+    const float q1 = __fmaf_rn(r0, y, q0);
+    const float r1 = __fmaf_rn(-s, q1, x);
+    return __fmaf_rn(r1, y, q1);
+  }
+};
+
+// Two codes of quotients qlo, qhi of xlo, xhi (lo in bits 0-7): the sign bits from x, which are the
+// IEEE quotients' signs (scale > 0) also where a quotient rounds to zero.
+template <class Q> RL_DEV u32 fp8_cvt2x(float qlo, float qhi, float xlo, float xhi) {
+  const u32 sign = ((__float_as_uint(xlo) >> 24) & 0x80u) | ((__float_as_uint(xhi) >> 16) & 0x8000u);
+  return Fp8Cvt2<Q>::run(qlo, qhi) | sign;
+}
+
+// Codes of N values (N % 4 == 0) with one scale, as fp8_code gives them, packed 4 a word (element
+// 4k in the low byte of w[k]). `amax`: the group's amax bits.
+template <class Q, int N> RL_DEV void fp8_codes3(const float* v, float scale, u32 amax, int pow2, u32* w) {
+  if (FP8_HW_CVT && fp8_finite_amax(amax)) {
+    float q[N];
+    if (pow2) {
+      const float inv = __fdiv_rn(1.0f, scale); // exact: scale is a power of two (see fp8_codes)
+#pragma unroll
+      for (int j = 0; j < N; j++) q[j] = __fmul_rn(v[j], inv);
+    } else {
+      const Fp8Divider dv(scale);
+#pragma unroll
+      for (int j = 0; j < N; j++) q[j] = dv(v[j]);
+    }
+#pragma unroll
+    for (int k = 0; k < N / 4; k++)
+      w[k] = fp8_cvt2x<Q>(q[4 * k], q[4 * k + 1], v[4 * k], v[4 * k + 1]) | (fp8_cvt2x<Q>(q[4 * k + 2], q[4 * k + 3], v[4 * k + 2], v[4 * k + 3]) << 16);
+  } else {
+#pragma unroll
+    for (int k = 0; k < N / 4; k++) {
+      w[k] = (u32)fp8_code<Q>(v[4 * k], scale) | ((u32)fp8_code<Q>(v[4 * k + 1], scale) << 8) | ((u32)fp8_code<Q>(v[4 * k + 2], scale) << 16) |
+             ((u32)fp8_code<Q>(v[4 * k + 3], scale) << 24);
+    }
+  }
+}
+
+// 8 values of raw storage as f32.
+template <class T> RL_DEV void cvt8(const Vec<typename T::S, 8>& r, float* v) {
+#pragma unroll
+  for (int j = 0; j < 8; j++) v[j] = T::ld(r.e[j]);
+}
+
+// Quantizes one tile's 8 values of this lane (v[j] = 0 past the tile's end: the amax is the
+// tile's): the half-warp's amax (every lane of the warp calls), the scale to *s (lane 0) and the
+// codes to q (one 8-byte store when `vec` and 8 are valid, else `valid` single bytes) where
+// `active`.
+template <class Q>
+RL_DEV void tile8_out(const float* v, bool active, int valid, bool vec, u8* __restrict__ q, float* __restrict__ s, int lane, int pow2) {
+  const u32 m = half_warp_max(amax8(v));
+  const float scale = fp8_scale<Q>(m, pow2);
+  u32 w[2];
+  fp8_codes3<Q, 8>(v, scale, m, pow2, w);
+  if (!active) return;
+  if (lane == 0) *s = scale;
+  if (vec && valid == 8) {
+    *reinterpret_cast<uint2*>(q) = make_uint2(w[0], w[1]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+      if (j < valid) q[j] = (u8)(w[j >> 2] >> (8 * (j & 3)));
+  }
+}
+
+
+// ---------------------------------------------------------------------------------------------
 // Sources of row values for the 1x128 tile kernel: element (row, col0 .. col0+8) as f32.
 
 // x [rows, K] itself.
@@ -403,12 +493,14 @@ RL_DEV void fp8_quant_blocks(const typename T::S* __restrict__ x, u8* __restrict
 
 // The values come from SRC (src.load(row, col0, valid, v): 8 values of x [M, K] as f32), so the
 // fused SwiGLU backward quantizes its f32 gradient without writing it; `vec`: 8-byte code stores
-// (K % 8 == 0, q aligned).
-template <class SRC, class Q, bool HW>
+// (K % 8 == 0, q aligned). FAST (v3 and the fused kernel): codes through fp8_codes3 / Fp8Divider
+// (one reciprocal per row tile and per column) instead of a division per element.
+template <class SRC, class Q, bool HW, bool FAST = false>
 RL_DEV void quant_transpose_src(const SRC& src, u8* __restrict__ q, float* __restrict__ s, u8* __restrict__ qT,
                                 float* __restrict__ sT, i64 M, i64 K, int pow2, bool vec) {
   __shared__ u32 colmax[16][FP8_TILE];
   __shared__ float colscale[FP8_TILE];
+  __shared__ float colrcp[FP8_TILE];
   __shared__ bool colfinite[FP8_TILE];
   __shared__ __align__(16) u8 staged[FP8_TILE * FP8_QT_PITCH];
   const i64 MT = (M + FP8_TILE - 1) / FP8_TILE, KT = (K + FP8_TILE - 1) / FP8_TILE;
@@ -430,6 +522,10 @@ RL_DEV void quant_transpose_src(const SRC& src, u8* __restrict__ q, float* __res
 #pragma unroll
     for (int j = 0; j < 8; j++) cm[j] = umax(cm[j], abs_bits(v[p][j]));
     // The row's tile along K: this half-warp holds all of it.
+    if (FAST) {
+      tile8_out<Q>(v[p], in && cvalid > 0, cvalid, vec, q + row * K + col0, s + row * KT + kb, lane, pow2);
+      continue;
+    }
     const u32 rm = half_warp_max(amax8(v[p]));
     const float scale = fp8_scale<Q>(rm, pow2);
     if (in) {
@@ -446,6 +542,7 @@ RL_DEV void quant_transpose_src(const SRC& src, u8* __restrict__ q, float* __res
     for (int g = 0; g < 16; g++) m = umax(m, colmax[g][threadIdx.x]);
     const float scale = fp8_scale<Q>(m, pow2);
     colscale[threadIdx.x] = scale;
+    if (FAST) colrcp[threadIdx.x] = __frcp_rn(scale);
     colfinite[threadIdx.x] = fp8_finite_amax(m);
     const i64 k = kb * FP8_TILE + threadIdx.x;
     if (k < K) sT[k * MT + mb] = scale;
@@ -456,7 +553,12 @@ RL_DEV void quant_transpose_src(const SRC& src, u8* __restrict__ q, float* __res
     const int r = p * 16 + r0;
 #pragma unroll
     for (int j = 0; j < 8; j += 2) {
-      if (HW && FP8_HW_CVT && colfinite[c0 + j] && colfinite[c0 + j + 1]) {
+      if (FAST && FP8_HW_CVT && colfinite[c0 + j] && colfinite[c0 + j + 1]) {
+        const Fp8Divider da(colscale[c0 + j], colrcp[c0 + j]), db(colscale[c0 + j + 1], colrcp[c0 + j + 1]);
+        const u32 d = fp8_cvt2x<Q>(da(v[p][j]), db(v[p][j + 1]), v[p][j], v[p][j + 1]);
+        staged[(c0 + j) * FP8_QT_PITCH + r] = (u8)d;
+        staged[(c0 + j + 1) * FP8_QT_PITCH + r] = (u8)(d >> 8);
+      } else if (HW && FP8_HW_CVT && colfinite[c0 + j] && colfinite[c0 + j + 1]) {
         // Two columns' codes, each with its own scale, in one conversion (see fp8_codes).
         const u32 d = fp8_cvt2<Q>(__fdiv_rn(v[p][j], colscale[c0 + j]), __fdiv_rn(v[p][j + 1], colscale[c0 + j + 1]));
         staged[(c0 + j) * FP8_QT_PITCH + r] = (u8)d;
@@ -487,12 +589,12 @@ RL_DEV void quant_transpose_src(const SRC& src, u8* __restrict__ q, float* __res
   }
 }
 
-template <class T, class Q, bool HW>
+template <class T, class Q, bool HW, bool FAST = false>
 RL_DEV void fp8_quant_transpose(const typename T::S* __restrict__ x, u8* __restrict__ q, float* __restrict__ s, u8* __restrict__ qT,
                                 float* __restrict__ sT, i64 M, i64 K, int pow2) {
   const bool vec = K % 8 == 0 && aligned_to(x, 32) && aligned_to(q, 8);
   const PlainRows<T> src = {x, K, vec};
-  quant_transpose_src<PlainRows<T>, Q, HW>(src, q, s, qT, sT, M, K, pow2, vec);
+  quant_transpose_src<PlainRows<T>, Q, HW, FAST>(src, q, s, qT, sT, M, K, pow2, vec);
 }
 
 // v2 of quant+transpose for 2-byte inputs (f32 would need 64 KiB of staging; it keeps the kernel
@@ -677,91 +779,6 @@ RL_DEV void fp8_rms_norm_quant_v2(const typename T::S* __restrict__ x, const typ
 // divisions, keeps several 16-byte loads in flight per thread, holds RMSNorm rows in registers and
 // transposes 2-byte inputs through shared memory in 4-byte words.
 
-// x / scale for every x of a group, correctly rounded (the IEEE quotient the scale rule names),
-// from one reciprocal per group instead of a division per element: y = RN(1 / scale), then two
-// corrections (Markstein):
-//   q0 = RN(x y);  r0 = RN(x - scale q0);  q1 = RN(q0 + r0 y);  r1 = RN(x - scale q1);  q = RN(q1 + r1 y)
-// q0 is within 1.5 ulps of x / scale; the first correction leaves q1 within one ulp (its own error
-// is far below an ulp), so r1 is exact and q = RN(x / scale) by Markstein's theorem (y within half an
-// ulp of 1 / scale, q1 a faithful quotient; J.-M. Muller et al., Handbook of Floating-Point
-// Arithmetic, on division with a fused multiply-add). No underflow spoils r1: with scale >= 2^-80
-// an |x| >= 2^-100 keeps x - scale q1 on the f32 grid, and a smaller |x| has |x / scale| < 2^-20,
-// whose code is a zero of x's sign either way (the smallest FP8 subnormal is 2^-16); scale < 2^121
-// keeps y normal. Groups with a smaller scale (amax < 448 * 2^-80) divide.
-struct Fp8Divider {
-  float s, y;
-  bool fast;
-  RL_DEV explicit Fp8Divider(float scale) : s(scale), y(__frcp_rn(scale)), fast(scale >= __int_as_float(47 << 23)) {}
-  RL_DEV float operator()(float x) const {
-    if (!fast) return __fdiv_rn(x, s);
-    const float q0 = __fmul_rn(x, y);
-    const float r0 = __fmaf_rn(-s, q0, x);
-    const float q1 = __fmaf_rn(r0, y, q0);
-    const float r1 = __fmaf_rn(-s, q1, x);
-    return __fmaf_rn(r1, y, q1);
-  }
-};
-
-// Two codes of quotients qlo, qhi of xlo, xhi (lo in bits 0-7): the sign bits from x, which are the
-// IEEE quotients' signs (scale > 0) also where a quotient rounds to zero.
-template <class Q> RL_DEV u32 fp8_cvt2x(float qlo, float qhi, float xlo, float xhi) {
-  const u32 sign = ((__float_as_uint(xlo) >> 24) & 0x80u) | ((__float_as_uint(xhi) >> 16) & 0x8000u);
-  return Fp8Cvt2<Q>::run(qlo, qhi) | sign;
-}
-
-// Codes of N values (N % 4 == 0) with one scale, as fp8_code gives them, packed 4 a word (element
-// 4k in the low byte of w[k]). `amax`: the group's amax bits.
-template <class Q, int N> RL_DEV void fp8_codes3(const float* v, float scale, u32 amax, int pow2, u32* w) {
-  if (FP8_HW_CVT && fp8_finite_amax(amax)) {
-    float q[N];
-    if (pow2) {
-      const float inv = __fdiv_rn(1.0f, scale); // exact: scale is a power of two (see fp8_codes)
-#pragma unroll
-      for (int j = 0; j < N; j++) q[j] = __fmul_rn(v[j], inv);
-    } else {
-      const Fp8Divider dv(scale);
-#pragma unroll
-      for (int j = 0; j < N; j++) q[j] = dv(v[j]);
-    }
-#pragma unroll
-    for (int k = 0; k < N / 4; k++)
-      w[k] = fp8_cvt2x<Q>(q[4 * k], q[4 * k + 1], v[4 * k], v[4 * k + 1]) | (fp8_cvt2x<Q>(q[4 * k + 2], q[4 * k + 3], v[4 * k + 2], v[4 * k + 3]) << 16);
-  } else {
-#pragma unroll
-    for (int k = 0; k < N / 4; k++) {
-      w[k] = (u32)fp8_code<Q>(v[4 * k], scale) | ((u32)fp8_code<Q>(v[4 * k + 1], scale) << 8) | ((u32)fp8_code<Q>(v[4 * k + 2], scale) << 16) |
-             ((u32)fp8_code<Q>(v[4 * k + 3], scale) << 24);
-    }
-  }
-}
-
-// 8 values of raw storage as f32.
-template <class T> RL_DEV void cvt8(const Vec<typename T::S, 8>& r, float* v) {
-#pragma unroll
-  for (int j = 0; j < 8; j++) v[j] = T::ld(r.e[j]);
-}
-
-// Quantizes one tile's 8 values of this lane (v[j] = 0 past the tile's end: the amax is the
-// tile's): the half-warp's amax (every lane of the warp calls), the scale to *s (lane 0) and the
-// codes to q (one 8-byte store when `vec` and 8 are valid, else `valid` single bytes) where
-// `active`.
-template <class Q>
-RL_DEV void tile8_out(const float* v, bool active, int valid, bool vec, u8* __restrict__ q, float* __restrict__ s, int lane, int pow2) {
-  const u32 m = half_warp_max(amax8(v));
-  const float scale = fp8_scale<Q>(m, pow2);
-  u32 w[2];
-  fp8_codes3<Q, 8>(v, scale, m, pow2, w);
-  if (!active) return;
-  if (lane == 0) *s = scale;
-  if (vec && valid == 8) {
-    *reinterpret_cast<uint2*>(q) = make_uint2(w[0], w[1]);
-  } else {
-#pragma unroll
-    for (int j = 0; j < 8; j++)
-      if (j < valid) q[j] = (u8)(w[j >> 2] >> (8 * (j & 3)));
-  }
-}
-
 // 1x128 tiles of rows with K % 128 == 0 and 16-byte aligned x, 8-byte aligned q (the host routes
 // other shapes to v2): tile h is x[128h .. 128h + 128) and its scale s[h], no row arithmetic. A
 // half-warp quantizes U tiles h = hw + u * nhw (nhw: half-warps in the grid), all U loads issued
@@ -825,84 +842,98 @@ RL_DEV void fp8_swiglu_quant_v3(const typename T::S* __restrict__ gu, u8* __rest
 }
 
 // RMSNorm + 1x128 quant with the row in registers, for d % 8 == 0, 16-byte aligned rows and d <=
-// 8 * FP8_RMS3_CHUNKS * blockDim.x (else v2). The block has R = min(B, 256) threads; thread r holds
-// chunks c = r + iR (i < FP8_RMS3_CHUNKS), one 16-byte load each (2-byte inputs), all in flight
-// at once. Chunk c belongs to virtual thread c mod B = r + (i mod (B / R)) R of the shared
-// reduction (nn.cuh), so thread r keeps B / R <= 4 partials, each fed its chunks in order; then
-// each half-warp's 16 consecutive chunks are one tile of the output.
-#define FP8_RMS3_CHUNKS 8
+// 8 * FP8_RMS3_CHUNKS * blockDim.x (else v2). The block has R = min(B, 256) threads and loops over
+// rows blockIdx.x, blockIdx.x + gridDim.x, ... (the host sizes the grid to the SMs): the next
+// row's loads are issued before the current row is reduced, so they are in flight through its
+// reduction and output (v2 and a first v3 had one row a block, and the block's load, reduce and
+// store phases did not overlap). Thread r holds chunks c = r + iR (i < FP8_RMS3_CHUNKS), one
+// 16-byte load each (2-byte inputs). Chunk c belongs to virtual thread c mod B = r + (i mod
+// (B / R)) R of the shared reduction (nn.cuh), so thread r keeps B / R <= 4 partials, each fed its
+// chunks in order; then each half-warp's 16 consecutive chunks are one tile of the output.
+#define FP8_RMS3_CHUNKS 4
+template <class T>
+RL_DEV void rms3_load(Vec<typename T::S, 8>* raw, const typename T::S* __restrict__ xr, int r, int R, i64 nch) {
+#pragma unroll
+  for (int i = 0; i < FP8_RMS3_CHUNKS; i++) {
+    const i64 c = r + (i64)i * R;
+    if (c < nch) raw[i] = *reinterpret_cast<const Vec<typename T::S, 8>*>(xr + c * 8);
+  }
+}
+
 template <class T, class W, class Q>
 RL_DEV void fp8_rms_norm_quant_v3(const typename T::S* __restrict__ x, const typename W::S* __restrict__ w, u8* __restrict__ q,
                                   float* __restrict__ s, i64 rows, i64 d, float eps, int pow2, int vthreads) {
   typedef typename T::S S;
   __shared__ float sh[33];
-  const i64 row = blockIdx.x;
-  if (row >= rows) return;
   const int r = threadIdx.x, R = blockDim.x, B = vthreads, KB = B / R;
   const int lane = r & 15, lane32 = r & 31;
   const i64 nch = d / 8;
-  const S* xr = x + row * d;
-  Vec<S, 8> raw[FP8_RMS3_CHUNKS];
-#pragma unroll
-  for (int i = 0; i < FP8_RMS3_CHUNKS; i++) {
-    const i64 c = r + (i64)i * R;
-    if (c < nch) raw[i] = *reinterpret_cast<const Vec<S, 8>*>(xr + c * 8);
-  }
-  float ss[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-  for (int i = 0; i < FP8_RMS3_CHUNKS; i++) {
-    const i64 c = r + (i64)i * R;
-    if (c < nch) {
-      float v[8];
-      cvt8<T>(raw[i], v);
-      // partial k = i mod KB (KB in 1, 2, 4), picked by selects (no indexed registers)
-      const int k = i & (KB - 1);
-      float acc = ss[0];
-#pragma unroll
-      for (int kk = 1; kk < 4; kk++)
-        if (k == kk) acc = ss[kk];
-      acc = rms_chunk_ss(v, 8, acc);
-#pragma unroll
-      for (int kk = 0; kk < 4; kk++)
-        if (k == kk) ss[kk] = acc;
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-    if (k < KB) {
-      const float tot = warp_sum(ss[k]);
-      if (lane32 == 0) sh[(r >> 5) + k * (R >> 5)] = tot;
-    }
-  }
-  __syncthreads();
-  if (r < 32) {
-    const float t = rms_total(sh[r], B);
-    if (r == 0) sh[32] = t;
-  }
-  __syncthreads();
-  const float inv = rms_inv(sh[32], d, eps);
   const i64 NT = (d + FP8_TILE - 1) / FP8_TILE;
   const bool wvec = aligned_to(w, 32);
+  Vec<S, 8> nxt[FP8_RMS3_CHUNKS];
+  if ((i64)blockIdx.x < rows) rms3_load<T>(nxt, x + (i64)blockIdx.x * d, r, R, nch);
+  for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
+    Vec<S, 8> raw[FP8_RMS3_CHUNKS];
 #pragma unroll
-  for (int i = 0; i < FP8_RMS3_CHUNKS; i++) {
-    const i64 c = r + (i64)i * R;
-    if ((i64)(r & ~31) + (i64)i * R >= nch) break; // no lane of the warp has a chunk (warp-uniform)
-    const bool active = c < nch;
-    float v[8], wv[8];
-    if (active) {
-      cvt8<T>(raw[i], v);
-      load8<W>(w, c * 8, 8, wvec, wv);
+    for (int i = 0; i < FP8_RMS3_CHUNKS; i++) raw[i] = nxt[i];
+    if (row + gridDim.x < rows) rms3_load<T>(nxt, x + (row + gridDim.x) * d, r, R, nch);
+    float ss[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-      for (int j = 0; j < 8; j++) v[j] = rms_apply(v[j], inv, wv[j]);
-    } else {
+    for (int i = 0; i < FP8_RMS3_CHUNKS; i++) {
+      const i64 c = r + (i64)i * R;
+      if (c < nch) {
+        float v[8];
+        cvt8<T>(raw[i], v);
+        // partial k = i mod KB (KB in 1, 2, 4), picked by selects (no indexed registers)
+        const int k = i & (KB - 1);
+        float acc = ss[0];
 #pragma unroll
-      for (int j = 0; j < 8; j++) v[j] = 0.0f;
+        for (int kk = 1; kk < 4; kk++)
+          if (k == kk) acc = ss[kk];
+        acc = rms_chunk_ss(v, 8, acc);
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+          if (k == kk) ss[kk] = acc;
+      }
     }
-    tile8_out<Q>(v, active, 8, true, q + row * d + c * 8, s + row * NT + (c >> 4), lane, pow2);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      if (k < KB) {
+        const float tot = warp_sum(ss[k]);
+        if (lane32 == 0) sh[(r >> 5) + k * (R >> 5)] = tot;
+      }
+    }
+    __syncthreads();
+    if (r < 32) {
+      const float t = rms_total(sh[r], B);
+      if (r == 0) sh[32] = t;
+    }
+    __syncthreads();
+    // (sh[0..31] may be rewritten by the next row once every warp is past this point; sh[32] only
+    // after the next row's first barrier, which every warp reaches after reading it here.)
+    const float inv = rms_inv(sh[32], d, eps);
+#pragma unroll
+    for (int i = 0; i < FP8_RMS3_CHUNKS; i++) {
+      const i64 c = r + (i64)i * R;
+      if ((i64)(r & ~31) + (i64)i * R >= nch) break; // no lane of the warp has a chunk (warp-uniform)
+      const bool active = c < nch;
+      float v[8], wv[8];
+      if (active) {
+        cvt8<T>(raw[i], v);
+        load8<W>(w, c * 8, 8, wvec, wv);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = rms_apply(v[j], inv, wv[j]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = 0.0f;
+      }
+      tile8_out<Q>(v, active, 8, true, q + row * d + c * 8, s + row * NT + (c >> 4), lane, pow2);
+    }
   }
 }
 
-// Quant+transpose v3 for 2-byte inputs (f32 keeps v2's kernel): one block of 256 threads per
+// Quant+transpose v3 for 2-byte inputs (f32: v2's structure with the v3 division, FAST in
+// quant_transpose_src): one block of 256 threads per
 // 128x128 block of x, staged raw in shared memory as v2 does.
 //   phase 1: a half-warp per row tile, 8 rows per thread, all 8 loads in flight; codes of q.
 //   phase 2: thread (p = tid & 63, h = tid >> 6) reads the column pair 2p, 2p + 1 of rows
@@ -967,18 +998,32 @@ RL_DEV void fp8_quant_transpose_v3(const typename T::S* __restrict__ x, u8* __re
   for (int e = 0; e < 2; e++) {
     const int c = 2 * pp + e;
     const u32 m16 = umax(umax(colmax[0][c], colmax[1][c]), umax(colmax[2][c], colmax[3][c]));
-    float v[32];
-#pragma unroll
-    for (int i = 0; i < 32; i++) v[i] = T::ld((S)(e ? wv[i] >> 16 : wv[i] & 0xffffu));
-    const float mf = T::ld((S)m16);
-    const u32 m = abs_bits(mf); // the amax's f32 bits (NaN patterns stay above +inf)
+    const u32 m = abs_bits(T::ld((S)m16)); // the amax's f32 bits (NaN patterns stay above +inf)
     const float scale = fp8_scale<Q>(m, pow2);
     const i64 k = kb * FP8_TILE + c;
     if (k >= K) continue;
     if (h == 0) sT[k * MT + mb] = scale;
     if (mvalid <= 0) continue;
+    // 4 codes a step (few live registers: this kernel's occupancy is its speed)
+    const bool fin = FP8_HW_CVT && fp8_finite_amax(m);
+    const Fp8Divider dv(scale);
+    const float inv = pow2 ? __fdiv_rn(1.0f, scale) : 0.0f; // exact for a power-of-two scale
     u32 cw[8];
-    fp8_codes3<Q, 32>(v, scale, m, pow2, cw);
+#pragma unroll
+    for (int kq = 0; kq < 8; kq++) {
+      float v[4];
+#pragma unroll
+      for (int jj = 0; jj < 4; jj++) v[jj] = T::ld((S)(e ? wv[4 * kq + jj] >> 16 : wv[4 * kq + jj] & 0xffffu));
+      if (fin) {
+        float qv[4];
+#pragma unroll
+        for (int jj = 0; jj < 4; jj++) qv[jj] = pow2 ? __fmul_rn(v[jj], inv) : dv(v[jj]);
+        cw[kq] = fp8_cvt2x<Q>(qv[0], qv[1], v[0], v[1]) | (fp8_cvt2x<Q>(qv[2], qv[3], v[2], v[3]) << 16);
+      } else {
+        cw[kq] = (u32)fp8_code<Q>(v[0], scale) | ((u32)fp8_code<Q>(v[1], scale) << 8) | ((u32)fp8_code<Q>(v[2], scale) << 16) |
+                 ((u32)fp8_code<Q>(v[3], scale) << 24);
+      }
+    }
     u8* dst = qT + k * M + m0;
     if (vecT && mvalid == 32) {
       reinterpret_cast<uint4*>(dst)[0] = make_uint4(cw[0], cw[1], cw[2], cw[3]);
@@ -1049,7 +1094,7 @@ RL_DEV void fp8_swiglu_bwd_quant(const typename T::S* __restrict__ gu, const typ
                                  float* __restrict__ s, u8* __restrict__ qT, float* __restrict__ sT, i64 M, i64 I, int pow2) {
   const SwigluBwdRows<T, D> src = {gu, dh, I, I % 8 == 0 && aligned_to(gu, 32) && aligned_to(dh, 32)};
   const i64 C = 2 * I;
-  quant_transpose_src<SwigluBwdRows<T, D>, Q, true>(src, q, s, qT, sT, M, C, pow2, C % 8 == 0 && aligned_to(q, 8));
+  quant_transpose_src<SwigluBwdRows<T, D>, Q, true, true>(src, q, s, qT, sT, M, C, pow2, C % 8 == 0 && aligned_to(q, 8));
 }
 
 // ---------------------------------------------------------------------------------------------

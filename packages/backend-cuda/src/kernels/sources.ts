@@ -339,12 +339,13 @@ export function fp8Module(dt: DType): ModuleSpec {
     for (const w of FP8_INPUT_DTYPES) {
       m.entry(`fp8_rmsnorm_${s}_${sfx(w)}_${sfx(f)}_v3`,
         [x, [`const ${S(w)}*`, 'w'], ...qs, ['i64', 'rows'], ['i64', 'd'], ['float', 'eps'], ['int', 'pow2'], ['int', 'vthreads']],
-        `fp8_rms_norm_quant_v3<${T}, ${DTYPE_TAG[w]}, ${Q}>(x, w, q, s, rows, d, eps, pow2, vthreads);`, 256);
+        `fp8_rms_norm_quant_v3<${T}, ${DTYPE_TAG[w]}, ${Q}>(x, w, q, s, rows, d, eps, pow2, vthreads);`, '256, 3');
     }
-    if (dt !== 'f32') {
-      m.entry(`fp8_transpose_${s}_${sfx(f)}_v3`, [x, ...qs, ['u8*', 'qT'], ['float*', 'sT'], ['i64', 'M'], ['i64', 'K'], ['int', 'pow2']],
-        `fp8_quant_transpose_v3<${T}, ${Q}>(x, q, s, qT, sT, M, K, pow2);`);
-    }
+    // (f32: v2's structure with the v3 division; 2-byte inputs: the staged kernel)
+    m.entry(`fp8_transpose_${s}_${sfx(f)}_v3`, [x, ...qs, ['u8*', 'qT'], ['float*', 'sT'], ['i64', 'M'], ['i64', 'K'], ['int', 'pow2']],
+      dt === 'f32' ? `fp8_quant_transpose<${T}, ${Q}, true, true>(x, q, s, qT, sT, M, K, pow2);` : `fp8_quant_transpose_v3<${T}, ${Q}>(x, q, s, qT, sT, M, K, pow2);`,
+      // (register caps: occupancy is what these two kernels' speed depends on)
+      dt === 'f32' ? 256 : '256, 3');
   }
   return m.build();
 }
@@ -366,7 +367,7 @@ export function fp8FusedModule(dt: DType): ModuleSpec {
     for (const d of FP8_INPUT_DTYPES) {
       m.entry(`fp8_swiglu_bwd_${s}_${sfx(d)}_${sfx(f)}`,
         [X('gu'), [`const ${S(d)}*`, 'dh'], ['u8*', 'q'], ['float*', 's'], ['u8*', 'qT'], ['float*', 'sT'], ['i64', 'M'], ['i64', 'I'], ['int', 'pow2']],
-        `fp8_swiglu_bwd_quant<${T}, ${DTYPE_TAG[d]}, ${Q}>(gu, dh, q, s, qT, sT, M, I, pow2);`);
+        `fp8_swiglu_bwd_quant<${T}, ${DTYPE_TAG[d]}, ${Q}>(gu, dh, q, s, qT, sT, M, I, pow2);`, '256, 3');
     }
     for (const g of FP8_INPUT_DTYPES) {
       for (const w of FP8_INPUT_DTYPES) {

@@ -22,7 +22,7 @@ type Fp8 = 'f8e4m3' | 'f8e5m2';
 type Layout = 'tensor' | 'row' | 'tile1x128' | 'block128x128';
 const TILE = 128;
 /** Chunks of 8 elements a thread of the v3 RMSNorm kernel holds (kernels/fp8.cuh FP8_RMS3_CHUNKS). */
-const RMS3_CHUNKS = 8;
+const RMS3_CHUNKS = 4;
 const cdiv = (a: number, b: number) => Math.ceil(a / b);
 export type Fp8KernelVersion = 'v1' | 'v2' | 'v3';
 /** The selected kernel version (RING_LINEAR_CUDA_FP8_KERNELS = v1 | v2 | v3, default v3). Read at every launch. */
@@ -91,8 +91,8 @@ register('fp8Quantize', ({ backend: b, inputs: [x], outputs: [q, s], attrs }: Ct
 
 register('fp8QuantTranspose', ({ backend: b, inputs: [x], outputs: [q, s, qT, sT], attrs }: Ctx<{ dtype: Fp8; pow2Scale: boolean }>) => {
   const [M, K] = [x!.shape[0]!, x!.shape[1]!];
-  // v3 has a kernel for 2-byte inputs (same geometry as v2's); f32 runs v2's.
-  const kernel = v3() && x!.dtype !== 'f32' ? `fp8_transpose_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}_v3` : name('transpose', x!.dtype, attrs.dtype);
+  // (v3: same geometry as v2's kernels)
+  const kernel = v3() ? `fp8_transpose_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}_v3` : name('transpose', x!.dtype, attrs.dtype);
   b.kernel(moduleSpec('fp8', x!.dtype), kernel).launch(
     [cdiv(M, TILE) * cdiv(K, TILE), 1, 1], [256, 1, 1],
     [ptr(x!), ptr(q!), ptr(s!), ptr(qT!), ptr(sT!), M, K, attrs.pow2Scale ? 1 : 0],
@@ -113,7 +113,10 @@ register('fp8RmsNormQuant', ({ backend: b, inputs: [x, w], outputs: [q, s], attr
   const threads = Math.min(vthreads, 256);
   // v3 holds the row in registers: 8-element chunks, at most RMS3_CHUNKS a thread (kernels/fp8.cuh).
   if (v3() && d % 8 === 0 && aligned(ptr(x!), 16) && aligned(ptr(q!), 8) && d / 8 <= RMS3_CHUNKS * threads) {
-    b.kernel(spec, `${base}_v3`).launch([rows, 1, 1], [threads, 1, 1], [...args, vthreads]);
+    // Blocks loop over rows, prefetching the next (kernels/fp8.cuh): as many as are resident at
+    // once (768 threads an SM: the kernel is compiled for three 256-thread blocks), so none starts late.
+    const grid = Math.min(rows, Math.max(1, b.device.multiprocessors) * Math.max(1, Math.floor(768 / threads)));
+    b.kernel(spec, `${base}_v3`).launch([grid, 1, 1], [threads, 1, 1], [...args, vthreads]);
   } else if (fp8KernelVersion() === 'v1') b.kernel(spec, base).launch([rows, 1, 1], [vthreads, 1, 1], args);
   else b.kernel(spec, `${base}_v2`).launch([rows, 1, 1], [threads, 1, 1], [...args, vthreads]);
 });
