@@ -24,8 +24,7 @@
 // S^T = K Q^T, P^T = exp2(S^T scale log2e - lse log2e), dV += P^T dO, dP^T = V dO^T,
 // dS^T = P^T (dP^T - Di), dK += dS^T Q (P^T and dS^T reused from registers as A fragments); dS^T
 // goes to shared memory (16-bit) and dQ += dS K is added to an f32 buffer with vector reductions
-// (red.global.add.v4.f32 on sm_90, lane pairs trading halves so each adds 4 columns; each warp
-// 16 query rows), converted (times scale) by flash_bwd_dq_convert at the end. dK and dV stay in
+// (red.global.add.v2.f32 on sm_90; each warp 16 query rows), converted (times scale) by flash_bwd_dq_convert at the end. dK and dV stay in
 // registers for the whole group (no atomics) and are written once (dK times scale).
 #pragma once
 #ifndef RING_LINEAR_FLASH_CUH
@@ -240,16 +239,6 @@ RL_DEV void fl_red2(float* p, float a, float b) {
 #else
   atomicAdd(p, a);
   atomicAdd(p + 1, b);
-#endif
-}
-
-// p[0..3] += (a, b, c, d) in global memory (p 16-byte aligned).
-RL_DEV void fl_red4(float* p, float a, float b, float c, float d) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
-#else
-  fl_red2(p, a, b);
-  fl_red2(p + 2, c, d);
 #endif
 }
 
@@ -478,16 +467,8 @@ RL_DEV void flash_bwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
 #pragma unroll
         for (int x = 0; x < 2; x++) {
           const int col = np * 16 + x * 8 + 2 * t4;
-          // Lane pairs (t, t ^ 1) trade halves so that each adds 4 consecutive columns of one
-          // row: even t row qi0, columns 2t..2t+3; odd t row qi1, columns 2(t-1)..2t+1.
-          const bool odd = (t4 & 1) != 0;
-          const float r0 = __shfl_xor_sync(0xffffffffu, odd ? c[x][0] : c[x][2], 1);
-          const float r1 = __shfl_xor_sync(0xffffffffu, odd ? c[x][1] : c[x][3], 1);
-          if (!odd) {
-            if (qi0 < nq) fl_red4(dq0 + col, c[x][0], c[x][1], r0, r1);
-          } else {
-            if (qi1 < nq) fl_red4(dq1 + col - 2, r0, r1, c[x][2], c[x][3]);
-          }
+          if (qi0 < nq) fl_red2(dq0 + col, c[x][0], c[x][1]);
+          if (qi1 < nq) fl_red2(dq1 + col, c[x][2], c[x][3]);
         }
       }
     }
@@ -657,16 +638,22 @@ template <> struct WgmmaRS<F16, 128, 1> {
   }
 };
 
-// Copies a tile of `rows` rows x D 16-bit elements into the swizzled layout (chunks of 64 columns,
-// rows of 128 bytes, chunk region rows * 128 bytes); rows >= valid are zero-filled.
-template <int D>
-RL_DEV void fl_load_swizzled(u16* dst, const u16* src, i64 stride, int rows, int valid, int tid, int nthreads) {
-  const int CH = D / 8;
-  for (int x = tid; x < rows * CH; x += nthreads) {
-    const int r = x / CH, c = x - r * CH;
-    const int chunk = c >> 3, cc = c & 7;
-    const bool ok = r < valid;
-    cp_async16(dst + chunk * rows * 64 + r * 64 + ((cc ^ (r & 7)) << 3), ok ? src + (i64)r * stride + c * 8 : src, ok ? 16 : 0);
+// Copies a tile of ROWS rows x D 16-bit elements into the swizzled layout (chunks of 64 columns,
+// rows of 128 bytes, chunk region ROWS * 128 bytes); rows >= valid are zero-filled. NT threads:
+// thread tid copies the 16-byte piece tid % (D / 8) of rows tid / (D / 8) + i * NT / (D / 8),
+// all with the same swizzle (the row step is a multiple of 8), so the addresses are computed once.
+template <int D, int ROWS, int NT>
+RL_DEV void fl_load_swizzled(u16* dst, const u16* src, i64 stride, int valid, int tid) {
+  const int CH = D / 8, RSTEP = NT / CH;
+  static_assert(NT % CH == 0 && RSTEP % 8 == 0 && (ROWS * CH) % NT == 0, "fl_load_swizzled tiling");
+  const int c = tid % CH, r0 = tid / CH;
+  u16* d0 = dst + (c >> 3) * ROWS * 64 + r0 * 64 + (((c & 7) ^ (r0 & 7)) << 3);
+  const u16* s0 = src + (i64)r0 * stride + c * 8;
+  const i64 sstep = (i64)RSTEP * stride;
+#pragma unroll
+  for (int i = 0; i < ROWS * CH / NT; i++) {
+    const bool ok = r0 + i * RSTEP < valid;
+    cp_async16(d0 + i * RSTEP * 64, ok ? s0 + i * sstep : src, ok ? 16 : 0);
   }
 }
 
@@ -715,7 +702,6 @@ RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, c
   u16* sV = sK + 2 * L::TILE;               // [2][D / 64][BN][64], swizzled
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = tid >> 7;
   const int g = lane >> 2, t4 = lane & 3;
-  const int NT = 256;
   const int b = blockIdx.x / H, h = blockIdx.x - (blockIdx.x / H) * H;
   const int hk = h / (H / Hkv);
   const int m0 = (gridDim.y - 1 - blockIdx.y) * FL_BM;
@@ -831,16 +817,16 @@ RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, c
   };
 
   // Prologue: {Q, K_0}, {K_1, V_0}; S_0 and its softmax.
-  fl_load_swizzled<D>(sQ, qBase, qStride, FL_BM, rowsHere, tid, NT);
-  fl_load_swizzled<D>(sK, kBase, kStride, BN, nk, tid, NT);
+  fl_load_swizzled<D, FL_BM, 256>(sQ, qBase, qStride, rowsHere, tid);
+  fl_load_swizzled<D, FL_WG_BN, 256>(sK, kBase, kStride, nk, tid);
   cp_async_commit();
   if (ONE_BAR) {
     cp_async_wait<0>();
     fl_fence_proxy_async();
     __syncthreads();
   }
-  if (nTiles > 1) fl_load_swizzled<D>(sK + L::TILE, kBase + (i64)BN * kStride, kStride, BN, nk - BN, tid, NT);
-  fl_load_swizzled<D>(sV, vBase, kStride, BN, nk, tid, NT);
+  if (nTiles > 1) fl_load_swizzled<D, FL_WG_BN, 256>(sK + L::TILE, kBase + (i64)BN * kStride, kStride, nk - BN, tid);
+  fl_load_swizzled<D, FL_WG_BN, 256>(sV, vBase, kStride, nk, tid);
   cp_async_commit();
   if (!ONE_BAR) {
     cp_async_wait<1>();
@@ -863,8 +849,8 @@ RL_DEV void flash_fwd_wg(const u16* __restrict__ q, const u16* __restrict__ k, c
     } else {
       __syncthreads();  // everyone is past tile t - 1's reads of K_{t+1}'s and V_t's buffers
     }
-    if (t + 1 < nTiles) fl_load_swizzled<D>(sK + ((t + 1) & 1) * L::TILE, kBase + (i64)(t + 1) * BN * kStride, kStride, BN, nk - (t + 1) * BN, tid, NT);
-    fl_load_swizzled<D>(sV + (t & 1) * L::TILE, vBase + (i64)t * BN * kStride, kStride, BN, nk - t * BN, tid, NT);
+    if (t + 1 < nTiles) fl_load_swizzled<D, FL_WG_BN, 256>(sK + ((t + 1) & 1) * L::TILE, kBase + (i64)(t + 1) * BN * kStride, kStride, nk - (t + 1) * BN, tid);
+    fl_load_swizzled<D, FL_WG_BN, 256>(sV + (t & 1) * L::TILE, vBase + (i64)t * BN * kStride, kStride, nk - t * BN, tid);
     cp_async_commit();
     if (!ONE_BAR) {
       cp_async_wait<1>();  // K_t and V_{t-1}

@@ -178,7 +178,7 @@ export async function flash(a: Args): Promise<number> {
     log(s);
   };
 
-  // Sections 1-3 run the default forward (wgmma on sm_90a, mma.sync elsewhere); section 4 the
+  // Sections 1-3 run the default forward (wgmma1b on sm_90a, mma.sync elsewhere); section 4 the
   // other flavours.
   const envBefore = process.env.RING_LINEAR_CUDA_FLASH_FWD;
   delete process.env.RING_LINEAR_CUDA_FLASH_FWD;
@@ -333,7 +333,7 @@ export async function flash(a: Args): Promise<number> {
       const reps = s.Tq >= 16384 ? 10 : 30;
       const f = timeGpu(b, () => void softmaxAttentionWithLse(q, k, v, optsOf(s)), reps);
       const tf = fl / (f.ms * 1e-3) / 1e12;
-      rowsOut.push({ name: `fwd_${name}`, what: `flash forward (${b.arch === 'sm_90a' ? 'wgmma' : 'mma'}) ${descOf(s, 'bf16')}`, ...f, flops: fl, tflops: tf, check: `${((100 * tf) / PEAK_TFLOPS).toFixed(0)}% of ${PEAK_TFLOPS}${okNow ? '' : ' (checks failed)'}` });
+      rowsOut.push({ name: `fwd_${name}`, what: `flash forward (${b.arch === 'sm_90a' ? 'wgmma1b' : 'mma'}) ${descOf(s, 'bf16')}`, ...f, flops: fl, tflops: tf, check: `${((100 * tf) / PEAK_TFLOPS).toFixed(0)}% of ${PEAK_TFLOPS}${okNow ? '' : ' (checks failed)'}` });
       const r = softmaxAttentionWithLse(q, k, v, optsOf(s));
       core.keep(r.out);
       core.keep(r.lse);
@@ -348,7 +348,7 @@ export async function flash(a: Args): Promise<number> {
     core.dispose([q, k, v, dOut, dLse]);
   }
 
-  // 4. The other forward flavours (RING_LINEAR_CUDA_FLASH_FWD=mma|wgmma1b): float64 checks at
+  // 4. The other forward flavours (RING_LINEAR_CUDA_FLASH_FWD=wgmma|mma): float64 checks at
   //    the odd and diagnostic shapes, then timings when they pass.
   const diag: Shape[] = [
     { B: 1, Tq: 64, Tk: 129, H: 1, Hkv: 1, D: 128, causal: false, scale: 0.1 },
@@ -356,7 +356,7 @@ export async function flash(a: Args): Promise<number> {
     { B: 1, Tq: 256, Tk: 256, H: 1, Hkv: 1, D: 128, causal: true, scale: 0.1 },
     { B: 1, Tq: 300, Tk: 300, H: 2, Hkv: 1, D: 64, causal: true, scale: 0.1 },
   ];
-  for (const kind of b.arch === 'sm_90a' ? ['wgmma1b', 'mma'] : []) {
+  for (const kind of b.arch === 'sm_90a' ? ['wgmma', 'mma'] : []) {
     process.env.RING_LINEAR_CUDA_FLASH_FWD = kind;
     const tag = ` ${kind}`;
     const before = checks.length;
@@ -374,7 +374,7 @@ export async function flash(a: Args): Promise<number> {
         const fl = (4 * s.B * s.H * s.Tq * s.Tk * s.D) / 2;
         const f = timeGpu(b, () => void softmaxAttentionWithLse(q, k, v, optsOf(s)), s.Tq >= 16384 ? 10 : 30);
         const tf = fl / (f.ms * 1e-3) / 1e12;
-        const short = kind === 'wgmma1b' ? 'wg1b' : 'mma';
+        const short = kind === 'wgmma' ? 'wg2bar' : 'mma';
         rowsOut.push({ name: `fwd_${short}_${name}`, what: `flash forward (${kind}) ${descOf(s, 'bf16')}`, ...f, flops: fl, tflops: tf, check: `${((100 * tf) / PEAK_TFLOPS).toFixed(0)}% of ${PEAK_TFLOPS}` });
       } catch (err) {
         check(`timing ${kind} ${name}`, false, `threw ${(err as Error).message.split('\n')[0]}`);
@@ -385,7 +385,7 @@ export async function flash(a: Args): Promise<number> {
   if (envBefore === undefined) delete process.env.RING_LINEAR_CUDA_FLASH_FWD;
   else process.env.RING_LINEAR_CUDA_FLASH_FWD = envBefore;
 
-  const torch = withTorchTimes(rowsOut, typeof a.torch === 'string' ? a.torch : join(out, 'torch_flash.json'), log, (n) => n.replace(/_(wg1b|mma)_/, '_'));
+  const torch = withTorchTimes(rowsOut, typeof a.torch === 'string' ? a.torch : join(out, 'torch_flash.json'), log, (n) => n.replace(/_(wg2bar|mma)_/, '_'));
   for (const n of torch.notes ?? []) say(`torch: ${n}`);
   const bad = checks.filter((c) => !c.ok).length;
   if (bad) failed++;
