@@ -346,9 +346,13 @@ async function bench(a: Args): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // fp8
 
-type Fp8KernelVersion = 'v1' | 'v2' | 'v3';
-/** The FP8 kernel versions checked and timed (backend-cuda RING_LINEAR_CUDA_FP8_KERNELS), the default first. */
-const VERSIONS: readonly Fp8KernelVersion[] = ['v3', 'v2', 'v1'];
+type Fp8KernelVersion = 'v1' | 'v2' | 'v3' | 'v3x';
+/**
+ * The FP8 kernel versions checked and timed (backend-cuda RING_LINEAR_CUDA_FP8_KERNELS), the default
+ * first: v3 (v3's tile kernel, v2's others), v3x (v3's quant+transpose, RMSNorm and SwiGLU kernels
+ * too), v2, v1.
+ */
+const VERSIONS: readonly Fp8KernelVersion[] = ['v3', 'v3x', 'v2', 'v1'];
 
 async function fp8(a: Args): Promise<number> {
   const out = outDir(a);

@@ -55,11 +55,11 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
     for (const op of [...FP8_KERNELS, 'groupRmsNormGate']) expect(core.getKernel(op, 'cuda'), op).toBeDefined();
   });
 
-  // v3 (the default) through the whole record set; v2 and v1 (RING_LINEAR_CUDA_FP8_KERNELS, kept as
-  // fallbacks; the kernel models compute the same values, so this checks the dispatch) through
-  // the fused ops' records.
+  // v3 (the default) through the whole record set; v3x, v2 and v1 (RING_LINEAR_CUDA_FP8_KERNELS;
+  // the kernel models compute the same values, so this checks the dispatch) through the fused
+  // ops' records.
   const FUSED = ['fp8QuantTranspose', 'fp8RmsNormQuant', 'fp8SwigluQuant'];
-  for (const [version, ops] of [['v3', FP8_KERNELS], ['v2', FUSED], ['v1', FUSED]] as const) {
+  for (const [version, ops] of [['v3', FP8_KERNELS], ['v3x', FUSED], ['v2', FUSED], ['v1', FUSED]] as const) {
     it(`passes the fp8 OpInfo records against the CPU (kernel vs composite included), ${version} kernels`, async () => {
       const core = await import('@ring-linear/core');
       await import('@ring-linear/backend-cpu');
@@ -93,10 +93,11 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
       for (const fmt of ['e4m3', 'e5m2']) {
         for (const dt of ['f32', 'bf16']) {
           if (version === 'v3') {
-            for (const kind of ['tiles', 'rows', 'tensor', 'blocks', 'swiglu']) expect(ran, `${kind} ${dt} ${fmt}`).toContain(`fp8_${kind}_${dt}_${fmt}_v2`);
-            expect(ran).toContain(`fp8_transpose_${dt}_${fmt}_v3`);
+            for (const kind of ['tiles', 'rows', 'tensor', 'blocks', 'swiglu', 'transpose']) expect(ran, `${kind} ${dt} ${fmt}`).toContain(`fp8_${kind}_${dt}_${fmt}_v2`);
             expect(ran).toContain(`fp8_swiglu_bwd_${dt}_${dt}_${fmt}`);
             expect(ran).toContain(`fp8_group_gate_${dt}_${dt}_f32_${fmt}`);
+          } else if (version === 'v3x') {
+            expect(ran).toContain(`fp8_transpose_${dt}_${fmt}_v3`);
           } else {
             for (const kind of ['transpose', 'swiglu']) expect(ran, `${kind} ${dt} ${fmt}`).toContain(`fp8_${kind}_${dt}_${fmt}${version === 'v2' ? '_v2' : ''}`);
           }
@@ -104,6 +105,9 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
       }
       if (version === 'v3') {
         expect(ran).toContain('fp8_amax_f32');
+        expect(ran).toContain('fp8_rmsnorm_bf16_f32_e4m3_v2');
+        expect(ran.filter((k) => /^fp8_(transpose|rmsnorm|swiglu)_.*_v3$/.test(k))).toEqual([]);
+      } else if (version === 'v3x') {
         expect(ran).toContain('fp8_rmsnorm_bf16_f32_e4m3_v3');
         expect(ran).toContain('fp8_rmsnorm_f32_f32_e5m2_v3');
       } else if (version === 'v2') {
@@ -187,8 +191,10 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
   // The v3 kernels at the shapes they take (rows of 128k for tiles and SwiGLU, RMSNorm rows in
   // registers, 2-byte quant+transpose with partial blocks) and the shapes routed to v2: codes and
   // scales equal to the CPU's.
-  it('v3 kernels and their routing to v2, against the CPU', async () => {
+  it('v3 kernels (v3x) and their routing to v2, against the CPU', async () => {
     const { core, fp8, launches } = await setup();
+    const before = process.env.RING_LINEAR_CUDA_FP8_KERNELS;
+    process.env.RING_LINEAR_CUDA_FP8_KERNELS = 'v3x';
     const cpu = core.findBackend('cpu')!;
     const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
     console.log(`[backend-cuda] fp8 v3 shapes, seed ${seed}`);
@@ -215,8 +221,26 @@ describe.skipIf(!!skip)('FP8 ops on the CUDA host side (mock driver + kernel mod
         await check(`quantTranspose ${dt} [${M}, ${K}]`, (d) => fp8.quantTransposeRaw(on(xv, [M, K], dt, d)));
       }
     }
+    if (before === undefined) delete process.env.RING_LINEAR_CUDA_FP8_KERNELS;
+    else process.env.RING_LINEAR_CUDA_FP8_KERNELS = before;
     const ran = [...launches.keys()];
     for (const k of ['fp8_tiles_bf16_e4m3_v3', 'fp8_tiles_f32_e4m3_v3', 'fp8_tiles_bf16_e4m3_v2', 'fp8_swiglu_bf16_e5m2_v3', 'fp8_swiglu_bf16_e5m2_v2',
       'fp8_rmsnorm_bf16_f32_e4m3_v3', 'fp8_rmsnorm_bf16_f32_e4m3_v2', 'fp8_transpose_bf16_e4m3_v3', 'fp8_transpose_f32_e4m3_v3']) expect(ran).toContain(k);
   }, 600_000);
+
+  it('v3 (the default) runs its tile kernel for rows of 128k and v2 for the rest', async () => {
+    const { core, fp8, launches } = await setup();
+    const cpu = core.findBackend('cpu')!;
+    const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
+    const xv = Float32Array.from(randoms(seed, 3 * 384), (e) => 2 * e);
+    for (const dt of ['bf16', 'f32'] as const) {
+      const got = await Promise.all(fp8.quantizeRaw(core.tensor(xv, [3, 384], dt), { layout: 'tile1x128' }).map((t) => t.bytes()));
+      const want = await Promise.all(fp8.quantizeRaw(core.tensor(xv, [3, 384], dt, cpu), { layout: 'tile1x128' }).map((t) => t.bytes()));
+      got.forEach((g, i) => expect(Buffer.from(g).equals(Buffer.from(want[i]!)), `tiles ${dt} output ${i}, seed ${seed}`).toBe(true));
+      const n0 = launches.get(`fp8_transpose_${dt}_e4m3_v2`) ?? 0;
+      await Promise.all(fp8.quantTransposeRaw(core.tensor(xv, [3, 384], dt)).map((t) => t.bytes()));
+      expect(launches.get(`fp8_transpose_${dt}_e4m3_v2`) ?? 0).toBe(n0 + 1);
+      expect(launches.get(`fp8_tiles_${dt}_e4m3_v3`) ?? 0).toBeGreaterThan(0);
+    }
+  }, 120_000);
 });

@@ -331,7 +331,8 @@ export function fp8Module(dt: DType): ModuleSpec {
     }
     // v3 (kernels/fp8.cuh): the shapes it covers (src/ops/fp8.ts routes the rest to v2): 1x128
     // tiles and SwiGLU with rows a multiple of 128 (U tiles a half-warp: 4 for 2-byte inputs, 2
-    // for f32), RMSNorm rows in registers, quant+transpose of 2-byte inputs.
+    // for f32), RMSNorm rows in registers, quant+transpose. Only the tile kernel runs by default
+    // (RING_LINEAR_CUDA_FP8_KERNELS=v3x runs the others: no faster than v2's on an H100).
     const U = dt === 'f32' ? 2 : 4;
     m.entry(`fp8_tiles_${s}_${sfx(f)}_v3`, [x, ...qs, ['i64', 'tiles'], ['int', 'pow2']], `fp8_quant_tiles_v3<${T}, ${Q}, ${U}>(x, q, s, tiles, pow2);`);
     m.entry(`fp8_swiglu_${s}_${sfx(f)}_v3`, [[`const ${S(dt)}*`, 'gu'], ...qs, ['i64', 'rows'], ['i64', 'I'], ['int', 'pow2']],
@@ -367,7 +368,7 @@ export function fp8FusedModule(dt: DType): ModuleSpec {
     for (const d of FP8_INPUT_DTYPES) {
       m.entry(`fp8_swiglu_bwd_${s}_${sfx(d)}_${sfx(f)}`,
         [X('gu'), [`const ${S(d)}*`, 'dh'], ['u8*', 'q'], ['float*', 's'], ['u8*', 'qT'], ['float*', 'sT'], ['i64', 'M'], ['i64', 'I'], ['int', 'pow2']],
-        `fp8_swiglu_bwd_quant<${T}, ${DTYPE_TAG[d]}, ${Q}>(gu, dh, q, s, qT, sT, M, I, pow2);`, '256, 3');
+        `fp8_swiglu_bwd_quant<${T}, ${DTYPE_TAG[d]}, ${Q}>(gu, dh, q, s, qT, sT, M, I, pow2);`);
     }
     for (const g of FP8_INPUT_DTYPES) {
       for (const w of FP8_INPUT_DTYPES) {

@@ -8,10 +8,12 @@
  * run their composites here.
  *
  * Kernel versions, selected per launch with RING_LINEAR_CUDA_FP8_KERNELS (all byte-equal to the
- * CPU; tools/gpu/run.ts checks and times each): v3 (default: one reciprocal per group instead of
- * a division per element, several loads in flight per thread, RMSNorm rows in registers,
- * quant+transpose in 4-byte words; for the shapes it covers, the rest runs v2), v2, and v1 (the
- * first kernels).
+ * CPU; tools/gpu/run.ts checks and times each): v3 (default) runs v3's 1x128 tile kernel (one
+ * reciprocal per tile instead of a division per element, no row arithmetic, several loads in
+ * flight: 82% of copy bandwidth on an H100 against v2's 73%) and v2's kernels for the rest; v3x
+ * also v3's quant+transpose, RMSNorm+quant and SwiGLU+quant kernels, which measured no faster than
+ * v2's (28%, 47%, 68% of copy against 43%, 49%, 69%) and stay for further work; v2; v1 (the first
+ * kernels).
  */
 import { sizeOf, type DType } from '@ring-linear/core';
 import { DTYPE_SUFFIX, moduleSpec } from '../kernels/sources.js';
@@ -24,15 +26,18 @@ const TILE = 128;
 /** Chunks of 8 elements a thread of the v3 RMSNorm kernel holds (kernels/fp8.cuh FP8_RMS3_CHUNKS). */
 const RMS3_CHUNKS = 4;
 const cdiv = (a: number, b: number) => Math.ceil(a / b);
-export type Fp8KernelVersion = 'v1' | 'v2' | 'v3';
-/** The selected kernel version (RING_LINEAR_CUDA_FP8_KERNELS = v1 | v2 | v3, default v3). Read at every launch. */
+export type Fp8KernelVersion = 'v1' | 'v2' | 'v3' | 'v3x';
+/** The selected kernel version (RING_LINEAR_CUDA_FP8_KERNELS = v1 | v2 | v3 | v3x, default v3). Read at every launch. */
 export const fp8KernelVersion = (): Fp8KernelVersion => {
   const v = process.env.RING_LINEAR_CUDA_FP8_KERNELS;
-  return v === 'v1' || v === 'v2' ? v : 'v3';
+  return v === 'v1' || v === 'v2' || v === 'v3x' ? v : 'v3';
 };
 /** The name suffix of v1 ('') or v2 ('_v2') kernels; v3 runs v2's kernels where it has none. */
 const ver = () => (fp8KernelVersion() === 'v1' ? '' : '_v2');
-const v3 = () => fp8KernelVersion() === 'v3';
+/** v3's tile kernel (v3 and v3x). */
+const v3 = () => fp8KernelVersion() === 'v3' || fp8KernelVersion() === 'v3x';
+/** v3's quant+transpose, RMSNorm and SwiGLU kernels (v3x only: no faster than v2's on an H100). */
+const v3x = () => fp8KernelVersion() === 'v3x';
 /** v3's tiles a half-warp in the tile and SwiGLU kernels (src/kernels/sources.ts). */
 const v3Tiles = (dt: DType) => (dt === 'f32' ? 2 : 4);
 const aligned = (p: number, bytes: number) => p % bytes === 0;
@@ -91,8 +96,8 @@ register('fp8Quantize', ({ backend: b, inputs: [x], outputs: [q, s], attrs }: Ct
 
 register('fp8QuantTranspose', ({ backend: b, inputs: [x], outputs: [q, s, qT, sT], attrs }: Ctx<{ dtype: Fp8; pow2Scale: boolean }>) => {
   const [M, K] = [x!.shape[0]!, x!.shape[1]!];
-  // (v3: same geometry as v2's kernels)
-  const kernel = v3() ? `fp8_transpose_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}_v3` : name('transpose', x!.dtype, attrs.dtype);
+  // (v3x: same geometry as v2's kernels)
+  const kernel = v3x() ? `fp8_transpose_${DTYPE_SUFFIX[x!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}_v3` : name('transpose', x!.dtype, attrs.dtype);
   b.kernel(moduleSpec('fp8', x!.dtype), kernel).launch(
     [cdiv(M, TILE) * cdiv(K, TILE), 1, 1], [256, 1, 1],
     [ptr(x!), ptr(q!), ptr(s!), ptr(qT!), ptr(sT!), M, K, attrs.pow2Scale ? 1 : 0],
@@ -112,7 +117,7 @@ register('fp8RmsNormQuant', ({ backend: b, inputs: [x, w], outputs: [q, s], attr
   const spec = moduleSpec('fp8', x!.dtype);
   const threads = Math.min(vthreads, 256);
   // v3 holds the row in registers: 8-element chunks, at most RMS3_CHUNKS a thread (kernels/fp8.cuh).
-  if (v3() && d % 8 === 0 && aligned(ptr(x!), 16) && aligned(ptr(q!), 8) && d / 8 <= RMS3_CHUNKS * threads) {
+  if (v3x() && d % 8 === 0 && aligned(ptr(x!), 16) && aligned(ptr(q!), 8) && d / 8 <= RMS3_CHUNKS * threads) {
     // Blocks loop over rows, prefetching the next (kernels/fp8.cuh): as many as are resident at
     // once (768 threads an SM: the kernel is compiled for three 256-thread blocks), so none starts late.
     const grid = Math.min(rows, Math.max(1, b.device.multiprocessors) * Math.max(1, Math.floor(768 / threads)));
@@ -125,7 +130,7 @@ register('fp8SwigluQuant', ({ backend: b, inputs: [gu], outputs: [q, s], attrs }
   const I = gu!.shape[gu!.shape.length - 1]! / 2;
   const rows = sizeOf(gu!.shape.slice(0, -1));
   if (rows === 0) return;
-  if (v3() && I % TILE === 0 && aligned(ptr(gu!), 16) && aligned(ptr(q!), 8)) {
+  if (v3x() && I % TILE === 0 && aligned(ptr(gu!), 16) && aligned(ptr(q!), 8)) {
     const blocks = Math.max(1, cdiv(rows * (I / TILE), 16 * (v3Tiles(gu!.dtype) / 2)));
     b.kernel(moduleSpec('fp8', gu!.dtype), `fp8_swiglu_${DTYPE_SUFFIX[gu!.dtype]}_${DTYPE_SUFFIX[attrs.dtype]}_v3`).launch([blocks, 1, 1], [256, 1, 1],
       [ptr(gu!), ptr(q!), ptr(s!), rows, I, attrs.pow2Scale ? 1 : 0]);
