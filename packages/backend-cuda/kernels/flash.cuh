@@ -59,15 +59,34 @@ template <> RL_DEV u32 fl_pack2<F16>(float lo, float hi) {
   return r;
 }
 
-// Copies `rows` rows of D 16-bit elements (global row r at src + r * stride, valid when r < valid;
-// others zero-filled) into a shared tile with row pitch D + FL_PAD, 16 bytes per cp.async.
+// Copies ROWS rows of D 16-bit elements (global row r at src + r * stride, valid when r < valid;
+// others zero-filled) into a shared tile with row pitch D + FL_PAD, 16 bytes per cp.async. NT
+// threads: thread tid copies the 16-byte piece tid % (D / 8) of rows tid / (D / 8) + i * NT /
+// (D / 8), so its addresses are computed once.
+// (The mma.sync forward keeps a loop that recomputes addresses: hoisting them costs the 2 registers
+// that keep it at 128, two blocks per SM.)
 template <int D>
-RL_DEV void fl_load_tile(u16* dst, const u16* src, i64 stride, int rows, int valid, int tid, int nthreads) {
-  const int CH = D / 8;  // 16-byte chunks per row
+RL_DEV void fl_load_tile_loop(u16* dst, const u16* src, i64 stride, int rows, int valid, int tid, int nthreads) {
+  const int CH = D / 8;
   for (int x = tid; x < rows * CH; x += nthreads) {
     const int r = x / CH, c = (x - r * CH) * 8;
     const bool ok = r < valid;
     cp_async16(dst + r * (D + FL_PAD) + c, ok ? src + (i64)r * stride + c : src, ok ? 16 : 0);
+  }
+}
+
+template <int D, int ROWS, int NT>
+RL_DEV void fl_load_tile(u16* dst, const u16* src, i64 stride, int valid, int tid) {
+  const int CH = D / 8, RSTEP = NT / CH;
+  static_assert(NT % CH == 0 && (ROWS * CH) % NT == 0, "fl_load_tile tiling");
+  const int c = tid % CH, r0 = tid / CH;
+  u16* d0 = dst + r0 * (D + FL_PAD) + c * 8;
+  const u16* s0 = src + (i64)r0 * stride + c * 8;
+  const i64 sstep = (i64)RSTEP * stride;
+#pragma unroll
+  for (int i = 0; i < ROWS * CH / NT; i++) {
+    const bool ok = r0 + i * RSTEP < valid;
+    cp_async16(d0 + i * RSTEP * (D + FL_PAD), ok ? s0 + i * sstep : src, ok ? 16 : 0);
   }
 }
 
@@ -99,9 +118,9 @@ RL_DEV void flash_fwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
   const u16* kBase = k + (((i64)b * Tk + k0) * Hkv + hk) * D;
   const u16* vBase = v + (((i64)b * Tk + k0) * Hkv + hk) * D;
 
-  fl_load_tile<D>(sQ, qBase, qStride, FL_BM, rowsHere, tid, NT);
-  fl_load_tile<D>(sK, kBase, kStride, FL_BN, nk, tid, NT);
-  fl_load_tile<D>(sV, vBase, kStride, FL_BN, nk, tid, NT);
+  fl_load_tile_loop<D>(sQ, qBase, qStride, FL_BM, rowsHere, tid, NT);
+  fl_load_tile_loop<D>(sK, kBase, kStride, FL_BN, nk, tid, NT);
+  fl_load_tile_loop<D>(sV, vBase, kStride, FL_BN, nk, tid, NT);
   cp_async_commit();
 
   float o[D / 8][4];
@@ -120,8 +139,8 @@ RL_DEV void flash_fwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
     if (it + 1 < nTiles) {
       const int buf = (it + 1) & 1;
       const int nn = n0 + FL_BN;
-      fl_load_tile<D>(sK + buf * FL_BN * LD, kBase + (i64)nn * kStride, kStride, FL_BN, nk - nn, tid, NT);
-      fl_load_tile<D>(sV + buf * FL_BN * LD, vBase + (i64)nn * kStride, kStride, FL_BN, nk - nn, tid, NT);
+      fl_load_tile_loop<D>(sK + buf * FL_BN * LD, kBase + (i64)nn * kStride, kStride, FL_BN, nk - nn, tid, NT);
+      fl_load_tile_loop<D>(sV + buf * FL_BN * LD, vBase + (i64)nn * kStride, kStride, FL_BN, nk - nn, tid, NT);
     }
     cp_async_commit();
     cp_async_wait<1>();
@@ -297,15 +316,14 @@ RL_DEV void flash_bwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
   float* sDi = sL + STAGES * BM;                             // [STAGES][BM]
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;
-  const int NT = FL_BWD_WARPS * 32;
   const int b = blockIdx.x / Hkv, hk = blockIdx.x - (blockIdx.x / Hkv) * Hkv;
   const int G = H / Hkv;
   const int n0 = blockIdx.y * FL_BN;
   const i64 qStride = (i64)H * D, kStride = (i64)Hkv * D;
   const u16* kBase = k + (((i64)b * Tk + k0 + n0) * Hkv + hk) * D;
   const u16* vBase = v + (((i64)b * Tk + k0 + n0) * Hkv + hk) * D;
-  fl_load_tile<D>(sK, kBase, kStride, FL_BN, nk - n0, tid, NT);
-  fl_load_tile<D>(sV, vBase, kStride, FL_BN, nk - n0, tid, NT);
+  fl_load_tile<D, FL_BN, FL_BWD_WARPS * 32>(sK, kBase, kStride, nk - n0, tid);
+  fl_load_tile<D, FL_BN, FL_BWD_WARPS * 32>(sV, vBase, kStride, nk - n0, tid);
 
   // Query tiles that see a key of this tile: causal, from the first query at or past key n0.
   const int qtFirst = causal ? max(0, n0 - kvOffset) / BM : 0;
@@ -318,8 +336,8 @@ RL_DEV void flash_bwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
     const int hh = hk * G + it / perHead;
     const int m0 = (qtFirst + it % perHead) * BM;
     const i64 rowOff = (((i64)b * Tq + q0 + m0) * H + hh) * D;
-    fl_load_tile<D>(sQ + buf * BM * LD, q + rowOff, qStride, BM, nq - m0, tid, NT);
-    fl_load_tile<D>(sdO + buf * BM * LD, dO + rowOff, qStride, BM, nq - m0, tid, NT);
+    fl_load_tile<D, FL_BWD_BM, FL_BWD_WARPS * 32>(sQ + buf * BM * LD, q + rowOff, qStride, nq - m0, tid);
+    fl_load_tile<D, FL_BWD_BM, FL_BWD_WARPS * 32>(sdO + buf * BM * LD, dO + rowOff, qStride, nq - m0, tid);
     if (tid < BM) {
       const int i = m0 + tid;
       const i64 at = ((i64)b * H + hh) * Tq + q0 + i;
