@@ -17,8 +17,8 @@
  *
  * Kernels cannot decline a case (core dispatch picks the kernel by op and dtype), so each covers
  * every attribute combination of its op. RING_LINEAR_CUDA_FLASH=0 turns the flash kernels off
- * (forward: split-K for everything; backward: the composite). The chunked lightning op runs its
- * composite here.
+ * (forward: split-K for everything; backward: the composite). The chunked lightning ops have
+ * their kernels in ./lightning.ts.
  */
 import { BackendError } from '@ring-linear/core';
 import type { CudaBackend } from '../backend.js';
