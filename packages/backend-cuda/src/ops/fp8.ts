@@ -4,8 +4,8 @@
  * fp8RmsNormQuant, fp8SwigluQuant, fp8SwigluBackwardQuant, fp8GroupRmsNormGateQuant. Each
  * quantizer produces the CPU kernel's codes and scales byte for byte; the fused ones equal their
  * composites on this backend (same f32 steps as the rmsNorm, sigmoid, silu, add, sub and mul
- * kernels; the RMSNorm reduction is nn.cuh's, shared with the rmsNorm kernel). The other FP8 ops
- * run their composites here.
+ * kernels; the RMSNorm reduction is nn.cuh's, shared with the rmsNorm kernel). The block-scaled
+ * GEMMs are in ./fp8_gemm.ts; fp8Linear, fp8Dequantize and fp8QuantizeWithScales run their composites.
  *
  * Kernel versions, selected per launch with RING_LINEAR_CUDA_FP8_KERNELS (all byte-equal to the
  * CPU; tools/gpu/run.ts checks and times each): v3 (default) runs v3's 1x128 tile kernel (one
