@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { DType } from '@ring-linear/core';
 import { buildMockCuda } from './mock/build.js';
 import { installEmulator } from './mock/emulator.js';
+import { randoms as randoms64 } from './mock/random.js';
 import './mock/emu_flash.js';
 
 const built = await buildMockCuda();
@@ -32,19 +33,8 @@ async function setup() {
   return { core, attention, b, launches };
 }
 
-/** Deterministic uniform values in [-1, 1) from a seed (mulberry32). */
-function randoms(seed: number, n: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
-}
+/** Uniform values in [-1, 1) as f32. */
+const randoms = (seed: number, n: number): Float32Array => Float32Array.from(randoms64(seed, n));
 
 interface Case {
   B: number; Tq: number; Tk: number; H: number; Hkv: number; D: number; Dv: number;

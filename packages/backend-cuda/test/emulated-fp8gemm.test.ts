@@ -12,6 +12,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildMockCuda } from './mock/build.js';
 import { installEmulator } from './mock/emulator.js';
+import { uniforms } from './mock/random.js';
 import './mock/emu_fp8gemm.js';
 
 const built = await buildMockCuda();
@@ -33,20 +34,6 @@ async function setup() {
   const b = (await core.initBackend('cuda')) as import('../src/backend.js').CudaBackend;
   const { launches } = installEmulator(b, koffi);
   return { core, fp8, b, launches, calls: fp8GemmCalls };
-}
-
-/** Deterministic uniform values in [0, 1) from a seed (mulberry32). */
-function uniforms(seed: number, n: number): Float64Array {
-  let a = seed >>> 0;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  }
-  return out;
 }
 
 /** Finite FP8 values (decoded random codes, NaN/inf codes skipped) and positive scales. */

@@ -11,6 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildMockCuda } from './mock/build.js';
 import { installEmulator } from './mock/emulator.js';
+import { randoms } from './mock/random.js';
 import './mock/emu_moe.js';
 
 const built = await buildMockCuda();
@@ -30,20 +31,6 @@ async function setup() {
   const b = (await core.initBackend('cuda')) as import('../src/backend.js').CudaBackend;
   const { launches } = installEmulator(b, koffi);
   return { core, moe, fp8, b, launches };
-}
-
-/** Deterministic uniform values in [-1, 1) from a seed (mulberry32). */
-function randoms(seed: number, n: number): Float64Array {
-  let a = seed >>> 0;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
 }
 
 const f = Math.fround;
