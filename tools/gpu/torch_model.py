@@ -17,7 +17,8 @@ experts run as torch._grouped_mm when it works here, else as a loop over experts
 
 Environment (run.sh passes no arguments): MODEL_SMALL=1 (quick sizes, the same as the step's
 --small), MODEL_ONLY=a,b (measurement name prefixes), MODEL_TORCH_BUDGET_S (default 250),
-MODEL_MEAS_LIMIT_S (default 45); MODEL_TINY=1 the step's --backend cpu sizes. FP8 training is not implemented here (reported as not measured).
+MODEL_MEAS_LIMIT_S (default 45); MODEL_TINY=1 the step's --backend cpu sizes. The FP8 training step
+runs the attention and dense-MLP projections through Fp8LinearFn (torch._scaled_mm blockwise).
 """
 import json
 import math
@@ -128,14 +129,142 @@ def rope_inv_freq(rot, theta):
 
 
 # ------------------------------------------------------------------------------------------------
+# FP8 linear layers: the blockwise recipe of packages/fp8 fp8Linear (MODEL_SPEC section 8), in
+# plain PyTorch. Forward: x in 1x128 tiles along K, W in 128x128 blocks, torch._scaled_mm with
+# fp32 accumulation. Backward: dy in 1x128 tiles (along N for dX = dY W, along M for
+# dW = dY^T X), W^T as the same 128x128 blocks transposed, X^T in 1x128 tiles along M. Scales are
+# amax / 448 (E4M3 for all operands, the library's default). The quantization is eager torch
+# (amax, divide, cast), as a straightforward user would write it.
+
+FP8_MAX = 448.0
+
+
+def _pad_to(x, rows, cols):
+    """Zero-pad a 2-D tensor to multiples of (rows, cols); zeros leave the GEMMs' sums exact."""
+    R, C = x.shape
+    pr, pc = (-R) % rows, (-C) % cols
+    return F.pad(x, (0, pc, 0, pr)) if pr or pc else x
+
+
+def _to_e4m3(x):
+    """Values already scaled into [-448, 448] -> E4M3 codes. A torch without float8 (a CPU dry run)
+    gets f32 values rounded to the E4M3 grid instead (3 mantissa bits, ties to even, subnormal step 2^-9)."""
+    if hasattr(torch, 'float8_e4m3fn'):
+        return x.to(torch.float8_e4m3fn)
+    step = torch.pow(2.0, torch.floor(torch.log2(x.abs().clamp_min(2.0 ** -9))).clamp_min(-6) - 3)
+    return torch.round(x / step) * step
+
+
+def quant_tiles(x):
+    """x [R, C] (C a multiple of 128) -> codes [R, C] and f32 scales [R, C/128] (one per 1x128 tile)."""
+    R, C = x.shape
+    t = x.float().reshape(R, C // 128, 128)
+    s = t.abs().amax(-1).clamp_min(1e-30) / FP8_MAX
+    return _to_e4m3(t / s.unsqueeze(-1)).reshape(R, C), s
+
+
+def quant_blocks(w):
+    """w [R, C] (multiples of 128) -> codes [R, C] and f32 scales [R/128, C/128] (one per 128x128 block)."""
+    R, C = w.shape
+    t = w.float().reshape(R // 128, 128, C // 128, 128)
+    s = t.abs().amax(dim=(1, 3)).clamp_min(1e-30) / FP8_MAX
+    return _to_e4m3(t / s[:, None, :, None]).reshape(R, C), s
+
+
+def scaled_mm(a, sa, b, sb, b_blocks, out_dtype):
+    """a [M, K] codes with tile scales sa [M, K/128]; b [K, N] codes with scales sb: [K/128, N/128]
+    (b_blocks, 128x128 blocks) or [K/128, N] (1x128 tiles along K). On CUDA: torch._scaled_mm, the
+    scales in the layouts it takes on sm_90 (sa with strides (1, M); block sb as the transpose of a
+    row-major [N/128, K/128]; tile sb row-major). Elsewhere: the same sums from dequantized f32."""
+    if a.is_cuda:
+        sa = sa.t().contiguous().t()
+        sb = sb.t().contiguous().t() if b_blocks else sb.contiguous()
+        return torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+    af = a.float() * sa.repeat_interleave(128, 1)
+    sbf = sb.repeat_interleave(128, 0)
+    bf = b.float() * (sbf.repeat_interleave(128, 1) if b_blocks else sbf)
+    return (af @ bf).to(out_dtype)
+
+
+class Fp8LinearFn(torch.autograd.Function):
+    """y = x W^T with FP8 GEMMs in forward and backward; saves x and W, re-quantizes in backward."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        N, K = w.shape
+        x2 = x.reshape(-1, K)
+        M = x2.shape[0]
+        xq, xs = quant_tiles(_pad_to(x2, 16, 128))
+        wq, ws = quant_blocks(_pad_to(w, 128, 128))
+        # b = W^T [K, N]: the row-major codes of W viewed transposed (column-major, as _scaled_mm wants).
+        y = scaled_mm(xq, xs, wq.t(), ws.t(), True, x.dtype)[:M, :N]
+        ctx.save_for_backward(x2, w)
+        ctx.x_shape = x.shape
+        return y.reshape(*x.shape[:-1], N)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x2, w = ctx.saved_tensors
+        N, K = w.shape
+        M = x2.shape[0]
+        dy2 = dy.reshape(M, N)
+        # dX [M, K] = dY [M, N] W [N, K]: dY tiles along N; b = W as column-major [N, K] = (W^T row-major).t().
+        dyq, dys = quant_tiles(_pad_to(dy2, 16, 128))
+        wq, ws = quant_blocks(_pad_to(w, 128, 128))
+        dx = scaled_mm(dyq, dys, wq.t().contiguous().t(), ws, True, x2.dtype)[:M, :K]
+        # dW [N, K] = dY^T [N, M] X [M, K]: both reduced over the tokens M, both in 1x128 tiles along M.
+        dyTq, dyTs = quant_tiles(_pad_to(dy2.t(), 16, 128))
+        xTq, xTs = quant_tiles(_pad_to(x2.t(), 16, 128))
+        dw = scaled_mm(dyTq, dyTs, xTq.t(), xTs.t(), False, w.dtype)[:N, :K]
+        return dx.reshape(ctx.x_shape), dw
+
+
+def fp8_linear(x, w):
+    return Fp8LinearFn.apply(x, w)
+
+
+def fp8_self_check(device, dtype):
+    """Fp8LinearFn on random data whose magnitude varies by row, by 128-wide tile and by 128x128 weight
+    block (so a scale applied to the wrong tile or block shows), against two references: the f32
+    product (rel ~ E4M3's rounding, a few percent) and the product of the dequantized codes (the same
+    sums up to fp32 accumulation and the bf16 output: rel < 1e-2 unless a layout is wrong).
+    Returns [y, dx, dw] relative errors (max |diff| / max |ref|) against each."""
+    g = torch.Generator(device='cpu').manual_seed(11)
+    M, K, N = 300, 640, 384
+    spread = lambda *shape: torch.exp(torch.randn(*shape, generator=g))
+    tiles = lambda n: spread(1, (n + 127) // 128).repeat_interleave(128, 1)[:, :n]
+    x = torch.randn(M, K, generator=g) * spread(M, 1) * tiles(K)
+    w = torch.randn(N, K, generator=g) * 0.05 * spread(N // 128, K // 128).repeat_interleave(128, 0).repeat_interleave(128, 1)
+    dy = torch.randn(M, N, generator=g) * spread(M, 1) * tiles(N)
+    x, w, dy = (t.to(device=device, dtype=dtype) for t in (x, w, dy))
+    x.requires_grad_(True)
+    w.requires_grad_(True)
+    y = fp8_linear(x, w)
+    dx, dw = torch.autograd.grad(y, [x, w], dy)
+    xf, wf, dyf = x.detach().float(), w.detach().float(), dy.float()
+    deq_t = lambda a: (lambda q, s: q.float() * s.repeat_interleave(128, 1))(*quant_tiles(_pad_to(a, 1, 128)))
+    deq_b = lambda a: (lambda q, s: q.float() * s.repeat_interleave(128, 0).repeat_interleave(128, 1))(*quant_blocks(a))
+    xd, wd, dyd = deq_t(xf)[:, :K], deq_b(wf), deq_t(dyf)
+    dyTd, xTd = deq_t(dyf.t())[:, :M], deq_t(xf.t())[:, :M]
+    rel = lambda a, r: ((a.float() - r).abs().max() / r.abs().max()).item()
+    got = (y, dx, dw)
+    vs_f32 = [rel(a, r) for a, r in zip(got, (xf @ wf.t(), dyf @ wf, dyf.t() @ xf))]
+    vs_codes = [rel(a, r) for a, r in zip(got, (xd @ wd.t(), dyd @ wd, dyTd @ xTd.t()))]
+    return vs_f32, vs_codes
+
+
+# ------------------------------------------------------------------------------------------------
 # The model
 
 
 class Model:
     """Parameters as plain tensors (HF names) plus stacked expert weights; no nn.Module machinery."""
 
-    def __init__(self, c, params, device, dtype):
+    def __init__(self, c, params, device, dtype, fp8=False):
         self.c = c
+        # FP8 linear layers as the library's fp8: true model: attention and dense-MLP projections
+        # (not the experts, not the shared experts, not lm_head).
+        self.fp8 = fp8
         self.p = params
         self.device = device
         self.dtype = dtype
@@ -174,8 +303,16 @@ class Model:
         y = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], dim=-1)
         return y.to(x.dtype)
 
-    def swiglu(self, x, wg, wu, wd):
-        return F.linear(F.silu(F.linear(x, wg)) * F.linear(x, wu), wd)
+    def linear(self, x, w, b=None, fp8=True):
+        """x W^T (+ b): through Fp8LinearFn when the model is FP8 and this layer is one of its FP8 layers."""
+        if not (self.fp8 and fp8):
+            return F.linear(x, w, b)
+        y = fp8_linear(x, w)
+        return y if b is None else y + b
+
+    def swiglu(self, x, wg, wu, wd, fp8=False):
+        lin = lambda a, w: self.linear(a, w, fp8=fp8)
+        return lin(F.silu(lin(x, wg)) * lin(x, wu), wd)
 
     # -- lightning attention --
 
@@ -236,7 +373,7 @@ class Model:
         H, D = c['num_attention_heads'], c['head_dim']
         HD = H * D
         pre = f'model.layers.{l}.attention'
-        qkv = F.linear(x, p[f'{pre}.query_key_value.weight'], p.get(f'{pre}.query_key_value.bias'))
+        qkv = self.linear(x, p[f'{pre}.query_key_value.weight'], p.get(f'{pre}.query_key_value.bias'))
         if c['linear_silu']:
             qkv = F.silu(qkv)
         q, k, v = (t.reshape(B, T, H, D) for t in qkv.split(HD, dim=-1))
@@ -256,9 +393,9 @@ class Model:
         G = c['group_norm_size']
         of = o.reshape(B, T, G, HD // G).float()
         n = (of * torch.rsqrt(of.pow(2).mean(-1, keepdim=True) + c['rms_norm_eps'])).reshape(B, T, HD)
-        g = F.linear(x, p[f'{pre}.g_proj.weight'])
+        g = self.linear(x, p[f'{pre}.g_proj.weight'])
         gated = (n * p[f'{pre}.g_norm.weight'].float() * torch.sigmoid(g.float())).to(x.dtype)
-        return F.linear(gated, p[f'{pre}.dense.weight'], p.get(f'{pre}.dense.bias'))
+        return self.linear(gated, p[f'{pre}.dense.weight'], p.get(f'{pre}.dense.bias'))
 
     # -- softmax attention --
 
@@ -285,7 +422,7 @@ class Model:
         B, T, _ = x.shape
         H, Hkv, D = c['num_attention_heads'], c['num_key_value_heads'], c['head_dim']
         pre = f'model.layers.{l}.attention'
-        qkv = F.linear(x, p[f'{pre}.query_key_value.weight'], p.get(f'{pre}.query_key_value.bias'))
+        qkv = self.linear(x, p[f'{pre}.query_key_value.weight'], p.get(f'{pre}.query_key_value.bias'))
         q, k, v = qkv.split([H * D, Hkv * D, Hkv * D], dim=-1)
         q, k, v = q.reshape(B, T, H, D), k.reshape(B, T, Hkv, D), v.reshape(B, T, Hkv, D)
         if c['use_qk_norm']:
@@ -312,7 +449,7 @@ class Model:
         else:
             o = self.sdpa(q, k, v, causal=True)
         o = o.transpose(1, 2).reshape(B, T, H * D)
-        return F.linear(o, p[f'{pre}.dense.weight'], p.get(f'{pre}.dense.bias'))
+        return self.linear(o, p[f'{pre}.dense.weight'], p.get(f'{pre}.dense.bias'))
 
     def sdpa_offset(self, q, K, V, L0):
         H, Hkv = q.shape[1], K.shape[1]
@@ -379,7 +516,7 @@ class Model:
         B, T, h = x.shape
         m = f'model.layers.{l}.mlp'
         if self.mlps[l] == 'dense':
-            return self.swiglu(x, p[f'{m}.gate_proj.weight'], p[f'{m}.up_proj.weight'], p[f'{m}.down_proj.weight'])
+            return self.swiglu(x, p[f'{m}.gate_proj.weight'], p[f'{m}.up_proj.weight'], p[f'{m}.down_proj.weight'], fp8=True)
         x2 = x.reshape(B * T, h)
         idx, w = self.route(l, x2)
         y = self.experts(l, x2, idx, w)
@@ -822,13 +959,27 @@ def timings():
         out['notes'].append(f'mini model failed: {str(err).splitlines()[0][:300]}')
         log(f'mini model failed: {err!r}')
 
-    name_bf16, name_fp8 = f'train-bf16-T{train_T}', f'train-fp8-T{train_T}'
-    try:
-        if selected(name_bf16) and left() > 20000:
+    for prec in ('bf16', 'fp8'):
+        name = f'train-{prec}-T{train_T}'
+        if not selected(name):
+            continue
+        if left() < 20000:
+            out['benchmarks'][name] = dict(error='skipped (budget)')
+            continue
+        fp8 = prec == 'fp8'
+        try:
+            check_note = None
+            if fp8:
+                vs_f32, vs_codes = fp8_self_check(device, dtype)
+                check_note = ('FP8 linear self-check, rel err (y, dx, dw) vs f32 {:.1e} {:.1e} {:.1e}, '
+                              'vs dequantized codes {:.1e} {:.1e} {:.1e}').format(*vs_f32, *vs_codes)
+                log(check_note)
+                if not (max(vs_f32) < 0.1 and max(vs_codes) < 1e-2):
+                    raise RuntimeError(f'FP8 linear self-check failed: {check_note}')
             torch.manual_seed(3)
             p = random_params(train, device, dtype, requires_grad=True)
             out['params']['train'] = sum(t.numel() for t in p.values())
-            m = Model(train, p, device, dtype)
+            m = Model(train, p, device, dtype, fp8=fp8)
             pick_moe_impl(m, device, out['notes'])
             V = train['vocab_size']
             ids = torch.randint(0, V, (1, train_T + 1), device=device)
@@ -846,14 +997,17 @@ def timings():
                 loss = step()
                 r = time_it(step, device, max_reps, limit_ms, bud)
                 r['notes'] = r['notes'] + [f'loss {loss.item():.3f}', 'forward + backward, no optimizer step']
+                if fp8:
+                    r['notes'] += [check_note, 'FP8 linear layers (attention + dense MLP) via torch._scaled_mm blockwise '
+                                   '(1x128 activations/gradients, 128x128 weights), eager torch quantization; experts bf16']
                 return r
-            measure(name_bf16, 'train', (0,), run_train, train_T, 10)
+            measure(name, f'train-{prec}', (0,), run_train, train_T, 10)
             del m, p, leaves
-    except Exception as err:  # noqa: BLE001
-        out['benchmarks'][name_bf16] = dict(error=f'failed: {str(err).splitlines()[0][:300]}')
-        log(f'train failed: {err!r}')
-    if selected(name_fp8):
-        out['benchmarks'][name_fp8] = dict(error='not measured (no FP8 training in the PyTorch baseline)')
+        except Exception as err:  # noqa: BLE001
+            out['benchmarks'][name] = dict(error=f'failed: {str(err).splitlines()[0][:300]}')
+            log(f'{name} failed: {err!r}')
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
     out['secs'] = time.perf_counter() - t_start
     return out
 
