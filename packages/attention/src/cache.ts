@@ -181,9 +181,10 @@ export class KVCache {
 
 /**
  * Writes src [B, n, X, Y] into rows [row, row + n) of dst [B, cap, X, Y], in place, with the
- * backend's device-to-device copy (one contiguous run per batch entry). The cache owns dst and
- * never hands it to a gradient tape, which is what makes the in-place write safe. A backend without
- * `copy` gets a rebuilt buffer instead (correct, but O(capacity) per call); returns the buffer.
+ * backend's device-to-device copy (one contiguous run per batch entry: a single 2-D copy where the
+ * backend has copyRows, else one copy each). The cache owns dst and never hands it to a gradient
+ * tape, which is what makes the in-place write safe. A backend without `copy` gets a rebuilt
+ * buffer instead (correct, but O(capacity) per call); returns the buffer.
  */
 function writeRows(dst: Tensor, src: Tensor, row: number): Tensor {
   const [B, n] = src.shape as [number, number];
@@ -191,6 +192,10 @@ function writeRows(dst: Tensor, src: Tensor, row: number): Tensor {
   const rowBytes = (src.size / Math.max(B * n, 1)) * bytesPerElement(src.dtype);
   const sd = dst.live('KVCache write');
   const ss = src.live('KVCache write');
+  if (sd.backend.copyRows && ss.backend === sd.backend && B > 1) {
+    sd.backend.copyRows(ss.buffer, 0, n * rowBytes, sd.buffer, row * rowBytes, cap * rowBytes, n * rowBytes, B);
+    return dst;
+  }
   if (sd.backend.copy && ss.backend === sd.backend) {
     for (let b = 0; b < B; b++) sd.backend.copy(ss.buffer, b * n * rowBytes, sd.buffer, (b * cap + row) * rowBytes, n * rowBytes);
     return dst;

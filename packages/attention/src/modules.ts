@@ -32,7 +32,7 @@ import { KVCache, LinearAttentionState } from './cache.js';
 import { decayRates, type DecayConvention } from './decay.js';
 import { groupRmsNormGate } from './ops/gate.js';
 import { lightningAttention, lightningAttentionStep } from './ops/lightning.js';
-import { packedPositions, rope } from './ops/rope.js';
+import { packedPositions, rope, ropePositions } from './ops/rope.js';
 import { softmaxAttention } from './ops/softmax_attention.js';
 import { zerosOn } from './ops/common.js';
 
@@ -201,9 +201,10 @@ export class LinearAttention extends Module {
     let [q, k, v] = split(qkv, 3, 2).map((p) => reshape(p, [B, T, H, D])) as [Tensor, Tensor, Tensor];
     if (this.query_layernorm) q = rmsNorm(q, this.query_layernorm.weight, this.eps);
     if (this.key_layernorm) k = rmsNorm(k, this.key_layernorm.weight, this.eps);
-    const ropeOpts = 'packed' in positions ? { positions: positions.packed } : { offset: positions.offset };
-    q = rope(q, { ...ropeOpts, rotaryDim: this.rotaryDim, theta: this.ropeTheta });
-    k = rope(k, { ...ropeOpts, rotaryDim: this.rotaryDim, theta: this.ropeTheta });
+    // One positions tensor for q and k (one upload).
+    const pos = ropePositions(x, T, 'packed' in positions ? { positions: positions.packed } : { offset: positions.offset });
+    q = rope(q, { positions: pos, rotaryDim: this.rotaryDim, theta: this.ropeTheta });
+    k = rope(k, { positions: pos, rotaryDim: this.rotaryDim, theta: this.ropeTheta });
     return [q, k, v];
   }
 
@@ -306,9 +307,9 @@ export class SoftmaxAttention extends Module {
       v = reshape(v, [B, T, Hkv, D]);
       if (this.query_layernorm) q = rmsNorm(q, this.query_layernorm.weight, this.eps);
       if (this.key_layernorm) k = rmsNorm(k, this.key_layernorm.weight, this.eps);
-      const ropeOpts = cuSeqlens ? { positions: packedPositions(cuSeqlens) } : { offset: cache?.length ?? 0 };
-      q = rope(q, { ...ropeOpts, rotaryDim: this.rotaryDim, theta: this.ropeTheta });
-      k = rope(k, { ...ropeOpts, rotaryDim: this.rotaryDim, theta: this.ropeTheta });
+      const pos = ropePositions(x, T, cuSeqlens ? { positions: packedPositions(cuSeqlens) } : { offset: cache?.length ?? 0 });
+      q = rope(q, { positions: pos, rotaryDim: this.rotaryDim, theta: this.ropeTheta });
+      k = rope(k, { positions: pos, rotaryDim: this.rotaryDim, theta: this.ropeTheta });
       let o: Tensor;
       if (cache) {
         cache.append(k, v);

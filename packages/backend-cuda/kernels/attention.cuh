@@ -22,6 +22,8 @@
 //   out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s and lse = M + log(sum_s e^(m_s - M) l_s).
 //   Query i sits at position kvOffset + i; key j is visible when j < nk and (not causal or
 //   j <= kvOffset + i). Packed sequences run one launch pair per sequence (q0/k0 offsets).
+//
+// rope — the rotary embedding of q and k in one launch per tensor (at the end of this file).
 #pragma once
 #ifndef RING_LINEAR_ATTENTION_CUH
 #define RING_LINEAR_ATTENTION_CUH
@@ -378,6 +380,39 @@ RL_DEV void softmax_attn_combine(const float* __restrict__ pm, const float* __re
     out[(((i64)b * Tq + q0 + i) * H + h) * Dv + c] = T::st(o * invL, false);
   }
   if (threadIdx.x == 0) lse[((i64)b * H + h) * Tq + q0 + i] = M + logf(L);
+}
+
+// rope — partial NeoX rotate-half (MODEL_SPEC §2.3) on x [rows = B*T, H, D]: for channel pairs
+// (i, i + rot/2), i < rot/2, angle = f32(position) * invFreq[i] in fp32 and
+//   y_i = x_i cos - x_{i+half} sin,   y_{i+half} = x_{i+half} cos + x_i sin   (sin negated: inverse);
+// channels >= rot pass through. positions are i32 [T] (shared by the batch) or [B, T] (perBatch).
+// One thread per pair or pass-through channel. cosf/sinf are CUDA's full-range ones (accurate at
+// the 10^5 rad angles of long contexts); products and sums are rounded one by one (__fmul_rn, no
+// FMA contraction), the values the composite's elementwise kernels produce.
+template <class T>
+RL_DEV void rope_apply(const typename T::S* __restrict__ x, const int* __restrict__ pos, const float* __restrict__ inv,
+                       typename T::S* __restrict__ y, i64 rows, int Tn, int H, int D, int rot, int perBatch, int inverse) {
+  const int half = rot >> 1;
+  const int per = half + (D - rot);  // work items of one head: the pairs, then the pass-through channels
+  const i64 n = rows * H * per;
+  for (i64 w = global_thread(); w < n; w += grid_threads()) {
+    const int j = (int)(w % per);
+    const i64 rh = w / per;  // row * H + head
+    const i64 base = rh * D;
+    if (j >= half) {
+      const i64 c = base + rot + (j - half);
+      y[c] = x[c];
+      continue;
+    }
+    const i64 row = rh / H;
+    const int p = pos[perBatch ? row : row % Tn];
+    const float a = __fmul_rn((float)p, inv[j]);
+    const float c = cosf(a);
+    const float s = inverse ? -sinf(a) : sinf(a);
+    const float x1 = T::ld(x[base + j]), x2 = T::ld(x[base + j + half]);
+    y[base + j] = T::st(__fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s)), false);
+    y[base + j + half] = T::st(__fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s)), false);
+  }
 }
 
 #endif  // RING_LINEAR_ATTENTION_CUH

@@ -37,6 +37,8 @@ export interface CudaBackendOptions extends CudaLibraryOptions {
 
 export class CudaBuffer implements BackendBuffer {
   freed = false;
+  /** Scratch computed from this buffer's bytes (CudaBackend.derivedTemp), released with it. */
+  derived: { key: string; block: Block }[] | null = null;
   constructor(
     readonly byteLength: number,
     readonly block: Block,
@@ -50,6 +52,18 @@ interface PinnedBuffer {
   readonly ptr: bigint;
   readonly view: ArrayBuffer;
   readonly size: number;
+}
+
+/** The largest pitch cuMemcpy2D takes (CU_DEVICE_ATTRIBUTE_MAX_PITCH on current GPUs); wider strides copy row by row. */
+const MAX_COPY_PITCH = 2 ** 31 - 1;
+
+/** Entries of CudaBackend.constantTable (tables of a few KiB each). */
+const CONSTANT_ENTRIES = 1024;
+
+function sameNumbers(a: readonly number[] | undefined, b: readonly number[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A captured CUDA graph: replay with `launch()`, free with `dispose()`. */
@@ -95,6 +109,7 @@ export class CudaBackend implements Backend, KernelLauncher {
   private readonly events: Handle[] = [];
   private readonly pinnedFree = new Map<number, PinnedBuffer[]>();
   private workspace: number | null = null;
+  private readonly constants = new Map<string, { ptr: number; verify: readonly number[] | undefined }>();
   private capturing: { pinned: PinnedBuffer[] } | null = null;
   private disposed = false;
   private readonly launchFn: (...args: any[]) => number;
@@ -170,6 +185,54 @@ export class CudaBackend implements Backend, KernelLauncher {
     this.allocator.release(b, this.stream);
   }
 
+  /**
+   * Device copy of small immutable host data (a frequency table, a list of weight pointers),
+   * uploaded on the first use of `key` and reused after: a decode step would otherwise upload the
+   * same bytes dozens of times. `key` must determine the bytes. Like the GEMM workspace, the copies
+   * live outside the allocator (and its statistics) until dispose; at most CONSTANT_ENTRIES are
+   * kept (the oldest freed after the stream drains). While a graph is being captured nothing new
+   * is cached (the upload would only happen at replay): `temp` then owns the copy, to be released
+   * with releaseTemp after the launches that read it.
+   */
+  constantTable(key: string, make: () => ArrayBufferView, verify?: readonly number[]): { ptr: number; temp: Block | null } {
+    const hit = this.constants.get(key);
+    if (hit !== undefined && (!verify || sameNumbers(hit.verify, verify))) return { ptr: hit.ptr, temp: null };
+    const data = make();
+    const n = Math.max(1, data.byteLength);
+    if (this.capturing) {
+      const temp = this.temp(n);
+      this.write(new CudaBuffer(n, temp), data);
+      return { ptr: temp.ptr, temp };
+    }
+    const d = this.rt.driver;
+    // Make room: the oldest entry, or this key's (a hash key whose `verify` list differs).
+    const evict = hit !== undefined ? key : this.constants.size >= CONSTANT_ENTRIES ? this.constants.keys().next().value : undefined;
+    if (evict !== undefined) {
+      const old = this.constants.get(evict)!;
+      this.constants.delete(evict);
+      d.streamSynchronize(this.stream);
+      d.memFree(old.ptr);
+    }
+    const p = d.memAlloc(n);
+    if (data.byteLength > 0) d.copyHtoDAsync(p, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), data.byteLength, this.stream);
+    this.constants.set(key, { ptr: p, verify: verify ? [...verify] : undefined });
+    return { ptr: p, temp: null };
+  }
+
+  /**
+   * A device array of 64-bit pointers (a list of expert weights), through constantTable: keyed by
+   * a hash of the addresses and checked against them on a hit, so no long string is built per call.
+   */
+  pointerTable(ptrs: readonly number[]): { ptr: number; temp: Block | null } {
+    let h1 = 0x811c9dc5 ^ ptrs.length, h2 = 0x9e3779b9;
+    for (let i = 0; i < ptrs.length; i++) {
+      const lo = ptrs[i]! >>> 0, hi = Math.floor(ptrs[i]! / 4294967296) >>> 0;
+      h1 = Math.imul(h1 ^ lo, 16777619) ^ hi;
+      h2 = Math.imul(h2 ^ hi ^ (lo >>> 5), 0x85ebca6b) + i;
+    }
+    return this.constantTable(`ptrs:${ptrs.length}:${h1 >>> 0}:${h2 >>> 0}`, () => new BigUint64Array(ptrs.map((p) => BigInt(p))), ptrs);
+  }
+
   write(buffer: BackendBuffer, data: ArrayBufferView, byteOffset = 0): void {
     const b = this.own(buffer, 'write');
     const n = data.byteLength;
@@ -177,6 +240,7 @@ export class CudaBackend implements Backend, KernelLauncher {
       throw new BackendError(`cuda: write of ${n} bytes at offset ${byteOffset} overflows a ${b.byteLength}-byte buffer`);
     }
     if (n === 0) return;
+    this.dropDerived(b);
     const src = new Uint8Array(data.buffer, data.byteOffset, n);
     if (this.capturing) {
       // A captured copy must come from memory that outlives the graph: pin a private copy.
@@ -220,11 +284,57 @@ export class CudaBackend implements Backend, KernelLauncher {
     if (byteLength > 0) this.rt.driver.copyDtoDAsync(d.ptr + dstOffset, s.ptr + srcOffset, byteLength, this.stream);
   }
 
+  copyRows(src: BackendBuffer, srcOffset: number, srcStride: number, dst: BackendBuffer, dstOffset: number, dstStride: number, rowBytes: number, rows: number): void {
+    const s = this.own(src, 'copyRows');
+    const d = this.own(dst, 'copyRows');
+    if (rows <= 0 || rowBytes <= 0) return;
+    const ints = [srcOffset, srcStride, dstOffset, dstStride, rowBytes, rows];
+    if (!ints.every((x) => Number.isInteger(x) && x >= 0) || srcStride < rowBytes || dstStride < rowBytes) {
+      throw new BackendError(`cuda: copyRows expects non-negative integers with strides >= rowBytes, got offsets ${srcOffset}/${dstOffset}, strides ${srcStride}/${dstStride}, ${rows} rows of ${rowBytes} bytes`);
+    }
+    const srcEnd = srcOffset + (rows - 1) * srcStride + rowBytes;
+    const dstEnd = dstOffset + (rows - 1) * dstStride + rowBytes;
+    if (srcEnd > s.byteLength || dstEnd > d.byteLength) {
+      throw new BackendError(`cuda: copyRows of ${rows} rows of ${rowBytes} bytes out of range (source ${s.byteLength} bytes, reaching ${srcEnd}; destination ${d.byteLength}, reaching ${dstEnd})`);
+    }
+    if (rows === 1 || (srcStride === rowBytes && dstStride === rowBytes)) {
+      this.rt.driver.copyDtoDAsync(d.ptr + dstOffset, s.ptr + srcOffset, rows === 1 ? rowBytes : rows * rowBytes, this.stream);
+    } else if (Math.max(srcStride, dstStride) <= MAX_COPY_PITCH) {
+      this.rt.driver.copy2DAsync(d.ptr + dstOffset, dstStride, s.ptr + srcOffset, srcStride, rowBytes, rows, this.stream);
+    } else {
+      for (let i = 0; i < rows; i++) this.rt.driver.copyDtoDAsync(d.ptr + dstOffset + i * dstStride, s.ptr + srcOffset + i * srcStride, rowBytes, this.stream);
+    }
+  }
+
   free(buffer: BackendBuffer): void {
     const b = this.own(buffer, 'free');
     b.freed = true;
     if (this.disposed) return;
+    this.dropDerived(b);
     this.allocator.release(b.block, this.stream);
+  }
+
+  /**
+   * Scratch computed from a buffer's bytes by `fill` (which enqueues the kernels that write it),
+   * kept with the buffer and released when it is freed or written: a buffer's bytes do not change
+   * between those (ops write fresh outputs; Parameter.assign swaps buffers), so e.g. the tile list
+   * of a grouped GEMM's offsets is built once for the gate, up and down GEMMs. While a graph is
+   * being captured nothing is kept: `temp` then owns the scratch, released by the caller.
+   */
+  derivedTemp(buffer: CudaBuffer, key: string, bytes: number, fill: (ptr: number) => void): { ptr: number; temp: Block | null } {
+    const hit = buffer.derived?.find((d) => d.key === key);
+    if (hit) return { ptr: hit.block.ptr, temp: null };
+    const block = this.temp(bytes);
+    fill(block.ptr);
+    if (this.capturing) return { ptr: block.ptr, temp: block };
+    (buffer.derived ??= []).push({ key, block });
+    return { ptr: block.ptr, temp: null };
+  }
+
+  private dropDerived(b: CudaBuffer): void {
+    if (!b.derived) return;
+    for (const d of b.derived) this.allocator.release(d.block, this.stream);
+    b.derived = null;
   }
 
   flush(): void {
@@ -269,6 +379,8 @@ export class CudaBackend implements Backend, KernelLauncher {
     d.streamSynchronize(this.stream);
     this.disposed = true;
     if (this.workspace !== null) d.memFree(this.workspace);
+    for (const c of this.constants.values()) d.memFree(c.ptr);
+    this.constants.clear();
     this.allocator.emptyCache();
     this.modules.dispose();
     for (const e of this.events) d.destroyEvent(e);

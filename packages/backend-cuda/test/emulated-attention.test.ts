@@ -1,7 +1,7 @@
 /**
  * The decode-path attention kernels (kernels/attention.cuh, src/ops/attention.ts) through the CUDA
  * backend's host side: the mock driver plus the JavaScript model of the kernels
- * (test/mock/emulator.ts). The OpInfo records of lightningAttentionStep and softmaxAttention
+ * (test/mock/emulator.ts). The OpInfo records of lightningAttentionStep, softmaxAttention and rope
  * (@ring-linear/attention/opinfo) run against the CPU (float64 references, kernel vs composite,
  * error inputs); then shapes the records do not reach (row chunks and several token passes of the
  * lightning step, scalar paths, several column tiles and splits of softmax attention) against
@@ -17,7 +17,8 @@ const built = await buildMockCuda();
 const skip = 'skip' in built ? built.skip : null;
 if (skip) console.log(`[backend-cuda] emulated attention skipped: ${skip}`);
 
-const OPS = ['lightningAttentionStep', 'softmaxAttention'];
+const OPS = ['lightningAttentionStep', 'softmaxAttention', 'rope'];
+const SEED_ROPE = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
 
 async function setup() {
   const core = await import('@ring-linear/core');
@@ -60,8 +61,76 @@ describe.skipIf(!!skip)('decode attention on the CUDA host side (mock driver + k
       expect(ran).toContain(`attn_softmax_split_${dt}_d4_v4`);
       expect(ran).toContain(`attn_softmax_split_${dt}_d1_v1`);
       expect(ran).toContain(`attn_softmax_combine_${dt}`);
+      expect(ran).toContain(`attn_rope_${dt}`);
     }
   }, 600_000);
+
+  it('rope is one launch: a decode-shaped call (B=3, one token, partial rotation) against float64, then the inverse undoes it', async () => {
+    const { core, launches } = await setup();
+    await import('@ring-linear/attention');
+    const [B, H, D, rot, theta] = [3, 5, 12, 8, 1e6];
+    console.log(`[backend-cuda] rope seed ${SEED_ROPE}`);
+    const xs = Float32Array.from(randoms(SEED_ROPE, B * H * D));
+    const pos = [40000, 7, 123457]; // per-batch positions: large angles too
+    const x = core.tensor(xs, [B, 1, H, D], 'f32');
+    const p = core.tensor(Int32Array.from(pos), [B, 1], 'i32');
+    const before = launches.get('attn_rope_f32') ?? 0;
+    const total0 = [...launches.values()].reduce((a, c) => a + c, 0);
+    const y = core.runOp1('rope', [x, p], { rotaryDim: rot, theta });
+    expect([...launches.values()].reduce((a, c) => a + c, 0) - total0).toBe(1);
+    expect(launches.get('attn_rope_f32')).toBe(before + 1);
+    const got = await y.data();
+    const half = rot / 2;
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        const o = (b * H + h) * D;
+        for (let i = 0; i < half; i++) {
+          const inv = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / rot))));
+          const a = Math.fround(pos[b]! * inv);
+          const [c, sn] = [Math.cos(a), Math.sin(a)];
+          expect(got[o + i]).toBeCloseTo(xs[o + i]! * c - xs[o + i + half]! * sn, 5);
+          expect(got[o + i + half]).toBeCloseTo(xs[o + i + half]! * c + xs[o + i]! * sn, 5);
+        }
+        for (let d = rot; d < D; d++) expect(got[o + d]).toBe(xs[o + d]);
+      }
+    }
+    const back = await core.runOp1('rope', [y, p], { rotaryDim: rot, theta, inverse: true }).data();
+    for (let i = 0; i < xs.length; i++) expect(back[i]).toBeCloseTo(xs[i]!, 5);
+  });
+
+  it('KV cache appends of every sequence go through one 2-D copy (copyRows), growth included', async () => {
+    const { core, b } = await setup();
+    const { KVCache } = await import('@ring-linear/attention');
+    const calls = { rows: 0 };
+    const orig = b.copyRows.bind(b);
+    b.copyRows = (...a: Parameters<typeof b.copyRows>) => { calls.rows++; orig(...a); };
+    try {
+      const cache = new KVCache({ initialCapacity: 4 });
+      const [B, Hkv, D] = [3, 2, 5];
+      const chunk = (n: number) => Float32Array.from(randoms(SEED_ROPE + n, B * n * Hkv * D), (v) => Math.round(64 * v));
+      const k1 = chunk(2), k2 = chunk(1);
+      const t1 = core.tensor(k1, [B, 2, Hkv, D], 'f32'), t2 = core.tensor(k2, [B, 1, Hkv, D], 'f32');
+      cache.append(t1, t1);
+      cache.append(t2, t2);
+      cache.append(t1, t1); // 5 tokens > capacity 4: the cache grows, copying the 3 it has
+      const keys = (await cache.keys.data()) as Float32Array;
+      const cap = cache.keys.shape[1]!;
+      expect(cap).toBe(8);
+      const row = Hkv * D;
+      const tokens = (s: number, from: number, n: number) => Array.from(keys.subarray((s * cap + from) * row, (s * cap + from + n) * row));
+      for (let s = 0; s < B; s++) {
+        const first = Array.from(k1.subarray(s * 2 * row, (s + 1) * 2 * row));
+        expect(tokens(s, 0, 2)).toEqual(first);
+        expect(tokens(s, 2, 1)).toEqual(Array.from(k2.subarray(s * row, (s + 1) * row)));
+        expect(tokens(s, 3, 2)).toEqual(first);
+      }
+      core.dispose([t1, t2]);
+      cache.dispose();
+      expect(calls.rows).toBe(2 * 3 + 2); // k and v per append, and the copy of the old rows when it grew
+    } finally {
+      b.copyRows = orig;
+    }
+  });
 
   it('lightning step: row chunks, several passes of tokens, scalar columns, against float64', async () => {
     const { core, attention, launches } = await setup();

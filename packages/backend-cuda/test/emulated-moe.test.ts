@@ -228,4 +228,31 @@ describe.skipIf(!!skip)('MoE kernels on the CUDA host side (mock driver + kernel
     const ran = [...launches.keys()];
     for (const k of ['moe_gmm_tiles', 'moe_gmm_zero_bf16', 'moe_gmm_bf16_tb1_v2', 'moe_gmm_bf16_tb0_v2', 'moe_gmm_atb_bf16_v2', 'moe_gmm_bf16_tb1_v1', 'moe_gmm_atb_bf16_v1', 'moe_gmm_bf16_tb0_v3', 'moe_gmm_bf16_tb1_v4', 'moe_gmm_bf16_tb0_v5']) expect(ran).toContain(k);
   }, 300_000);
+
+  it('grouped GEMMs over one offsets tensor build its tile list once (gate, up, down) and free it with the offsets', async () => {
+    const { core, moe, b, launches } = await setup();
+    const counts = [70, 0, 131, 5];
+    const offs = [0];
+    for (const n of counts) offs.push(offs[offs.length - 1]! + n);
+    const R = offs[offs.length - 1]!, H = 16, I = 24;
+    const x = core.tensor(Float32Array.from(randoms(SEED + 40, R * H)), [R, H], 'bf16');
+    const wg = Array.from({ length: 4 }, (_, e) => core.tensor(Float32Array.from(randoms(SEED + 41 + e, I * H)), [I, H], 'bf16'));
+    const wd = Array.from({ length: 4 }, (_, e) => core.tensor(Float32Array.from(randoms(SEED + 51 + e, H * I)), [H, I], 'bf16'));
+    const inUse0 = b.allocatorStats().bytesInUse;
+    const offsets = core.tensor(Int32Array.from(offs), [5], 'i32');
+    const tiles0 = launches.get('moe_gmm_tiles') ?? 0;
+    const g = moe.groupedMatmul(x, wg, offsets);
+    const u = moe.groupedMatmul(x, wg, offsets);
+    const gu = core.mul(g, u);
+    const y = moe.groupedMatmul(gu, wd, offsets);
+    expect(launches.get('moe_gmm_tiles')! - tiles0).toBe(1);
+    // Same values as with a fresh offsets tensor (whose tile list is built again).
+    const fresh = core.tensor(Int32Array.from(offs), [5], 'i32');
+    const y2 = moe.groupedMatmul(gu, wd, fresh);
+    expect(launches.get('moe_gmm_tiles')! - tiles0).toBe(2);
+    expect(Array.from((await y.data()) as Float32Array)).toEqual(Array.from((await y2.data()) as Float32Array));
+    core.dispose([g, u, gu, y, y2, offsets, fresh]);
+    expect(b.allocatorStats().bytesInUse).toBe(inUse0); // the tile lists went with their offsets
+    core.dispose([x, ...wg, ...wd]);
+  });
 });

@@ -233,6 +233,53 @@ describe.skipIf(!!skip)('CUDA backend on the mock driver', () => {
     expect(() => graph.launch()).toThrow(/disposed graph/);
   });
 
+  it('keeps constant and pointer tables: one upload per distinct content, the bytes on the device, temps while capturing', () => {
+    const view = (p: number, n: number) => new Uint8Array(koffi.view(BigInt(p), n) as ArrayBuffer).slice();
+    const allocs0 = mock.allocs();
+    const data = Float32Array.from({ length: 5 }, () => rand());
+    const t1 = b.constantTable('test:five', () => data);
+    const t2 = b.constantTable('test:five', () => { throw new Error('made twice'); });
+    expect(t2.ptr).toBe(t1.ptr);
+    expect([t1.temp, t2.temp]).toEqual([null, null]);
+    expect(Array.from(new Float32Array(view(t1.ptr, 20).buffer))).toEqual(Array.from(data));
+    // Pointer tables: the same addresses give the same table; other addresses another; the bytes are the addresses.
+    const ptrs = Array.from({ length: 37 }, () => 0x7f0000000000 + Math.floor(rand() * 2 ** 30) * 16);
+    const p1 = b.pointerTable(ptrs);
+    expect(b.pointerTable([...ptrs]).ptr).toBe(p1.ptr);
+    const other = [...ptrs];
+    other[36] = other[36]! + 16;
+    const p3 = b.pointerTable(other);
+    expect(p3.ptr).not.toBe(p1.ptr);
+    const words = new BigUint64Array(view(p3.ptr, 8 * 37).buffer);
+    expect(Array.from(words, Number)).toEqual(other);
+    expect(mock.allocs() - allocs0).toBe(3); // three distinct tables, outside the caching allocator
+    // While capturing: not cached (the upload would only run at replay); a temp the caller releases.
+    const { graph, result } = cuda.captureGraph(() => {
+      const t = b.pointerTable(ptrs.map((p) => p + 32));
+      if (t.temp) b.releaseTemp(t.temp); // as an op does after its launches
+      return t.temp !== null;
+    });
+    expect(result).toBe(true);
+    graph.dispose();
+    expect(b.pointerTable(ptrs.map((p) => p + 32)).temp).toBeNull(); // cached now, outside a capture
+  });
+
+  it('copies rows with one 2-D copy (copyRows) and checks ranges', async () => {
+    const src = b.allocate(400), dst = b.allocate(1000);
+    const sb = Uint8Array.from({ length: 400 }, () => Math.floor(rand() * 256));
+    const db = Uint8Array.from({ length: 1000 }, () => Math.floor(rand() * 256));
+    b.write(src, sb);
+    b.write(dst, db);
+    b.copyRows(src, 3, 70, dst, 11, 190, 52, 5); // 5 rows of 52 bytes: strided on both sides
+    const want = db.slice();
+    for (let r = 0; r < 5; r++) want.set(sb.subarray(3 + r * 70, 3 + r * 70 + 52), 11 + r * 190);
+    expect(Array.from(await b.read(dst))).toEqual(Array.from(want));
+    expect(() => b.copyRows(src, 0, 70, dst, 0, 190, 52, 6)).toThrow(/copyRows of 6 rows of 52 bytes out of range \(source 400 bytes, reaching 402/);
+    expect(() => b.copyRows(src, 0, 40, dst, 0, 190, 52, 2)).toThrow(/strides >= rowBytes/);
+    b.free(src);
+    b.free(dst);
+  });
+
   it('rejects buffers of another backend', () => {
     const t = core.tensor([1], [1], 'f32', core.findBackend('cpu'));
     expect(() => b.write(t.info().buffer, new Uint8Array(4))).toThrow(/buffer from another backend/);

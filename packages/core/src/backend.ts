@@ -44,6 +44,12 @@ export interface Backend {
   readSync?(buffer: BackendBuffer, byteOffset?: number, byteLength?: number): Uint8Array;
   /** Device-to-device copy; the engine falls back to a kernel-less read/write when absent. */
   copy?(src: BackendBuffer, srcOffset: number, dst: BackendBuffer, dstOffset: number, byteLength: number): void;
+  /**
+   * `rows` device-to-device copies of `rowBytes` bytes in one call (a 2-D copy): row i goes from
+   * src at srcOffset + i * srcStride to dst at dstOffset + i * dstStride (strides >= rowBytes).
+   * Optional; callers fall back to `copy` per row (e.g. a KV cache writing one token per sequence).
+   */
+  copyRows?(src: BackendBuffer, srcOffset: number, srcStride: number, dst: BackendBuffer, dstOffset: number, dstStride: number, rowBytes: number, rows: number): void;
   /** Returns the buffer to the backend (the backend may pool it). */
   free(buffer: BackendBuffer): void;
   /** Flushes queued work to the device without waiting. */

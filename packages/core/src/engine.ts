@@ -355,7 +355,7 @@ export function runOp(name: string, inputs: readonly Tensor[], rawAttrs?: Attrs)
   for (let i = 0; i < inputs.length; i++) {
     const t = inputs[i];
     if (!(t instanceof Tensor)) throw new DTypeError(`${name}: input ${i} must be a Tensor, got ${t === null ? 'null' : typeof t}`);
-    t.live(`${name}: input ${i}`);
+    if (t.storage === null) t.live(`${name}: input ${i}`); // the message is built only when it throws
   }
   const metas: TensorMeta[] = inputs.map((t) => ({ shape: t.shape, dtype: t.dtype }));
   checkInputDTypes(def, metas);

@@ -135,28 +135,32 @@ export function packedPositions(cuSeqlens: readonly number[] | Int32Array): Int3
   return out;
 }
 
+/**
+ * The positions tensor rope reads (i32 [T] or [B, T], on the backend of `like`): options.positions
+ * as given, or offset + 0..T-1. Modules build it once and pass it to the rope of q and of k.
+ */
+export function ropePositions(like: Tensor, T: number, options: Pick<RopeOptions, 'positions' | 'offset'> = {}): Tensor {
+  if (options.positions !== undefined && !(Array.isArray(options.positions) || options.positions instanceof Int32Array)) {
+    return options.positions as Tensor;
+  }
+  let host: Int32Array;
+  if (options.positions !== undefined) host = Int32Array.from(options.positions as ArrayLike<number>);
+  else {
+    const offset = options.offset ?? 0;
+    if (!Number.isInteger(offset) || offset < 0) throw new AttrError(`rope: 'offset' must be an integer >= 0, got ${offset}`);
+    host = new Int32Array(T);
+    for (let t = 0; t < T; t++) host[t] = offset + t;
+  }
+  return constantLike(like, host, [host.length], 'i32');
+}
+
 /** Applies partial NeoX RoPE to x [B, T, H, D] or [T, H, D] (MODEL_SPEC §2.3). */
 export function rope(x: Tensor, options: RopeOptions = {}): Tensor {
   const T = x.shape[x.rank - 3] ?? 0;
-  let positions: Tensor;
-  let owned = false;
-  if (options.positions !== undefined && !(Array.isArray(options.positions) || options.positions instanceof Int32Array)) {
-    positions = options.positions as Tensor;
-  } else {
-    let host: Int32Array;
-    if (options.positions !== undefined) host = Int32Array.from(options.positions as ArrayLike<number>);
-    else {
-      const offset = options.offset ?? 0;
-      if (!Number.isInteger(offset) || offset < 0) throw new AttrError(`rope: 'offset' must be an integer >= 0, got ${offset}`);
-      host = new Int32Array(T);
-      for (let t = 0; t < T; t++) host[t] = offset + t;
-    }
-    positions = constantLike(x, host, [host.length], 'i32');
-    owned = true;
-  }
+  const positions = ropePositions(x, T, options);
   try {
     return runOp1('rope', [x, positions], { rotaryDim: options.rotaryDim, theta: options.theta ?? 10000 });
   } finally {
-    if (owned) positions.dispose();
+    if (positions !== options.positions) positions.dispose();
   }
 }

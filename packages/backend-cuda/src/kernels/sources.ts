@@ -394,7 +394,7 @@ export const ATTENTION_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
  * The decode-path attention kernels of one activation dtype (kernels/attention.cuh): the lightning
  * step (16-byte state access when Dv % 4 == 0, else scalar) and its row-chunk combine; the split-K
  * softmax attention forward (vector loads of k when D % 4 == 0 and of v when Dv % 4 == 0) and its
- * split combine. The ops are @ring-linear/attention's, registered by name in src/ops/attention.ts.
+ * split combine; rope. The ops are @ring-linear/attention's, registered by name in src/ops/attention.ts.
  */
 export function attentionModule(dt: DType): ModuleSpec {
   const m = new ModuleBuilder(`attention.${sfx(dt)}`, ['attention.cuh']);
@@ -422,6 +422,10 @@ export function attentionModule(dt: DType): ModuleSpec {
     [['const float*', 'pm'], ['const float*', 'pl'], ['const float*', 'pacc'], [`${S(dt)}*`, 'out'], ['float*', 'lse'], ['int', 'Tq'], ['int', 'H'],
       ['int', 'Hkv'], ['int', 'Dv'], ['int', 'q0'], ['int', 'nq'], ['int', 'nsplit']],
     `softmax_attn_combine<${T}>(pm, pl, pacc, out, lse, Tq, H, Hkv, Dv, q0, nq, nsplit);`, 128);
+  m.entry(`attn_rope_${s}`,
+    [X('x'), ['const int*', 'pos'], ['const float*', 'inv'], [`${S(dt)}*`, 'y'], ['i64', 'rows'], ['int', 'Tn'], ['int', 'H'], ['int', 'D'],
+      ['int', 'rot'], ['int', 'perBatch'], ['int', 'inverse']],
+    `rope_apply<${T}>(x, pos, inv, y, rows, Tn, H, D, rot, perBatch, inverse);`);
   return m.build();
 }
 

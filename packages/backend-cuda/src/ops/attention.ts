@@ -11,6 +11,7 @@
  *                           split-K (flash-decoding) forward with GQA (MODEL_SPEC §3). Both: causal
  *                           or not, kvLen / kvOffset, packed sequences (launches per sequence), the
  *                           f32 log-sum-exp output
+ *   rope                    partial NeoX rotary embedding, one thread per channel pair
  *   softmaxAttentionBackward  (bf16, f16) FlashAttention-2 backward on tensor cores for D = Dv in
  *                           {64, 128}; a general CUDA-core kernel pair (one warp per query row /
  *                           per key) for other head dims and for f32
@@ -37,7 +38,7 @@ import {
 } from '../kernels/families/flash.js';
 import type { Kernel } from '../kernels/modules.js';
 import { DTYPE_SUFFIX, moduleSpec } from '../kernels/sources.js';
-import { ptr, register, type Ctx } from './common.js';
+import { blocksFor, ptr, register, type Ctx } from './common.js';
 import type { TensorInfo } from '@ring-linear/core';
 
 const cdiv = (a: number, b: number) => Math.ceil(a / b);
@@ -269,3 +270,29 @@ function softmaxAttentionBackward({ backend: b, inputs: [q, k, v, out, lse, dOut
 // Registered for every activation dtype: core checks the registration's dtypes against all inputs,
 // lse and dLse (f32) included. f32 runs the general kernels.
 if (flashEnabled()) register('softmaxAttentionBackward', softmaxAttentionBackward, FLASH_DTYPES);
+
+// ---------------------------------------------------------------------------------------------
+// rope (MODEL_SPEC §2.3): one launch per tensor instead of the composite's ~17 (cast, angles,
+// cos, sin, slices, products, concat), which made it a third of a decode step's host time.
+
+/** inv_freq[i] = 1 / theta^(2i / rotaryDim), each step rounded to f32: @ring-linear/attention's ropeInvFreq, restated. */
+function ropeInvFreq(rotaryDim: number, theta: number): Float32Array {
+  const out = new Float32Array(rotaryDim / 2);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = Math.fround(1 / Math.fround(Math.pow(Math.fround(theta), Math.fround((2 * i) / rotaryDim))));
+  }
+  return out;
+}
+
+register('rope', ({ backend: b, inputs: [x, positions], outputs: [y], attrs }: Ctx<{ rotaryDim: number; theta: number; inverse: boolean }>) => {
+  const r = x!.shape.length;
+  const [T, H, D] = x!.shape.slice(r - 3) as [number, number, number];
+  const rows = r === 4 ? x!.shape[0]! * T : T;
+  const rot = attrs.rotaryDim;
+  const work = rows * H * (rot / 2 + (D - rot));
+  if (work === 0) return;
+  const table = b.constantTable(`rope:${rot}:${attrs.theta}`, () => ropeInvFreq(rot, attrs.theta));
+  b.kernel(moduleSpec('attention', x!.dtype), `attn_rope_${DTYPE_SUFFIX[x!.dtype]}`).launch([blocksFor(work), 1, 1], [256, 1, 1],
+    [ptr(x!), ptr(positions!), table.ptr, ptr(y!), rows, T, H, D, rot, positions!.shape.length === 2 ? 1 : 0, attrs.inverse ? 1 : 0]);
+  if (table.temp) b.releaseTemp(table.temp);
+});

@@ -66,13 +66,6 @@ export function routerLogits(b: CudaBackend, x: TensorInfo, w: TensorInfo, out: 
   for (const t of temps) b.releaseTemp(t);
 }
 
-/** A device array of pointers (the weights or outputs of a list), released by the caller. */
-function pointerTable(b: CudaBackend, ptrs: readonly number[]): CudaBuffer {
-  const buf = b.allocate(8 * ptrs.length) as CudaBuffer;
-  b.write(buf, new BigUint64Array(ptrs.map((p) => BigInt(p))));
-  return buf;
-}
-
 const aligned16 = (...ps: number[]) => ps.every((p) => p % 16 === 0);
 
 interface RouterAttrs {
@@ -158,28 +151,32 @@ function registerAll(): void {
       return;
     }
     const stacked = ws.length === 1 && ws[0]!.shape.length === 3;
-    const table = stacked ? null : pointerTable(b, ws.map((t) => ptr(t!)));
-    const base = stacked ? ptr(ws[0]!) : 0;
+    const wptrs = ws.map((t) => ptr(t!));
+    // The list's pointer table: uploaded once per list of addresses (CudaBackend.pointerTable).
+    const table = stacked ? null : b.pointerTable(wptrs);
+    const base = stacked ? wptrs[0]! : 0;
     const spec = moduleSpec('moe', dt);
     const s = DTYPE_SUFFIX[dt];
-    const fast = groupedFastPath(dt, inDim, out) && aligned16(ptr(x!), ptr(y!), ...ws.map((t) => ptr(t!)));
+    const fast = groupedFastPath(dt, inDim, out) && aligned16(ptr(x!), ptr(y!), ...wptrs);
     if (fast) {
       const maxTiles = cdiv(R, MOE_BM) + E;
-      const tiles = b.temp(4 * (2 * maxTiles + 1));
+      // The tile list depends on the offsets and R only: built once per offsets buffer (gate, up, down).
+      const tiles = b.derivedTemp(offsets!.buffer as CudaBuffer, `moe_gmm_tiles:${R}`, 4 * (2 * maxTiles + 1), (p) => {
+        b.kernel(moduleSpec('moe', 'f32'), 'moe_gmm_tiles').launch([1, 1, 1], [1024, 1, 1], [ptr(offsets!), E, R, p, p + 8 * maxTiles]);
+      });
       const count = tiles.ptr + 8 * maxTiles;
-      b.kernel(moduleSpec('moe', 'f32'), 'moe_gmm_tiles').launch([1, 1, 1], [1024, 1, 1], [ptr(offsets!), E, R, tiles.ptr, count]);
       b.kernel(spec, `moe_gmm_zero_${s}`).launch([Math.min(264, cdiv(R * out, 256)), 1, 1], [256, 1, 1], [ptr(offsets!), E, R, ptr(y!), out]);
       const v = moeGmmVersion();
       const smem = MOE_GMM_VERSIONS[v].fwd.smem;
       tiled(b, spec, `moe_gmm_${s}_tb${attrs.transposeB ? 1 : 0}_${v}`, smem).launch(
         [cdiv(out, moeGmmBlockN(v)), Math.min(maxTiles, MAX_GRID_YZ), 1], [MOE_THREADS, 1, 1],
         [ptr(x!), table ? table.ptr : 0, base, tiles.ptr, count, ptr(offsets!), ptr(y!), R, inDim, out], smem);
-      b.releaseTemp(tiles);
+      if (tiles.temp) b.releaseTemp(tiles.temp);
     } else {
       b.kernel(spec, `moe_gmm_simple_${s}`).launch([Math.min(1 << 16, cdiv(R * out, 256)), 1, 1], [256, 1, 1],
         [ptr(x!), table ? table.ptr : 0, base, ptr(offsets!), E, ptr(y!), R, inDim, out, attrs.transposeB ? 1 : 0]);
     }
-    if (table) b.releaseTemp(table.block);
+    if (table?.temp) b.releaseTemp(table.temp);
   }, [...FLOATS, 'i32']);
 
   register('groupedMatmulAtB', ({ backend: b, inputs: [a, bm, offsets], outputs }: Ctx<{ separate: boolean }>) => {
@@ -189,13 +186,14 @@ function registerAll(): void {
     const dt = a!.dtype;
     if (P === 0 || Q === 0) return;
     const separate = outputs.length > 1 || outputs[0]!.shape.length === 2;
-    const table = separate ? pointerTable(b, outputs.map((t) => ptr(t))) : null;
-    const base = separate ? 0 : ptr(outputs[0]!);
+    const optrs = outputs.map((t) => ptr(t));
+    const table = separate ? b.pointerTable(optrs) : null;
+    const base = separate ? 0 : optrs[0]!;
     const spec = moduleSpec('moe', dt);
     const s = DTYPE_SUFFIX[dt];
     const v = moeGmmVersion();
     const G = atbExpertsPerBlock(v, E, cdiv(P, MOE_BM) * cdiv(Q, MOE_BN));
-    const fast = groupedFastPath(dt, P, Q) && cdiv(E, G) <= MAX_GRID_YZ && cdiv(P, MOE_BM) <= MAX_GRID_YZ && aligned16(ptr(a!), ptr(bm!), ...outputs.map((t) => ptr(t)));
+    const fast = groupedFastPath(dt, P, Q) && cdiv(E, G) <= MAX_GRID_YZ && cdiv(P, MOE_BM) <= MAX_GRID_YZ && aligned16(ptr(a!), ptr(bm!), ...optrs);
     if (fast) {
       const smem = MOE_GMM_VERSIONS[v].atb.smem;
       tiled(b, spec, `moe_gmm_atb_${s}_${v}`, smem).launch([cdiv(Q, MOE_BN), cdiv(P, MOE_BM), cdiv(E, G)], [MOE_THREADS, 1, 1],
@@ -204,7 +202,7 @@ function registerAll(): void {
       b.kernel(spec, `moe_gmm_atb_simple_${s}`).launch([Math.min(1 << 16, cdiv(E * P * Q, 256)), 1, 1], [256, 1, 1],
         [ptr(a!), ptr(bm!), ptr(offsets!), E, table ? table.ptr : 0, base, R, P, Q]);
     }
-    if (table) b.releaseTemp(table.block);
+    if (table?.temp) b.releaseTemp(table.temp);
   }, [...FLOATS, 'i32']);
 }
 

@@ -76,6 +76,7 @@ const DRIVER_PROTOS = [
   'int cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t bytes, void *stream)',
   'int cuMemcpyDtoHAsync_v2(void *dst, uint64_t src, size_t bytes, void *stream)',
   'int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t bytes, void *stream)',
+  'int cuMemcpy2DAsync_v2(const void *copy, void *stream)',
   'int cuMemsetD8Async(uint64_t dst, unsigned char value, size_t count, void *stream)',
   'int cuMemsetD16Async(uint64_t dst, unsigned short value, size_t count, void *stream)',
   'int cuMemsetD32Async(uint64_t dst, unsigned int value, size_t count, void *stream)',
@@ -99,7 +100,7 @@ type DriverFnName =
   | 'cuStreamDestroy' | 'cuStreamSynchronize' | 'cuStreamQuery' | 'cuStreamWaitEvent' | 'cuEventCreate'
   | 'cuEventDestroy' | 'cuEventRecord' | 'cuEventQuery' | 'cuEventSynchronize' | 'cuEventElapsedTime'
   | 'cuMemAlloc' | 'cuMemFree' | 'cuMemHostAlloc' | 'cuMemFreeHost' | 'cuMemcpyHtoDAsync' | 'cuMemcpyDtoHAsync'
-  | 'cuMemcpyDtoDAsync' | 'cuMemsetD8Async' | 'cuMemsetD16Async' | 'cuMemsetD32Async' | 'cuModuleLoadData'
+  | 'cuMemcpyDtoDAsync' | 'cuMemcpy2DAsync' | 'cuMemsetD8Async' | 'cuMemsetD16Async' | 'cuMemsetD32Async' | 'cuModuleLoadData'
   | 'cuModuleUnload' | 'cuModuleGetFunction' | 'cuFuncSetAttribute' | 'cuLaunchKernel' | 'cuStreamBeginCapture'
   | 'cuStreamEndCapture' | 'cuGraphInstantiateWithFlags' | 'cuGraphLaunch' | 'cuGraphExecDestroy' | 'cuGraphDestroy';
 
@@ -112,6 +113,11 @@ export interface DeviceInfo {
   readonly maxSharedMemoryPerBlockOptin: number;
   readonly driverVersion: number;
 }
+
+const CU_MEMORYTYPE_DEVICE = 2;
+/** CUDA_MEMCPY2D (128 bytes), filled per copy2DAsync call. */
+const COPY2D = new Uint8Array(128);
+const COPY2D_VIEW = new DataView(COPY2D.buffer);
 
 /** A device pointer in the number form used everywhere (exact below 2^53). */
 export type DevicePtr = number;
@@ -280,6 +286,25 @@ export class Driver {
 
   copyDtoDAsync(dst: DevicePtr, src: DevicePtr, bytes: number, s: Handle): void {
     this.check('cuMemcpyDtoDAsync', this.fn.cuMemcpyDtoDAsync(dst, src, bytes, s));
+  }
+
+  /**
+   * A pitched device-to-device copy: `height` rows of `width` bytes (cuMemcpy2DAsync). The
+   * CUDA_MEMCPY2D struct (16 fields of 8 bytes; the memory-type enums padded) is filled in a
+   * reused buffer: the call reads it before returning.
+   */
+  copy2DAsync(dst: DevicePtr, dstPitch: number, src: DevicePtr, srcPitch: number, width: number, height: number, s: Handle): void {
+    const v = COPY2D_VIEW;
+    new Uint8Array(COPY2D.buffer).fill(0);
+    v.setUint32(16, CU_MEMORYTYPE_DEVICE, true); // srcMemoryType
+    v.setBigUint64(32, BigInt(src), true); // srcDevice
+    v.setBigUint64(48, BigInt(srcPitch), true);
+    v.setUint32(72, CU_MEMORYTYPE_DEVICE, true); // dstMemoryType
+    v.setBigUint64(88, BigInt(dst), true); // dstDevice
+    v.setBigUint64(104, BigInt(dstPitch), true);
+    v.setBigUint64(112, BigInt(width), true);
+    v.setBigUint64(120, BigInt(height), true);
+    this.check('cuMemcpy2DAsync', this.fn.cuMemcpy2DAsync(COPY2D, s));
   }
 
   /** Fills `count` elements of `width` bytes (1, 2 or 4) with a raw pattern. */

@@ -599,6 +599,28 @@ export function installEmulator(b: CudaBackend, koffi: any): { launches: Map<str
           store('f32', lseOut, (b0 * H + h) * Tq + q0 + i, f(M + Math.log(L)));
         }
       }
+    } else if ((m = /^attn_rope_([a-z0-9]+)$/.exec(name))) {
+      const d = SFX[m[1]!]!;
+      const [x, pos, inv, y, rows, Tn, H, D, rot, perBatch, inverse] = a;
+      const half = rot / 2, per = half + (D - rot);
+      // The kernel's work items: a grid-stride loop, so any grid covers them; check it launched some.
+      if (grid[0] < 1 || block[0] !== 256) throw new Error(`${name}: launch [${grid}] x [${block}]`);
+      for (let w = 0; w < rows * H * per; w++) {
+        const j = w % per, rh = Math.floor(w / per), base = rh * D;
+        if (j >= half) {
+          const c = base + rot + (j - half);
+          store(d, y, c, load(d, x, c));
+          continue;
+        }
+        const row = Math.floor(rh / H);
+        const p = load('i32', pos, perBatch ? row : row % Tn);
+        const ang = f(f(p) * load('f32', inv, j));
+        const c = f(Math.cos(ang));
+        const sn = inverse ? -f(Math.sin(ang)) : f(Math.sin(ang));
+        const x1 = load(d, x, base + j), x2 = load(d, x, base + j + half);
+        store(d, y, base + j, f(f(x1 * c) - f(x2 * sn)));
+        store(d, y, base + j + half, f(f(x2 * c) + f(x1 * sn)));
+      }
     } else {
       const hit = MODELS.find((x) => x.pattern.test(name));
       if (!hit) throw new Error(`emulator: no model of kernel ${name}`);

@@ -12,6 +12,7 @@
  * Built by test/mock.test.ts with: cc -shared -fPIC -O1 -o <dir>/libcuda.so.1 mockcuda.c
  * (the same file is copied as libnvrtc.so.13 and libcublasLt.so.13).
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,17 @@ CUresult cuMemFreeHost(void *p) { free(p); return 0; }
 CUresult cuMemcpyHtoDAsync_v2(uint64_t d, const void *s, size_t n, void *st) { (void)st; memcpy((void *)(uintptr_t)d, s, n); return 0; }
 CUresult cuMemcpyDtoHAsync_v2(void *d, uint64_t s, size_t n, void *st) { (void)st; memcpy(d, (void *)(uintptr_t)s, n); return 0; }
 CUresult cuMemcpyDtoDAsync_v2(uint64_t d, uint64_t s, size_t n, void *st) { (void)st; memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n); return 0; }
+typedef struct { size_t sx, sy; int smt; const void *sh; uint64_t sd; void *sa; size_t sp; size_t dx, dy; int dmt; void *dh; uint64_t dd; void *da; size_t dp; size_t w, h; } Copy2D;
+/* CUDA_MEMCPY2D's layout, as the driver binding fills it (src/runtime/driver.ts copy2DAsync). */
+_Static_assert(sizeof(Copy2D) == 128 && offsetof(Copy2D, smt) == 16 && offsetof(Copy2D, sd) == 32 && offsetof(Copy2D, sp) == 48 &&
+               offsetof(Copy2D, dmt) == 72 && offsetof(Copy2D, dd) == 88 && offsetof(Copy2D, dp) == 104 && offsetof(Copy2D, w) == 112 &&
+               offsetof(Copy2D, h) == 120, "CUDA_MEMCPY2D layout");
+CUresult cuMemcpy2DAsync_v2(const Copy2D *c, void *st) {
+  (void)st;
+  if (c->smt != 2 || c->dmt != 2 || c->sp < c->w || c->dp < c->w || c->sx || c->sy || c->dx || c->dy) return 1;
+  for (size_t r = 0; r < c->h; r++) memmove((void *)(uintptr_t)(c->dd + r * c->dp), (const void *)(uintptr_t)(c->sd + r * c->sp), c->w);
+  return 0;
+}
 CUresult cuMemsetD8Async(uint64_t d, unsigned char v, size_t n, void *st) { (void)st; memset((void *)(uintptr_t)d, v, n); return 0; }
 CUresult cuMemsetD16Async(uint64_t d, unsigned short v, size_t n, void *st) { (void)st; unsigned short *p = (unsigned short *)(uintptr_t)d; for (size_t i = 0; i < n; i++) p[i] = v; return 0; }
 CUresult cuMemsetD32Async(uint64_t d, unsigned int v, size_t n, void *st) { (void)st; unsigned int *p = (unsigned int *)(uintptr_t)d; for (size_t i = 0; i < n; i++) p[i] = v; return 0; }
@@ -278,6 +290,10 @@ int cublasLtMatmul(void *h, void *desc, const void *alpha, uint64_t A, void *la,
     if ((x->amode && !x->ascale) || (x->bmode && !x->bscale)) return 7;
   } else if (a->type != b->type || (a->type != 0 && a->type != 2 && a->type != 14) || (d->type != 0 && d->type != a->type)) return 15;
   if (((const unsigned char *)algo)[0] != 0xAB || wsBytes < 1024) return 7;
+  /* MOCK_CUDA_SKIP_GEMM=1: validate, then do nothing (host-overhead profiles of whole models). */
+  static int skip = -1;
+  if (skip < 0) skip = getenv("MOCK_CUDA_SKIP_GEMM") != NULL && getenv("MOCK_CUDA_SKIP_GEMM")[0] == '1';
+  if (skip) return 0;
   const float al = *(const float *)alpha, be = *(const float *)beta;
   const int64_t M = (int64_t)d->rows, N = (int64_t)d->cols;
   const int64_t K = x->transa ? (int64_t)a->rows : (int64_t)a->cols;

@@ -84,13 +84,17 @@ function weightLayout(op: string, experts: number, ws: readonly TensorMeta[], dt
     );
   }
   const first = stacked ? ws[0]!.shape.slice(1) : ws[0]!.shape;
-  ws.forEach((w, e) => {
-    checkFloat(op, `weight ${e}`, w);
-    if (w.dtype !== dtype) throw new DTypeError(`${op}: every weight must have the dtype of the activations (${dtype}), weight ${e} has ${w.dtype} (use cast())`);
+  // A plain loop, messages built only on failure: a decode step validates 3 lists of E weights per MoE layer.
+  for (let e = 0; e < ws.length; e++) {
+    const w = ws[e]!;
+    if (w.dtype !== dtype) {
+      checkFloat(op, `weight ${e}`, w);
+      throw new DTypeError(`${op}: every weight must have the dtype of the activations (${dtype}), weight ${e} has ${w.dtype} (use cast())`);
+    }
     if (!stacked && (w.shape.length !== 2 || w.shape[0] !== first[0] || w.shape[1] !== first[1])) {
       throw new ShapeError(`${op}: every expert's weight must have rank 2 and one shape; expert 0 has ${describeShape(first)}, expert ${e} has ${describeShape(w.shape)}`);
     }
-  });
+  }
   if (first.length !== 2) throw new ShapeError(`${op}: each expert's weight must have rank 2, got ${describeShape(first)}`);
   return { experts, stacked, weightShape: [first[0]!, first[1]!] };
 }
