@@ -659,7 +659,8 @@ async function fp8(a: Args): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // attn: the decode attention kernels (backend-cuda kernels/attention.cuh)
 
-const ATTN_OPS = ['lightningAttentionStep', 'softmaxAttention'];
+// rope: its kernel (kernels/attention.cuh) is checked here too.
+const ATTN_OPS = ['lightningAttentionStep', 'softmaxAttention', 'rope'];
 
 async function attn(a: Args): Promise<number> {
   const out = outDir(a);
@@ -669,7 +670,7 @@ async function attn(a: Args): Promise<number> {
   const t0 = performance.now();
   let failed = 0;
 
-  // 1. The OpInfo records of the two ops (float64 references; kernel vs composite; errors).
+  // 1. The OpInfo records of the ops (float64 references; kernel vs composite; errors).
   //    Gradients are off: the backward ops run their composites on this backend.
   const conf = await runConformance({ backend: 'cuda', reference: 'cpu', opInfos: attentionOpInfos, ops: ATTN_OPS, seed, tfjs: false, grad: false, log: null, maxMessages: 4 });
   const confText = formatSummary(conf);
