@@ -281,7 +281,10 @@ export class CudaBackend implements Backend, KernelLauncher {
     if (srcOffset + byteLength > s.byteLength || dstOffset + byteLength > d.byteLength) {
       throw new BackendError(`cuda: copy of ${byteLength} bytes out of range (source ${s.byteLength} bytes at ${srcOffset}, destination ${d.byteLength} at ${dstOffset})`);
     }
-    if (byteLength > 0) this.rt.driver.copyDtoDAsync(d.ptr + dstOffset, s.ptr + srcOffset, byteLength, this.stream);
+    if (byteLength > 0) {
+      this.dropDerived(d);
+      this.rt.driver.copyDtoDAsync(d.ptr + dstOffset, s.ptr + srcOffset, byteLength, this.stream);
+    }
   }
 
   copyRows(src: BackendBuffer, srcOffset: number, srcStride: number, dst: BackendBuffer, dstOffset: number, dstStride: number, rowBytes: number, rows: number): void {
@@ -297,6 +300,7 @@ export class CudaBackend implements Backend, KernelLauncher {
     if (srcEnd > s.byteLength || dstEnd > d.byteLength) {
       throw new BackendError(`cuda: copyRows of ${rows} rows of ${rowBytes} bytes out of range (source ${s.byteLength} bytes, reaching ${srcEnd}; destination ${d.byteLength}, reaching ${dstEnd})`);
     }
+    this.dropDerived(d);
     if (rows === 1 || (srcStride === rowBytes && dstStride === rowBytes)) {
       this.rt.driver.copyDtoDAsync(d.ptr + dstOffset, s.ptr + srcOffset, rows === 1 ? rowBytes : rows * rowBytes, this.stream);
     } else if (Math.max(srcStride, dstStride) <= MAX_COPY_PITCH) {
@@ -316,10 +320,11 @@ export class CudaBackend implements Backend, KernelLauncher {
 
   /**
    * Scratch computed from a buffer's bytes by `fill` (which enqueues the kernels that write it),
-   * kept with the buffer and released when it is freed or written: a buffer's bytes do not change
-   * between those (ops write fresh outputs; Parameter.assign swaps buffers), so e.g. the tile list
-   * of a grouped GEMM's offsets is built once for the gate, up and down GEMMs. While a graph is
-   * being captured nothing is kept: `temp` then owns the scratch, released by the caller.
+   * kept with the buffer and released when the buffer is freed or written (write, copy, copyRows
+   * into it). Between those its bytes do not change (ops write fresh outputs; Parameter.assign
+   * swaps buffers), so e.g. the tile list of a grouped GEMM's offsets is built once for the gate,
+   * up and down GEMMs. While a graph is being captured nothing is kept: `temp` then owns the
+   * scratch, released by the caller.
    */
   derivedTemp(buffer: CudaBuffer, key: string, bytes: number, fill: (ptr: number) => void): { ptr: number; temp: Block | null } {
     const hit = buffer.derived?.find((d) => d.key === key);

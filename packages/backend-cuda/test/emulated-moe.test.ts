@@ -251,7 +251,12 @@ describe.skipIf(!!skip)('MoE kernels on the CUDA host side (mock driver + kernel
     const y2 = moe.groupedMatmul(gu, wd, fresh);
     expect(launches.get('moe_gmm_tiles')! - tiles0).toBe(2);
     expect(Array.from((await y.data()) as Float32Array)).toEqual(Array.from((await y2.data()) as Float32Array));
-    core.dispose([g, u, gu, y, y2, offsets, fresh]);
+    // A write into the offsets buffer drops its tile list: the next GEMM builds it again.
+    b.write((offsets as any).storage.buffer, Int32Array.from(offs));
+    const y3 = moe.groupedMatmul(gu, wd, offsets);
+    expect(launches.get('moe_gmm_tiles')! - tiles0).toBe(3);
+    expect(Array.from((await y3.data()) as Float32Array)).toEqual(Array.from((await y.data()) as Float32Array));
+    core.dispose([g, u, gu, y, y2, y3, offsets, fresh]);
     expect(b.allocatorStats().bytesInUse).toBe(inUse0); // the tile lists went with their offsets
     core.dispose([x, ...wg, ...wd]);
   });
