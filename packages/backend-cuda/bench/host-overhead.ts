@@ -7,13 +7,14 @@
  * with profileCall; this runs anywhere with a C compiler and koffi.
  *
  *   npm run bench:host --workspace=@ring-linear/backend-cuda -- [--batch 64] [--ctx 4096] [--steps 30]
- *                                                               [--full] [--profile DIR]
+ *                                                               [--full] [--kernels] [--profile DIR]
  *
  * The model has Ring-mini-linear-2.0's structure (20 layers in the 1:4 schedule, 256 experts,
  * top-8 of 8 groups, shared expert, dense first layer) and so its launches; the widths are small
  * unless --full (host work hardly depends on them, and the mock allocates real host memory).
  * Prints host ms per step (median and fastest), launches and copies per step, and live tensors
- * before and after the loop (flat: nothing leaks). --profile writes a V8 CPU profile of the loop.
+ * before and after the loop (flat: nothing leaks). --kernels lists the launches per step by kernel
+ * (dtype suffixes folded); --profile writes a V8 CPU profile of the loop.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -25,6 +26,7 @@ const { values: a } = parseArgs({
     ctx: { type: 'string', default: '4096' },
     steps: { type: 'string', default: '30' },
     full: { type: 'boolean', default: false },
+    kernels: { type: 'boolean', default: false },
     profile: { type: 'string' },
   },
 });
@@ -87,9 +89,21 @@ for (const fns of [b.rt.driver.fn, b.rt.cublasLt.fn] as unknown as Record<string
   }
 }
 
+// Launches by kernel name (--kernels), dtype suffixes folded: attn_rope_bf16 -> attn_rope_T.
+const byKernel = new Map<string, number>();
+if (a.kernels) {
+  const launch = b.launch.bind(b);
+  b.launch = (k, grid, block, smem) => {
+    const name = k.name.replace(/_(bf16|f32|f16|i32|u8|bool|e4m3|e5m2)(?=_|$)/g, '_T');
+    byKernel.set(name, (byKernel.get(name) ?? 0) + 1);
+    launch(k, grid, block, smem);
+  };
+}
+
 const step = () => core.tidy(() => void lm.forward(ids, { cache, logits: 'last' }));
 for (let i = 0; i < 3; i++) step(); // warm-up: module loads, allocator pools, pointer tables
 calls.clear();
+byKernel.clear();
 const live0 = core.memory().tensors;
 const l0 = launches();
 
@@ -121,6 +135,10 @@ console.log(`decode B=${B}, context ${ctx}, ${steps} steps on the mock driver:`)
 console.log(`  host ms/step     median ${times[steps >> 1]!.toFixed(2)}, fastest ${times[0]!.toFixed(2)}`);
 console.log(`  launches/step    ${perStep(launches() - l0)}`);
 console.log(`  other calls/step ${[...calls].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${perStep(v)}`).join(', ')}`);
+if (a.kernels) {
+  console.log('  launches/step by kernel:');
+  for (const [k, n] of [...byKernel].sort((x, y) => y[1] - x[1])) console.log(`    ${perStep(n).padStart(5)}  ${k}`);
+}
 console.log(`  live tensors     ${live0} before, ${live1} after${live1 === live0 ? ' (flat)' : ' (GROWING)'}`);
 cache.dispose();
 ids.dispose();
