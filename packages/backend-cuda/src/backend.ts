@@ -200,8 +200,7 @@ export class CudaBackend implements Backend, KernelLauncher {
     const data = make();
     const n = Math.max(1, data.byteLength);
     if (this.capturing) {
-      const temp = this.temp(n);
-      this.write(new CudaBuffer(n, temp), data);
+      const temp = this.tempTable(data);
       return { ptr: temp.ptr, temp };
     }
     const d = this.rt.driver;
@@ -217,6 +216,14 @@ export class CudaBackend implements Backend, KernelLauncher {
     if (data.byteLength > 0) d.copyHtoDAsync(p, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), data.byteLength, this.stream);
     this.constants.set(key, { ptr: p, verify: verify ? [...verify] : undefined });
     return { ptr: p, temp: null };
+  }
+
+  /** Scratch holding a copy of `data` (uploaded in stream order), for tables used by one op only. */
+  tempTable(data: ArrayBufferView): Block {
+    const n = Math.max(1, data.byteLength);
+    const temp = this.temp(n);
+    this.write(new CudaBuffer(n, temp), data);
+    return temp;
   }
 
   /**

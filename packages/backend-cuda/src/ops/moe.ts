@@ -187,7 +187,8 @@ function registerAll(): void {
     if (P === 0 || Q === 0) return;
     const separate = outputs.length > 1 || outputs[0]!.shape.length === 2;
     const optrs = outputs.map((t) => ptr(t));
-    const table = separate ? b.pointerTable(optrs) : null;
+    // Fresh gradient buffers each call: their pointer table is uploaded per call, not kept.
+    const table = separate ? b.tempTable(new BigUint64Array(optrs.map((p) => BigInt(p)))) : null;
     const base = separate ? 0 : optrs[0]!;
     const spec = moduleSpec('moe', dt);
     const s = DTYPE_SUFFIX[dt];
@@ -202,7 +203,7 @@ function registerAll(): void {
       b.kernel(spec, `moe_gmm_atb_simple_${s}`).launch([Math.min(1 << 16, cdiv(E * P * Q, 256)), 1, 1], [256, 1, 1],
         [ptr(a!), ptr(bm!), ptr(offsets!), E, table ? table.ptr : 0, base, R, P, Q]);
     }
-    if (table?.temp) b.releaseTemp(table.temp);
+    if (table) b.releaseTemp(table);
   }, [...FLOATS, 'i32']);
 }
 
