@@ -192,7 +192,7 @@ function writeRows(dst: Tensor, src: Tensor, row: number): Tensor {
   const rowBytes = (src.size / Math.max(B * n, 1)) * bytesPerElement(src.dtype);
   const sd = dst.live('KVCache write');
   const ss = src.live('KVCache write');
-  if (sd.backend.copyRows && ss.backend === sd.backend && B > 1) {
+  if (sd.backend.copyRows && ss.backend === sd.backend) {
     sd.backend.copyRows(ss.buffer, 0, n * rowBytes, sd.buffer, row * rowBytes, cap * rowBytes, n * rowBytes, B);
     return dst;
   }

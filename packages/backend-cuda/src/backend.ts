@@ -219,7 +219,7 @@ export class CudaBackend implements Backend, KernelLauncher {
   }
 
   /** Scratch holding a copy of `data` (uploaded in stream order), for tables used by one op only. */
-  tempTable(data: ArrayBufferView): Block {
+  private tempTable(data: ArrayBufferView): Block {
     const n = Math.max(1, data.byteLength);
     const temp = this.temp(n);
     this.write(new CudaBuffer(n, temp), data);
@@ -227,17 +227,24 @@ export class CudaBackend implements Backend, KernelLauncher {
   }
 
   /**
-   * A device array of 64-bit pointers (a list of expert weights), through constantTable: keyed by
-   * a hash of the addresses and checked against them on a hit, so no long string is built per call.
+   * A device array of 64-bit pointers (a list of expert weights), kept through constantTable: keyed
+   * by a hash of the addresses and checked against them on a hit, so no long string is built per
+   * call. `keep = false` (addresses that change every call, e.g. fresh gradient buffers): uploaded
+   * into a temp instead, which the caller releases.
    */
-  pointerTable(ptrs: readonly number[]): { ptr: number; temp: Block | null } {
+  pointerTable(ptrs: readonly number[], keep = true): { ptr: number; temp: Block | null } {
+    const bytes = () => new BigUint64Array(ptrs.map((p) => BigInt(p)));
+    if (!keep) {
+      const temp = this.tempTable(bytes());
+      return { ptr: temp.ptr, temp };
+    }
     let h1 = 0x811c9dc5 ^ ptrs.length, h2 = 0x9e3779b9;
     for (let i = 0; i < ptrs.length; i++) {
       const lo = ptrs[i]! >>> 0, hi = Math.floor(ptrs[i]! / 4294967296) >>> 0;
       h1 = Math.imul(h1 ^ lo, 16777619) ^ hi;
       h2 = Math.imul(h2 ^ hi ^ (lo >>> 5), 0x85ebca6b) + i;
     }
-    return this.constantTable(`ptrs:${ptrs.length}:${h1 >>> 0}:${h2 >>> 0}`, () => new BigUint64Array(ptrs.map((p) => BigInt(p))), ptrs);
+    return this.constantTable(`ptrs:${ptrs.length}:${h1 >>> 0}:${h2 >>> 0}`, bytes, ptrs);
   }
 
   write(buffer: BackendBuffer, data: ArrayBufferView, byteOffset = 0): void {

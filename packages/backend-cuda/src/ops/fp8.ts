@@ -35,7 +35,10 @@ export const fp8KernelVersion = (): Fp8KernelVersion => {
 /** The name suffix of v1 ('') or v2 ('_v2') kernels; v3 runs v2's kernels where it has none. */
 const ver = () => (fp8KernelVersion() === 'v1' ? '' : '_v2');
 /** v3's tile kernel (v3 and v3x). */
-const v3 = () => fp8KernelVersion() === 'v3' || fp8KernelVersion() === 'v3x';
+const v3 = () => {
+  const v = fp8KernelVersion();
+  return v === 'v3' || v === 'v3x';
+};
 /** v3's quant+transpose, RMSNorm and SwiGLU kernels (v3x only: no faster than v2's on an H100). */
 const v3x = () => fp8KernelVersion() === 'v3x';
 /** v3's tiles a half-warp in the tile and SwiGLU kernels (src/kernels/sources.ts). */

@@ -188,7 +188,7 @@ function registerAll(): void {
     const separate = outputs.length > 1 || outputs[0]!.shape.length === 2;
     const optrs = outputs.map((t) => ptr(t));
     // Fresh gradient buffers each call: their pointer table is uploaded per call, not kept.
-    const table = separate ? b.tempTable(new BigUint64Array(optrs.map((p) => BigInt(p)))) : null;
+    const table = separate ? b.pointerTable(optrs, false) : null;
     const base = separate ? 0 : optrs[0]!;
     const spec = moduleSpec('moe', dt);
     const s = DTYPE_SUFFIX[dt];
@@ -203,7 +203,7 @@ function registerAll(): void {
       b.kernel(spec, `moe_gmm_atb_simple_${s}`).launch([Math.min(1 << 16, cdiv(E * P * Q, 256)), 1, 1], [256, 1, 1],
         [ptr(a!), ptr(bm!), ptr(offsets!), E, table ? table.ptr : 0, base, R, P, Q]);
     }
-    if (table) b.releaseTemp(table);
+    if (table?.temp) b.releaseTemp(table.temp);
   }, [...FLOATS, 'i32']);
 }
 
