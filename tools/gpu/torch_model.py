@@ -137,6 +137,13 @@ def rope_inv_freq(rot, theta):
 # (amax, divide, cast), as a straightforward user would write it.
 
 FP8_MAX = 448.0
+# Operands with 128x128 block scales are zero-padded to multiples of 4 blocks in both dimensions (and
+# the other operand's K with them). Measured on the H100 with torch 2.11: with 3 or 5 blocks along a
+# scale row, _scaled_mm accepted the documented strides but returned wrong sums (relative error 8 to
+# 800 against the dequantized codes), and rejected those rows at a stride padded to 4; with 8, 16 or
+# 24 blocks it agrees with the codes. Model widths are multiples of 512, so the padding costs nothing
+# there; the self-check's odd sizes go through it.
+BLOCK_PAD = 512
 
 
 def _pad_to(x, rows, cols):
@@ -158,7 +165,9 @@ def _to_e4m3(x):
 def quant_tiles(x):
     """x [R, C] (C a multiple of 128) -> codes [R, C] and f32 scales [R, C/128] (one per 1x128 tile)."""
     R, C = x.shape
-    t = x.float().reshape(R, C // 128, 128)
+    # contiguous(): .float() keeps a transposed view's strides, and the codes must come out row-major
+    # (_scaled_mm's a), also for X^T and dY^T of the weight gradient.
+    t = x.float().contiguous().reshape(R, C // 128, 128)
     s = t.abs().amax(-1).clamp_min(1e-30) / FP8_MAX
     return _to_e4m3(t / s.unsqueeze(-1)).reshape(R, C), s
 
@@ -166,7 +175,7 @@ def quant_tiles(x):
 def quant_blocks(w):
     """w [R, C] (multiples of 128) -> codes [R, C] and f32 scales [R/128, C/128] (one per 128x128 block)."""
     R, C = w.shape
-    t = w.float().reshape(R // 128, 128, C // 128, 128)
+    t = w.float().contiguous().reshape(R // 128, 128, C // 128, 128)
     s = t.abs().amax(dim=(1, 3)).clamp_min(1e-30) / FP8_MAX
     return _to_e4m3(t / s[:, None, :, None]).reshape(R, C), s
 
@@ -180,6 +189,8 @@ def scaled_mm(a, sa, b, sb, b_blocks, out_dtype):
         sa = sa.t().contiguous().t()
         sb = sb.t().contiguous().t() if b_blocks else sb.contiguous()
         return torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+    # _scaled_mm's operand layouts, checked here too so that a CPU dry run catches a wrong one.
+    assert a.stride(1) == 1 and b.stride(0) == 1, f'a must be row-major, b column-major: strides {a.stride()} {b.stride()}'
     af = a.float() * sa.repeat_interleave(128, 1)
     sbf = sb.repeat_interleave(128, 0)
     bf = b.float() * (sbf.repeat_interleave(128, 1) if b_blocks else sbf)
@@ -194,8 +205,8 @@ class Fp8LinearFn(torch.autograd.Function):
         N, K = w.shape
         x2 = x.reshape(-1, K)
         M = x2.shape[0]
-        xq, xs = quant_tiles(_pad_to(x2, 16, 128))
-        wq, ws = quant_blocks(_pad_to(w, 128, 128))
+        xq, xs = quant_tiles(_pad_to(x2, 16, BLOCK_PAD))
+        wq, ws = quant_blocks(_pad_to(w, BLOCK_PAD, BLOCK_PAD))
         # b = W^T [K, N]: the row-major codes of W viewed transposed (column-major, as _scaled_mm wants).
         y = scaled_mm(xq, xs, wq.t(), ws.t(), True, x.dtype)[:M, :N]
         ctx.save_for_backward(x2, w)
@@ -209,8 +220,8 @@ class Fp8LinearFn(torch.autograd.Function):
         M = x2.shape[0]
         dy2 = dy.reshape(M, N)
         # dX [M, K] = dY [M, N] W [N, K]: dY tiles along N; b = W as column-major [N, K] = (W^T row-major).t().
-        dyq, dys = quant_tiles(_pad_to(dy2, 16, 128))
-        wq, ws = quant_blocks(_pad_to(w, 128, 128))
+        dyq, dys = quant_tiles(_pad_to(dy2, 16, BLOCK_PAD))
+        wq, ws = quant_blocks(_pad_to(w, BLOCK_PAD, BLOCK_PAD))
         dx = scaled_mm(dyq, dys, wq.t().contiguous().t(), ws, True, x2.dtype)[:M, :K]
         # dW [N, K] = dY^T [N, M] X [M, K]: both reduced over the tokens M, both in 1x128 tiles along M.
         dyTq, dyTs = quant_tiles(_pad_to(dy2.t(), 16, 128))
@@ -228,9 +239,15 @@ def fp8_self_check(device, dtype):
     block (so a scale applied to the wrong tile or block shows), against two references: the f32
     product (rel ~ E4M3's rounding, a few percent) and the product of the dequantized codes (the same
     sums up to fp32 accumulation and the bf16 output: rel < 1e-2 unless a layout is wrong).
-    Returns [y, dx, dw] relative errors (max |diff| / max |ref|) against each."""
+    Two shapes: odd sizes (every operand padded) and aligned ones (no padding: the transposed views
+    of the weight gradient reach the quantizer as they are, as in the model).
+    Returns [y, dx, dw] relative errors (max |diff| / max |ref|, the worse shape) against each."""
     g = torch.Generator(device='cpu').manual_seed(11)
-    M, K, N = 300, 640, 384
+    errs = [fp8_check_shape(device, dtype, g, M, K, N) for M, K, N in ((300, 640, 384), (256, 1024, 512))]
+    return [max(e[0][i] for e in errs) for i in range(3)], [max(e[1][i] for e in errs) for i in range(3)]
+
+
+def fp8_check_shape(device, dtype, g, M, K, N):
     spread = lambda *shape: torch.exp(torch.randn(*shape, generator=g))
     tiles = lambda n: spread(1, (n + 127) // 128).repeat_interleave(128, 1)[:, :n]
     x = torch.randn(M, K, generator=g) * spread(M, 1) * tiles(K)
