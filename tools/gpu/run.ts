@@ -724,15 +724,24 @@ async function attn(a: Args): Promise<number> {
         { B: 4, Tq: 3, Tk: 5000, H, Hkv, D, Dv: D, opts: { kvLen: 4321 } },
         { B: 2, Tq: 2, Tk: 777, H: 6, Hkv: 2, D: 99, Dv: 67, opts: { causal: false } },
         { B: 1, Tq: 300, Tk: 300, H: 4, Hkv: 2, D: 64, Dv: 64, opts: { cuSeqlens: [0, 100, 101, 300] } },
+        // 16 rows (4 queries x 4 heads of a group), causal, splits where the first rows see no key.
+        { B: 2, Tq: 4, Tk: 300, H, Hkv, D, Dv: D, opts: { kvLen: 290, kvOffset: 62 } },
+        { B: 3, Tq: 1, Tk: 1000, H: 8, Hkv: 2, D: 64, Dv: 64, opts: { kvLen: 999 } },
       ];
+  // 16-bit decode shapes run twice: the tensor-core decode kernel (flash.cuh flash_decode, the
+  // default) and the CUDA-core split kernel (RING_LINEAR_CUDA_DECODE=split).
   for (const dt of ['f32', 'bf16', 'f16'] as const) {
     for (const c of softmaxShapes) {
-      const q = rnd([c.B, c.Tq, c.H, c.D], dt), k = rnd([c.B, c.Tk, c.Hkv, c.D], dt), v = rnd([c.B, c.Tk, c.Hkv, c.Dv], dt);
-      await compare(`softmaxAttention ${dt} B${c.B} Tq${c.Tq} Tk${c.Tk} H${c.H}/${c.Hkv} D${c.D} Dv${c.Dv} ${JSON.stringify(c.opts)}: kernel vs composite`, dt, () => {
-        const r = softmaxAttentionWithLse(q, k, v, c.opts);
-        return [r.out, r.lse];
-      }, 'softmaxAttention');
-      core.dispose([q, k, v]);
+      for (const kernel of dt === 'f32' ? ['default'] : ['default', 'split']) {
+        if (kernel === 'split') process.env.RING_LINEAR_CUDA_DECODE = 'split';
+        const q = rnd([c.B, c.Tq, c.H, c.D], dt), k = rnd([c.B, c.Tk, c.Hkv, c.D], dt), v = rnd([c.B, c.Tk, c.Hkv, c.Dv], dt);
+        await compare(`softmaxAttention ${dt}${kernel === 'split' ? ' [split]' : ''} B${c.B} Tq${c.Tq} Tk${c.Tk} H${c.H}/${c.Hkv} D${c.D} Dv${c.Dv} ${JSON.stringify(c.opts)}: kernel vs composite`, dt, () => {
+          const r = softmaxAttentionWithLse(q, k, v, c.opts);
+          return [r.out, r.lse];
+        }, 'softmaxAttention');
+        core.dispose([q, k, v]);
+        delete process.env.RING_LINEAR_CUDA_DECODE;
+      }
     }
   }
   for (const c of checks) log(`${c.ok ? 'ok  ' : 'BAD '} ${c.name}: ${c.detail}`);
@@ -773,6 +782,9 @@ async function attn(a: Args): Promise<number> {
       // K and V read once; q read, out written (bf16), lse written (f32).
       const bytes = 2 * 2 * B * ctx * Hkv * Dt + 2 * 2 * B * H * Dt + 4 * B * H;
       row(`sdpa_decode_B${B}_ctx${ctx}`, `softmax decode, B=${B} ctx=${ctx} H=${H}/${Hkv} D=${Dt} bf16`, bytes, () => void softmaxAttentionWithLse(q, k, v), 20, 'vs composite above');
+      process.env.RING_LINEAR_CUDA_DECODE = 'split';
+      row(`sdpa_decode_split_B${B}_ctx${ctx}`, `softmax decode, CUDA-core split kernel, B=${B} ctx=${ctx}`, bytes, () => void softmaxAttentionWithLse(q, k, v), 20, 'vs composite above');
+      delete process.env.RING_LINEAR_CUDA_DECODE;
       core.dispose([q, k, v]);
     }
   }

@@ -251,6 +251,224 @@ RL_DEV void flash_fwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Decode forward on tensor cores (flash-decoding): the few query rows of a grouped-query kv head
+// against a long KV cache, split over keys; the partials go to attention.cuh's
+// softmax_attn_combine. A block owns one (b, kv head), one split of keys [s * chunk, ...) and all
+// R = nq * G <= 16 rows of the group (row r = query r / G, head hk * G + r % G: the G heads read
+// each key once), padded to one 16-row mma tile. Key tiles of FL_BN = 64 keys stream through
+// FL_DEC_STAGES cp.async buffers; warp w takes keys 16w..16w+15 of each tile with its own running
+// (m, l, O) in registers (Q's A fragments loaded once), so the tile loop has no cross-warp step;
+// the 4 warps' states merge in shared memory at the end in a fixed order. The memory traffic is K
+// and V once; the mma work is 4x padding at G = 4, which the tensor cores absorb.
+// Partials (the layout of softmax_attn_split with one row tile and one column tile), slot
+// p = (bh * R + r) * nsplit + s: pm[p] = running max in the natural-log domain, pl[p] = sum of
+// exp(score - m), pacc[p * D + c] = unnormalized output; a split with no visible key gives
+// (-inf, 0, 0).
+// Grid: x = split, y = b * Hkv + kv head; FL_DEC_WARPS * 32 threads; dynamic shared memory
+// (16 + 2 * FL_DEC_STAGES * FL_BN) * (D + FL_PAD) * 2 bytes.
+
+#define FL_DEC_WARPS 4
+#define FL_DEC_STAGES 3
+#define FL_DEC_ROWS 16
+
+template <class T, int D>
+RL_DEV void flash_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v, float* __restrict__ pm,
+                         float* __restrict__ pl, float* __restrict__ pacc, int Tq, int Tk, int H, int Hkv, int q0, int nq, int k0, int nk,
+                         int kvOffset, int causal, float scaleLog2, int chunk, int nsplit) {
+  extern __shared__ __align__(16) unsigned char fl_smem[];
+  const int LD = D + FL_PAD;
+  const int NT = FL_DEC_WARPS * 32;
+  u16* sQ = reinterpret_cast<u16*>(fl_smem);  // [16][LD]
+  u16* sK = sQ + FL_DEC_ROWS * LD;             // [STAGES][FL_BN][LD]
+  u16* sV = sK + FL_DEC_STAGES * FL_BN * LD;   // [STAGES][FL_BN][LD]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int G = H / Hkv;
+  const int R = nq * G;
+  const int s = blockIdx.x, bh = blockIdx.y;
+  const int b = bh / Hkv, hk = bh - (bh / Hkv) * Hkv;
+  const int lastI = (R - 1) / G;
+  const int hi = causal ? min(nk, kvOffset + lastI + 1) : nk;
+  const int kBegin = s * chunk;
+  const int kEnd = min(hi, kBegin + chunk);
+  const int nTiles = kEnd > kBegin ? (kEnd - kBegin + FL_BN - 1) / FL_BN : 0;
+  const i64 kStride = (i64)Hkv * D;
+  const u16* kBase = k + (((i64)b * Tk + k0 + kBegin) * Hkv + hk) * D;
+  const u16* vBase = v + (((i64)b * Tk + k0 + kBegin) * Hkv + hk) * D;
+
+  // The first tiles start streaming before Q is staged.
+#pragma unroll
+  for (int st = 0; st < FL_DEC_STAGES - 1; st++) {
+    if (st < nTiles) {
+      fl_load_tile<D, FL_BN, NT>(sK + st * FL_BN * LD, kBase + (i64)st * FL_BN * kStride, kStride, kEnd - kBegin - st * FL_BN, tid);
+      fl_load_tile<D, FL_BN, NT>(sV + st * FL_BN * LD, vBase + (i64)st * FL_BN * kStride, kStride, kEnd - kBegin - st * FL_BN, tid);
+    }
+    cp_async_commit();
+  }
+  for (int x = tid; x < FL_DEC_ROWS * (D / 8); x += NT) {
+    const int r = x / (D / 8), c = (x - r * (D / 8)) * 8;
+    uint4 val = make_uint4(0u, 0u, 0u, 0u);
+    if (r < R) {
+      const int i = r / G, hq = hk * G + (r - (r / G) * G);
+      val = *reinterpret_cast<const uint4*>(q + (((i64)b * Tq + q0 + i) * H + hq) * D + c);
+    }
+    *reinterpret_cast<uint4*>(sQ + r * LD + c) = val;
+  }
+  __syncthreads();
+  u32 qa[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) ldmatrix_x4(qa[kk], sQ + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 + (lane >> 4) * 8);
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float mrow[2] = {FL_NEG_INF, FL_NEG_INF};
+  float lrow[2] = {0.0f, 0.0f};
+  // Positions of this thread's rows g and g + 8 (rows past R: no key is visible to them).
+  const int pos0 = g < R ? kvOffset + g / G : -1;
+  const int pos1 = g + 8 < R ? kvOffset + (g + 8) / G : -1;
+
+  for (int it = 0; it < nTiles; it++) {
+    const int pf = it + FL_DEC_STAGES - 1;
+    if (pf < nTiles) {
+      const int buf = pf % FL_DEC_STAGES;
+      fl_load_tile<D, FL_BN, NT>(sK + buf * FL_BN * LD, kBase + (i64)pf * FL_BN * kStride, kStride, kEnd - kBegin - pf * FL_BN, tid);
+      fl_load_tile<D, FL_BN, NT>(sV + buf * FL_BN * LD, vBase + (i64)pf * FL_BN * kStride, kStride, kEnd - kBegin - pf * FL_BN, tid);
+    }
+    cp_async_commit();
+    cp_async_wait<FL_DEC_STAGES - 1>();
+    __syncthreads();
+    const u16* Kt = sK + (it % FL_DEC_STAGES) * FL_BN * LD + warp * 16 * LD;
+    const u16* Vt = sV + (it % FL_DEC_STAGES) * FL_BN * LD + warp * 16 * LD;
+    const int j0 = kBegin + it * FL_BN + warp * 16;  // this warp's first key
+
+    // S = Q K^T for the 16 rows and the warp's 16 keys (two n-tiles of 8 keys).
+    float sc[2][4];
+#pragma unroll
+    for (int n = 0; n < 2; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+      u32 bf[4];
+      ldmatrix_x4(bf, Kt + ((lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+      Mma<T>::run(sc[0], qa[kk], bf);
+      Mma<T>::run(sc[1], qa[kk], bf + 2);
+    }
+#pragma unroll
+    for (int n = 0; n < 2; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int j = j0 + n * 8 + 2 * t4 + (e & 1);
+        const int p = e < 2 ? pos0 : pos1;
+        const bool vis = j < kEnd && p >= 0 && (!causal || j <= p);
+        sc[n][e] = vis ? sc[n][e] * scaleLog2 : FL_NEG_INF;
+      }
+    }
+    // Online softmax of the warp's rows (a quad holds a row's 16 scores of this tile).
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      float mx = fmaxf(mrow[r], fmaxf(fmaxf(sc[0][2 * r], sc[0][2 * r + 1]), fmaxf(sc[1][2 * r], sc[1][2 * r + 1])));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mUse = mx == FL_NEG_INF ? 0.0f : mx;
+      alpha[r] = exp2f(mrow[r] - mUse);
+      mrow[r] = mx;
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < 2; n++) {
+        const float p0 = exp2f(sc[n][2 * r] - mUse), p1 = exp2f(sc[n][2 * r + 1] - mUse);
+        sc[n][2 * r] = p0;
+        sc[n][2 * r + 1] = p1;
+        sum += p0 + p1;
+      }
+      lrow[r] = lrow[r] * alpha[r] + sum;  // this lane's share; the quad is summed at the end
+    }
+    // O = alpha O + P V, P (16-bit) straight from the score accumulators as the A fragment.
+    u32 a[4];
+    a[0] = fl_pack2<T>(sc[0][0], sc[0][1]);
+    a[1] = fl_pack2<T>(sc[0][2], sc[0][3]);
+    a[2] = fl_pack2<T>(sc[1][0], sc[1][1]);
+    a[3] = fl_pack2<T>(sc[1][2], sc[1][3]);
+#pragma unroll
+    for (int np = 0; np < D / 16; np++) {
+      o[2 * np][0] *= alpha[0];
+      o[2 * np][1] *= alpha[0];
+      o[2 * np][2] *= alpha[1];
+      o[2 * np][3] *= alpha[1];
+      o[2 * np + 1][0] *= alpha[0];
+      o[2 * np + 1][1] *= alpha[0];
+      o[2 * np + 1][2] *= alpha[1];
+      o[2 * np + 1][3] *= alpha[1];
+      u32 bf[4];
+      ldmatrix_x4_trans(bf, Vt + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD + np * 16 + (lane >> 4) * 8);
+      Mma<T>::run(o[2 * np], a, bf);
+      Mma<T>::run(o[2 * np + 1], a, bf + 2);
+    }
+    __syncthreads();  // the buffer just read is refilled by a later prefetch
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Merge the warps' states (fixed order) through shared memory, which the tiles no longer use.
+  float* red = reinterpret_cast<float*>(fl_smem);  // [WARPS][16][D]
+  float* wm = red + FL_DEC_WARPS * FL_DEC_ROWS * D;  // [WARPS][16]
+  float* wl = wm + FL_DEC_WARPS * FL_DEC_ROWS;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+  }
+  if (t4 == 0) {
+    wm[warp * FL_DEC_ROWS + g] = mrow[0];
+    wm[warp * FL_DEC_ROWS + g + 8] = mrow[1];
+    wl[warp * FL_DEC_ROWS + g] = lrow[0];
+    wl[warp * FL_DEC_ROWS + g + 8] = lrow[1];
+  }
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) {
+    const int c = n * 8 + 2 * t4;
+    float* r0p = red + (warp * FL_DEC_ROWS + g) * D + c;
+    float* r1p = red + (warp * FL_DEC_ROWS + g + 8) * D + c;
+    r0p[0] = o[n][0];
+    r0p[1] = o[n][1];
+    r1p[0] = o[n][2];
+    r1p[1] = o[n][3];
+  }
+  __syncthreads();
+  const i64 pBase = (i64)bh * R;
+  for (int x = tid; x < R * D; x += NT) {
+    const int r = x / D, c = x - (x / D) * D;
+    float M = FL_NEG_INF;
+#pragma unroll
+    for (int w = 0; w < FL_DEC_WARPS; w++) M = fmaxf(M, wm[w * FL_DEC_ROWS + r]);
+    float acc = 0.0f;
+    if (M != FL_NEG_INF) {
+#pragma unroll
+      for (int w = 0; w < FL_DEC_WARPS; w++) {
+        const float mw = wm[w * FL_DEC_ROWS + r];
+        if (mw != FL_NEG_INF) acc = fmaf(exp2f(mw - M), red[(w * FL_DEC_ROWS + r) * D + c], acc);
+      }
+    }
+    pacc[((pBase + r) * nsplit + s) * D + c] = acc;
+  }
+  if (tid < R) {
+    float M = FL_NEG_INF;
+#pragma unroll
+    for (int w = 0; w < FL_DEC_WARPS; w++) M = fmaxf(M, wm[w * FL_DEC_ROWS + tid]);
+    float L = 0.0f;
+    if (M != FL_NEG_INF) {
+#pragma unroll
+      for (int w = 0; w < FL_DEC_WARPS; w++) {
+        const float mw = wm[w * FL_DEC_ROWS + tid];
+        if (mw != FL_NEG_INF) L = fmaf(exp2f(mw - M), wl[w * FL_DEC_ROWS + tid], L);
+      }
+    }
+    pm[(pBase + tid) * nsplit + s] = M == FL_NEG_INF ? FL_NEG_INF : M * FL_LN2;
+    pl[(pBase + tid) * nsplit + s] = L;
+  }
+}
+
 // p[0] += a, p[1] += b in global memory (p 8-byte aligned): one vector reduction on sm_90.
 RL_DEV void fl_red2(float* p, float a, float b) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -5,7 +5,8 @@
  * run against the CPU (their small head dims take split-K forward and the general backward
  * kernels); then the tensor-core shapes (D = Dv in {64, 128}, bf16 / f16) against float64 formulas
  * written here: several query and key tiles, tails, GQA, causal and not, kvLen / kvOffset, packed
- * sequences; the routing (decode-sized Tq to split-K); and the general backward (odd head dims,
+ * sequences; the routing (decode-sized Tq to split-K); the tensor-core decode kernel (split
+ * partials and their combine); and the general backward (odd head dims,
  * f32). The device code itself is checked on the GPU machine (tools/gpu/steps/flash.ts).
  */
 import { describe, expect, it } from 'vitest';
@@ -198,6 +199,41 @@ describe.skipIf(!!skip)('flash attention on the CUDA host side (mock driver + ke
     expect(flashAfter).toBe(flashBefore);
     expect(splitAfter - splitBefore).toBe(shapes.length);
   }, 60_000);
+
+  // Decode shapes: the group's rows nq * G fit one 16-row tile, so the tensor-core decode kernel
+  // writes the split partials that the CUDA-core combine merges. Several splits (long key ranges),
+  // key counts off the 64-key tile, kvLen / kvOffset, causal rows with different visible ranges,
+  // splits in which some rows see no key (queries at 62..65: the split from key 64 on is empty
+  // for the first two), all 16 rows used (2 queries x 8 heads), batch > 1.
+  const decodeCases: (Case & { dt: 'bf16' | 'f16' })[] = [
+    { dt: 'bf16', B: 2, Tq: 1, Tk: 600, H: 8, Hkv: 2, D: 128, Dv: 128, causal: true, scale: 0.09 },
+    { dt: 'f16', B: 1, Tq: 1, Tk: 401, H: 4, Hkv: 1, D: 64, Dv: 64, causal: false, scale: 0.2, kvLen: 333 },
+    { dt: 'bf16', B: 2, Tq: 4, Tk: 300, H: 4, Hkv: 1, D: 64, Dv: 64, causal: true, scale: 0.15, kvLen: 290, kvOffset: 62 },
+    { dt: 'f16', B: 1, Tq: 2, Tk: 130, H: 8, Hkv: 1, D: 128, Dv: 128, causal: true, scale: 0.1, kvOffset: 0 },
+  ];
+
+  it('decode forward (tensor-core split-K): partials merged by the combine, against float64; RING_LINEAR_CUDA_DECODE=split keeps the CUDA-core kernel', async () => {
+    const { core, attention, launches } = await setup();
+    const seed = Number(process.env.RING_LINEAR_SEED ?? Date.now() % 2 ** 31);
+    console.log(`[backend-cuda] flash decode seed ${seed}`);
+    const count = (prefix: string) => [...launches.entries()].filter(([n]) => n.startsWith(prefix)).reduce((a, [, n]) => a + n, 0);
+    for (const kernel of ['flash_decode', 'attn_softmax_split'] as const) for (const c of decodeCases) {
+      if (kernel === 'attn_softmax_split') process.env.RING_LINEAR_CUDA_DECODE = 'split';
+      const q = core.tensor(randoms(seed + 1, c.B * c.Tq * c.H * c.D), [c.B, c.Tq, c.H, c.D], c.dt);
+      const k = core.tensor(randoms(seed + 2, c.B * c.Tk * c.Hkv * c.D), [c.B, c.Tk, c.Hkv, c.D], c.dt);
+      const v = core.tensor(randoms(seed + 3, c.B * c.Tk * c.Hkv * c.Dv), [c.B, c.Tk, c.Hkv, c.Dv], c.dt);
+      const want = forwardRef(c, (await q.data()) as Float32Array, (await k.data()) as Float32Array, (await v.data()) as Float32Array);
+      const before = { dec: count('flash_decode'), split: count('attn_softmax_split'), comb: count('attn_softmax_combine') };
+      const { out, lse } = attention.softmaxAttentionWithLse(q, k, v, { causal: c.causal, scale: c.scale, kvLen: c.kvLen, kvOffset: c.kvOffset });
+      const ran = { dec: count('flash_decode') - before.dec, split: count('attn_softmax_split') - before.split, comb: count('attn_softmax_combine') - before.comb };
+      expect(ran, `${kernel} for ${JSON.stringify(c)}`).toEqual(kernel === 'flash_decode' ? { dec: 1, split: 0, comb: 1 } : { dec: 0, split: 1, comb: 1 });
+      const o = worst((await out.data()) as Float32Array, want.out), l = worst((await lse.data()) as Float32Array, want.lse);
+      expect(o.err, `out ${kernel} ${JSON.stringify(c)} worst at ${o.at}`).toBeLessThan(TOL[c.dt]!);
+      expect(l.err, `lse ${kernel} ${JSON.stringify(c)} worst at ${l.at}`).toBeLessThan(1e-5);
+      for (const t of [q, k, v, out, lse]) t.dispose();
+    }
+    delete process.env.RING_LINEAR_CUDA_DECODE;
+  }, 120_000);
 
   const bwdCases: (Case & { dt: 'bf16' | 'f16' | 'f32' })[] = [
     { dt: 'bf16', B: 2, Tq: 70, Tk: 70, H: 4, Hkv: 2, D: 64, Dv: 64, causal: true, scale: 0.3 },

@@ -7,8 +7,10 @@
  *                           once per pass of up to 4 tokens, coalesced
  *   softmaxAttention        prefill / training shapes (16-bit, D = Dv in {64, 128}, at least
  *                           FLASH_MIN_QUERIES queries): the tensor-core flash kernel
- *                           (kernels/flash.cuh; wgmma on sm_90a, mma.sync elsewhere); everything else (decode, f32, other head dims):
- *                           split-K (flash-decoding) forward with GQA (MODEL_SPEC §3). Both: causal
+ *                           (kernels/flash.cuh; wgmma on sm_90a, mma.sync elsewhere); everything else:
+ *                           split-K (flash-decoding) forward with GQA (MODEL_SPEC §3), on tensor
+ *                           cores (flash.cuh flash_decode) when 16-bit, D = Dv in {64, 128} and
+ *                           the group's rows fit 16, else on CUDA cores (attention.cuh). All: causal
  *                           or not, kvLen / kvOffset, packed sequences (launches per sequence), the
  *                           f32 log-sum-exp output
  *   rope                    partial NeoX rotary embedding, one thread per channel pair
@@ -27,11 +29,14 @@ import {
   FLASH_BM,
   FLASH_BN,
   FLASH_BWD_THREADS,
+  FLASH_DECODE_ROWS,
+  FLASH_DECODE_THREADS,
   FLASH_DTYPES,
   FLASH_FWD_THREADS,
   FLASH_MMA_DTYPES,
   FLASH_HEAD_DIMS,
   flashBwdSmem,
+  flashDecodeSmem,
   flashFwdSmem,
   flashFwdWgSmem,
   FLASH_WG_BN,
@@ -136,6 +141,16 @@ export function useFlashForward(dt: string, Tq: number, D: number, Dv: number): 
   return flashEnabled() && (FLASH_MMA_DTYPES as readonly string[]).includes(dt) && flashHeadDims(D, Dv) && Tq >= FLASH_MIN_QUERIES;
 }
 
+/**
+ * Whether a split-K segment of nq queries runs the tensor-core decode kernel (flash.cuh
+ * flash_decode): 16-bit, D = Dv in {64, 128}, and the group's rows nq * G fit one 16-row mma tile.
+ * RING_LINEAR_CUDA_DECODE=split keeps the CUDA-core split kernel (for comparisons).
+ */
+export function useFlashDecode(dt: string, D: number, Dv: number, rows: number): boolean {
+  return flashEnabled() && process.env.RING_LINEAR_CUDA_DECODE !== 'split' && (FLASH_MMA_DTYPES as readonly string[]).includes(dt) &&
+    flashHeadDims(D, Dv) && rows <= FLASH_DECODE_ROWS;
+}
+
 // Kernels whose dynamic shared memory limit was raised (above the default 48 KiB).
 const smemSet = new WeakMap<Kernel, number>();
 function withSmem(b: CudaBackend, k: Kernel, bytes: number): Kernel {
@@ -196,19 +211,32 @@ register('softmaxAttention', ({ backend: b, inputs: [q, k, v], outputs: [out, ls
   if (B * Hkv > 65535) throw new BackendError(`softmaxAttention: the CUDA kernel supports batch * kv heads up to 65535, got ${B * Hkv}`);
   for (const seg of softmaxSegments(attrs, Tq)) {
     const R = seg.nq * G;
-    const rowTiles = cdiv(R, SA_ROWS);
+    const mma = useFlashDecode(dt, D, Dv, R);
+    const rowTiles = mma ? 1 : cdiv(R, SA_ROWS);
+    const tiles = mma ? 1 : rowTiles * colTiles;
     // The keys the last query of the segment sees: no split starts past them.
     const keys = attrs.causal ? Math.min(seg.nk, seg.offset + seg.nq) : seg.nk;
-    const { chunk, nsplit } = softmaxSplits(B * Hkv * rowTiles * colTiles, keys);
+    const { chunk, nsplit } = softmaxSplits(B * Hkv * tiles, keys);
     const rows = B * Hkv * R * nsplit;
     const stats = b.temp(8 * rows);
     const acc = b.temp(4 * rows * Dv);
     const [pm, pl] = [stats.ptr, stats.ptr + 4 * rows];
-    b.kernel(spec, `attn_softmax_split_${s}_d${vd}_v${vv}`).launch(
-      [nsplit * rowTiles * colTiles, B * Hkv, 1], [128, 1, 1],
-      [ptr(q!), ptr(k!), ptr(v!), pm, pl, acc.ptr, Tq, Tk, H, Hkv, D, Dv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset, attrs.causal ? 1 : 0, scale, chunk, nsplit],
-      4 * SA_ROWS * D,
-    );
+    const causal = attrs.causal ? 1 : 0;
+    if (mma) {
+      // Both kernels write the same partials; the combine below merges either.
+      const smem = flashDecodeSmem(D);
+      withSmem(b, b.kernel(moduleSpec('flash', dt), `flash_decode_${s}_d${D}`), smem).launch(
+        [nsplit, B * Hkv, 1], [FLASH_DECODE_THREADS, 1, 1],
+        [ptr(q!), ptr(k!), ptr(v!), pm, pl, acc.ptr, Tq, Tk, H, Hkv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset, causal, Math.fround(attrs.scale * LOG2E), chunk, nsplit],
+        smem,
+      );
+    } else {
+      b.kernel(spec, `attn_softmax_split_${s}_d${vd}_v${vv}`).launch(
+        [nsplit * rowTiles * colTiles, B * Hkv, 1], [128, 1, 1],
+        [ptr(q!), ptr(k!), ptr(v!), pm, pl, acc.ptr, Tq, Tk, H, Hkv, D, Dv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset, causal, scale, chunk, nsplit],
+        4 * SA_ROWS * D,
+      );
+    }
     b.kernel(spec, `attn_softmax_combine_${s}`).launch([R, B * Hkv, 1], [128, 1, 1],
       [pm, pl, acc.ptr, ptr(out!), ptr(lse!), Tq, H, Hkv, Dv, seg.q0, seg.nq, nsplit]);
     b.releaseTemp(stats);

@@ -96,6 +96,58 @@ registerKernelModel(/^flash_fwd_(?:wg(?:1b)?_)?(bf16|f16)_d(64|128)$/, (m, a, io
   storeAt(io, 'f32', lseP, B * H * Tq, L, lIdx);
 });
 
+// Decode forward (flash_decode): per (b, kv head) and split, the partials (m in the natural-log
+// domain, l, unnormalized output) of the group's R = nq * G <= 16 rows over the split's keys, for
+// attention.cuh's combine. The kernel's warps keep their own running max and merge at the end;
+// that changes only f32 rounding, so the model takes one max per split.
+registerKernelModel(/^flash_decode_(bf16|f16)_d(64|128)$/, (m, a, io, grid, block) => {
+  const d = SFX[m[1]!]!, D = Number(m[2]);
+  const [q, k, v, pm, pl, pacc, Tq, Tk, H, Hkv, q0, nq, k0, nk, kvOffset, causal, scaleLog2, chunk, nsplit] = a;
+  const G = H / Hkv, R = nq * G;
+  if (block[0] !== 128) throw new Error(`${m[0]}: ${block[0]} threads, the kernel is written for 128`);
+  if (R > 16) throw new Error(`${m[0]}: ${R} rows (queries x group) do not fit the 16-row tile`);
+  if (grid[0] !== nsplit) throw new Error(`${m[0]}: grid.x ${grid[0]} is not ${nsplit} splits`);
+  if (grid[1] % Hkv !== 0) throw new Error(`${m[0]}: grid.y ${grid[1]} is not batch x ${Hkv} kv heads`);
+  if (chunk % 64 !== 0) throw new Error(`${m[0]}: chunk ${chunk} is not a multiple of the key tile`);
+  const B = grid[1] / Hkv;
+  const Q = loadAll(io, d, q, B * Tq * H * D), K = loadAll(io, d, k, B * Tk * Hkv * D), V = loadAll(io, d, v, B * Tk * Hkv * D);
+  const nRows = B * Hkv * R * nsplit;
+  const PM = new Float32Array(nRows), PL = new Float32Array(nRows), PA = new Float32Array(nRows * D);
+  const s: Seg = { Tq, Tk, H, Hkv, q0, nq, k0, nk, kvOffset, causal };
+  const lastEnd = visibleEnd(s, Math.floor((R - 1) / G));
+  for (let bh = 0; bh < B * Hkv; bh++) {
+    const b = Math.floor(bh / Hkv), hk = bh % Hkv;
+    for (let sp = 0; sp < nsplit; sp++) {
+      const kBegin = sp * chunk, kEnd = Math.min(lastEnd, kBegin + chunk);
+      for (let r = 0; r < R; r++) {
+        const i = Math.floor(r / G), h = hk * G + (r % G);
+        const qi = ((b * Tq + q0 + i) * H + h) * D;
+        const hi = Math.min(kEnd, visibleEnd(s, i));
+        const sc: number[] = [];
+        let mx = -Infinity;
+        for (let j = kBegin; j < hi; j++) {
+          const x = f(dot(Q, qi, K, ((b * Tk + k0 + j) * Hkv + hk) * D, D) * scaleLog2);
+          sc.push(x);
+          mx = Math.max(mx, x);
+        }
+        const slot = (bh * R + r) * nsplit + sp;
+        const p = Float32Array.from(sc, (x) => f(2 ** (x - mx)));
+        const p16 = round16(d, p);
+        PM[slot] = mx === -Infinity ? -Infinity : f(mx * Math.LN2);
+        PL[slot] = p.reduce((u, w) => f(u + w), 0);
+        for (let c = 0; c < D; c++) {
+          let o = 0;
+          for (let jj = 0; jj < p16.length; jj++) o = f(o + f(p16[jj]! * V[((b * Tk + k0 + kBegin + jj) * Hkv + hk) * D + c]!));
+          PA[slot * D + c] = o;
+        }
+      }
+    }
+  }
+  storeAt(io, 'f32', pm, nRows, PM, PM.keys());
+  storeAt(io, 'f32', pl, nRows, PL, PL.keys());
+  storeAt(io, 'f32', pacc, nRows * D, PA, PA.keys());
+});
+
 // Backward pre-pass: Di = rowsum(dO * O) - dLse.
 registerKernelModel(/^flash_bwd_prep_(bf16|f16|f32)$/, (m, a, io, grid, block) => {
   const d = SFX[m[1]!]!;

@@ -30,6 +30,11 @@ export const flashFwdSmem = (D: number): number => (FLASH_BM + 4 * FLASH_BN) * (
 export const FLASH_WG_BN = 128;
 /** Dynamic shared memory of the wgmma forward (flash.cuh FlashWgSmem; 1 KiB for aligning the base). */
 export const flashFwdWgSmem = (D: number): number => 1024 + FLASH_BM * D * 2 + 4 * FLASH_WG_BN * D * 2;
+/** Rows of the decode kernel's one mma tile (flash.cuh FL_DEC_ROWS): nq * G up to this many. */
+export const FLASH_DECODE_ROWS = 16;
+export const FLASH_DECODE_THREADS = 128;
+/** Dynamic shared memory of the decode kernel (flash.cuh flash_decode: Q tile, 3 stages of K and V). */
+export const flashDecodeSmem = (D: number): number => (FLASH_DECODE_ROWS + 2 * 3 * FLASH_BN) * (D + PAD) * 2;
 /** Dynamic shared memory of the backward kernel (flash.cuh FlashBwdSmem). */
 export function flashBwdSmem(D: number): number {
   const st = flashBwdStages(D);
@@ -54,6 +59,9 @@ export function flashModule(dt: DType): ModuleSpec {
       m.entry(`flash_fwd_wg${oneBar ? '1b' : ''}_${s}_d${D}`, [X('q'), X('k'), X('v'), ['u16*', 'out'], ['float*', 'lse'], ...seg, ['float', 'scaleLog2'],
         ['int', 'vLbo'], ['int', 'vSbo']], `flash_fwd_wg<${T}, ${D}, ${oneBar}>(q, k, v, out, lse, ${segArgs}, scaleLog2, vLbo, vSbo);`, FLASH_FWD_THREADS);
     }
+    m.entry(`flash_decode_${s}_d${D}`,
+      [X('q'), X('k'), X('v'), ['float*', 'pm'], ['float*', 'pl'], ['float*', 'pacc'], ...seg, ['float', 'scaleLog2'], ['int', 'chunk'], ['int', 'nsplit']],
+      `flash_decode<${T}, ${D}>(q, k, v, pm, pl, pacc, ${segArgs}, scaleLog2, chunk, nsplit);`, FLASH_DECODE_THREADS);
     m.entry(`flash_bwd_${s}_d${D}`,
       [X('q'), X('k'), X('v'), X('dO'), ['const float*', 'lse'], ['const float*', 'di'], ['float*', 'dqAcc'], ['u16*', 'dk'], ['u16*', 'dv'], ...seg,
         ['float', 'scale'], ['float', 'scaleLog2']],
