@@ -727,6 +727,8 @@ async function attn(a: Args): Promise<number> {
         // 16 rows (4 queries x 4 heads of a group), causal, splits where the first rows see no key.
         { B: 2, Tq: 4, Tk: 300, H, Hkv, D, Dv: D, opts: { kvLen: 290, kvOffset: 62 } },
         { B: 3, Tq: 1, Tk: 1000, H: 8, Hkv: 2, D: 64, Dv: 64, opts: { kvLen: 999 } },
+        // One group: 313 splits, more than the combine's batch of 256 weights (and not a multiple of 4).
+        { B: 1, Tq: 1, Tk: 40000, H: 4, Hkv: 1, D, Dv: D, opts: {} },
       ];
   // 16-bit decode shapes run twice: the tensor-core decode kernel (flash.cuh flash_decode, the
   // default) and the CUDA-core split kernel (RING_LINEAR_CUDA_DECODE=split).
@@ -782,6 +784,12 @@ async function attn(a: Args): Promise<number> {
       // K and V read once; q read, out written (bf16), lse written (f32).
       const bytes = 2 * 2 * B * ctx * Hkv * Dt + 2 * 2 * B * H * Dt + 4 * B * H;
       row(`sdpa_decode_B${B}_ctx${ctx}`, `softmax decode, B=${B} ctx=${ctx} H=${H}/${Hkv} D=${Dt} bf16`, bytes, () => void softmaxAttentionWithLse(q, k, v), 20, 'vs composite above');
+      // Split count at batch 1 (4 groups): blocks in all, default 528 (4 a SM).
+      for (const target of B === 1 && !small ? [264, 1056] : []) {
+        process.env.RING_LINEAR_CUDA_DECODE_BLOCKS = String(target);
+        row(`sdpa_decode_B${B}_ctx${ctx}_blocks${target}`, `softmax decode, ${target} blocks`, bytes, () => void softmaxAttentionWithLse(q, k, v), 20, 'vs composite above');
+        delete process.env.RING_LINEAR_CUDA_DECODE_BLOCKS;
+      }
       process.env.RING_LINEAR_CUDA_DECODE = 'split';
       row(`sdpa_decode_split_B${B}_ctx${ctx}`, `softmax decode, CUDA-core split kernel, B=${B} ctx=${ctx}`, bytes, () => void softmaxAttentionWithLse(q, k, v), 20, 'vs composite above');
       delete process.env.RING_LINEAR_CUDA_DECODE;

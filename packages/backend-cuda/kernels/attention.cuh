@@ -352,34 +352,79 @@ RL_DEV void softmax_attn_split(const typename T::S* __restrict__ q, const typena
   }
 }
 
-// Merges the splits of a row. Grid: x = row r of the group, y = b * Hkv + kv head; 128 threads.
+// Merges the splits of a row. Grid: x = row r of the group, y = b * Hkv + kv head; 128 threads
+// (SA_COMBINE_THREADS). With few sequences a row has hundreds of splits (batch 1: 128 at 32K
+// context), so the split loop is spread over the threads: M = max_s m_s and
+// L = sum_s e^(m_s - M) l_s are block reductions (fixed order), the weights e^(m_s - M) go to
+// shared memory SA_COMBINE_SPLITS at a time, and each thread sums its output columns over them with
+// 4 independent accumulators (4 loads in flight), added in a fixed order.
+#define SA_COMBINE_THREADS 128
+#define SA_COMBINE_SPLITS 256
+
+// Block-wide max or sum of one value per thread (SA_COMBINE_THREADS threads), in a fixed order.
+template <bool MAX> RL_DEV float combine_block_reduce(float v, float* red) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  v = MAX ? warp_max(v) : warp_sum(v);
+  __syncthreads();  // red may still be read from the previous reduction
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  float r = red[0];
+#pragma unroll
+  for (int i = 1; i < SA_COMBINE_THREADS / 32; i++) r = MAX ? fmaxf(r, red[i]) : r + red[i];
+  return r;
+}
+
 template <class T>
 RL_DEV void softmax_attn_combine(const float* __restrict__ pm, const float* __restrict__ pl, const float* __restrict__ pacc,
                                  typename T::S* __restrict__ out, float* __restrict__ lse, int Tq, int H, int Hkv, int Dv, int q0, int nq,
                                  int nsplit) {
+  __shared__ float red[SA_COMBINE_THREADS / 32];
+  __shared__ float wsh[SA_COMBINE_SPLITS];
   const int G = H / Hkv;
   const int R = nq * G;
   const int r = blockIdx.x, bh = blockIdx.y;
   const int b = bh / Hkv, hk = bh - (bh / Hkv) * Hkv;
   const int i = r / G, h = hk * G + (r - (r / G) * G);
+  const int tid = threadIdx.x;
   const i64 p0 = ((i64)bh * R + r) * nsplit;
-  float M = (-__int_as_float(0x7f800000));
-  for (int s = 0; s < nsplit; s++) M = fmaxf(M, pm[p0 + s]);
-  float L = 0.0f;
-  for (int s = 0; s < nsplit; s++) {
-    const float m = pm[p0 + s];
-    if (m != (-__int_as_float(0x7f800000))) L += expf(m - M) * pl[p0 + s];
+  const float NEG = (-__int_as_float(0x7f800000));
+  float m = NEG;
+  for (int s = tid; s < nsplit; s += SA_COMBINE_THREADS) m = fmaxf(m, pm[p0 + s]);
+  const float M = combine_block_reduce<true>(m, red);
+  float l = 0.0f;
+  for (int s = tid; s < nsplit; s += SA_COMBINE_THREADS) {
+    const float ms = pm[p0 + s];
+    if (ms != NEG) l += expf(ms - M) * pl[p0 + s];
   }
+  const float L = combine_block_reduce<false>(l, red);
   const float invL = 1.0f / L;
-  for (int c = threadIdx.x; c < Dv; c += blockDim.x) {
-    float o = 0.0f;
-    for (int s = 0; s < nsplit; s++) {
-      const float m = pm[p0 + s];
-      if (m != (-__int_as_float(0x7f800000))) o = fmaf(expf(m - M), pacc[(p0 + s) * Dv + c], o);
+  // Columns c = tid, tid + 128, ... (Dv up to any size); splits in batches of SA_COMBINE_SPLITS.
+  for (int c0 = 0; c0 < Dv; c0 += SA_COMBINE_THREADS) {
+    const int c = c0 + tid;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    for (int sb = 0; sb < nsplit; sb += SA_COMBINE_SPLITS) {
+      const int ns = min(SA_COMBINE_SPLITS, nsplit - sb);
+      __syncthreads();  // the previous batch's weights are no longer read
+      for (int s = tid; s < ns; s += SA_COMBINE_THREADS) {
+        const float ms = pm[p0 + sb + s];
+        wsh[s] = ms != NEG ? expf(ms - M) : 0.0f;
+      }
+      __syncthreads();
+      if (c < Dv) {
+        const float* pa = pacc + (p0 + sb) * Dv + c;
+        int s = 0;
+        for (; s + 4 <= ns; s += 4) {
+          a0 = fmaf(wsh[s], pa[(i64)s * Dv], a0);
+          a1 = fmaf(wsh[s + 1], pa[(i64)(s + 1) * Dv], a1);
+          a2 = fmaf(wsh[s + 2], pa[(i64)(s + 2) * Dv], a2);
+          a3 = fmaf(wsh[s + 3], pa[(i64)(s + 3) * Dv], a3);
+        }
+        for (; s < ns; s++) a0 = fmaf(wsh[s], pa[(i64)s * Dv], a0);
+      }
     }
-    out[(((i64)b * Tq + q0 + i) * H + h) * Dv + c] = T::st(o * invL, false);
+    if (c < Dv) out[(((i64)b * Tq + q0 + i) * H + h) * Dv + c] = T::st(((a0 + a1) + (a2 + a3)) * invL, false);
   }
-  if (threadIdx.x == 0) lse[((i64)b * H + h) * Tq + q0 + i] = M + logf(L);
+  if (tid == 0) lse[((i64)b * H + h) * Tq + q0 + i] = M + logf(L);
 }
 
 // rope — partial NeoX rotate-half (MODEL_SPEC §2.3) on x [rows = B*T, H, D]: for channel pairs

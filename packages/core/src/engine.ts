@@ -357,7 +357,9 @@ export function runOp(name: string, inputs: readonly Tensor[], rawAttrs?: Attrs)
     if (!(t instanceof Tensor)) throw new DTypeError(`${name}: input ${i} must be a Tensor, got ${t === null ? 'null' : typeof t}`);
     if (t.storage === null) t.live(`${name}: input ${i}`); // the message is built only when it throws
   }
-  const metas: TensorMeta[] = inputs.map((t) => ({ shape: t.shape, dtype: t.dtype }));
+  // Loops rather than closures here and below: this runs for every op of a decode step.
+  const metas: TensorMeta[] = new Array(inputs.length);
+  for (let i = 0; i < inputs.length; i++) metas[i] = { shape: inputs[i]!.shape, dtype: inputs[i]!.dtype };
   checkInputDTypes(def, metas);
   let attrs = validateAttrs(def, rawAttrs);
   if (def.normalize) attrs = def.normalize(metas, attrs);
@@ -372,16 +374,29 @@ export function runOp(name: string, inputs: readonly Tensor[], rawAttrs?: Attrs)
     outputs = [new Tensor(s, outMetas[0]!.shape, outMetas[0]!.dtype)];
   } else {
     const reg = getKernel(name, backend.name);
-    const dtypeOk = !reg?.dtypes || (metas.length ? metas : outMetas).every((m) => reg.dtypes!.includes(m.dtype));
+    let dtypeOk = true;
+    if (reg?.dtypes) {
+      const ms = metas.length ? metas : outMetas;
+      for (let i = 0; i < ms.length && dtypeOk; i++) dtypeOk = reg.dtypes.includes(ms[i]!.dtype);
+    }
     if (!reg || !dtypeOk) {
       if (def.composite) return runComposite(def, inputs, attrs, outMetas, backend);
       const why = reg ? ` for dtype(s) ${metas.map((m) => m.dtype).join(', ')} (kernel supports ${reg.dtypes!.join(', ')})` : '';
       throw new MissingKernelError(`${name}: backend '${backend.name}' has no kernel${why} and the op has no composite`);
     }
-    outputs = outMetas.map((m) => allocTensor(backend, m.shape, m.dtype));
-    if (outputs.some((o) => o.size > 0) || outputs.length === 0) {
+    outputs = new Array(outMetas.length);
+    let work = outMetas.length === 0;
+    for (let i = 0; i < outMetas.length; i++) {
+      const o = (outputs[i] = allocTensor(backend, outMetas[i]!.shape, outMetas[i]!.dtype));
+      if (o.size > 0) work = true;
+    }
+    if (work) {
       try {
-        reg.kernel({ op: name, backend, inputs: inputs.map((t) => t.info(name)), outputs: outputs.map((t) => t.info(name)), attrs });
+        const inInfos = new Array(inputs.length);
+        for (let i = 0; i < inputs.length; i++) inInfos[i] = inputs[i]!.info(name);
+        const outInfos = new Array(outputs.length);
+        for (let i = 0; i < outputs.length; i++) outInfos[i] = outputs[i]!.info(name);
+        reg.kernel({ op: name, backend, inputs: inInfos, outputs: outInfos, attrs });
       } catch (err) {
         for (const o of outputs) o.dispose();
         throw err;

@@ -147,33 +147,44 @@ export function listKernels(backend: string): string[] {
   return out.sort();
 }
 
+function badAttr(op: string, name: string, v: unknown, expected: string): AttrError {
+  return new AttrError(`${op}: attribute '${name}' expected ${expected}, got ${typeof v === 'string' ? `'${v}'` : JSON.stringify(v)}`);
+}
+
+// Runs for every attribute of every op call: no closures or strings unless it throws.
 function checkAttr(op: string, name: string, spec: AttrSpec, v: unknown): void {
-  const bad = (expected: string) =>
-    new AttrError(`${op}: attribute '${name}' expected ${expected}, got ${typeof v === 'string' ? `'${v}'` : JSON.stringify(v)}`);
   switch (spec.kind) {
     case 'int':
-      if (typeof v !== 'number' || !Number.isInteger(v)) throw bad('an integer');
-      if (spec.min !== undefined && v < spec.min) throw bad(`an integer >= ${spec.min}`);
-      if (spec.max !== undefined && v > spec.max) throw bad(`an integer <= ${spec.max}`);
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw badAttr(op, name, v, 'an integer');
+      if (spec.min !== undefined && v < spec.min) throw badAttr(op, name, v, `an integer >= ${spec.min}`);
+      if (spec.max !== undefined && v > spec.max) throw badAttr(op, name, v, `an integer <= ${spec.max}`);
       return;
     case 'number':
-      if (typeof v !== 'number') throw bad('a number');
+      if (typeof v !== 'number') throw badAttr(op, name, v, 'a number');
       return;
     case 'bool':
-      if (typeof v !== 'boolean') throw bad('a boolean');
+      if (typeof v !== 'boolean') throw badAttr(op, name, v, 'a boolean');
       return;
     case 'dtype':
-      if (!isDType(v)) throw bad('a dtype (f32, f16, bf16, f8e4m3, f8e5m2, i32, u8, bool)');
+      if (!isDType(v)) throw badAttr(op, name, v, 'a dtype (f32, f16, bf16, f8e4m3, f8e5m2, i32, u8, bool)');
       return;
     case 'ints':
-      if (v !== null && !(Array.isArray(v) && v.every((x) => Number.isInteger(x)))) throw bad('an array of integers');
+      if (v !== null && !(Array.isArray(v) && v.every(Number.isInteger))) throw badAttr(op, name, v, 'an array of integers');
       return;
     case 'enum':
-      if (typeof v !== 'string' || !spec.values.includes(v)) throw bad(`one of ${spec.values.map((s) => `'${s}'`).join(', ')}`);
+      if (typeof v !== 'string' || !spec.values.includes(v)) throw badAttr(op, name, v, `one of ${spec.values.map((x) => `'${x}'`).join(', ')}`);
       return;
     case 'any':
       return;
   }
+}
+
+// An op's attribute schema as entries, built once per op (validateAttrs runs on every call).
+const SCHEMA_ENTRIES = new WeakMap<OpDef<any>, [string, AttrSpec][]>();
+function schemaEntries(def: OpDef<any>): [string, AttrSpec][] {
+  let e = SCHEMA_ENTRIES.get(def);
+  if (!e) SCHEMA_ENTRIES.set(def, (e = Object.entries((def.attrs ?? {}) as Record<string, AttrSpec>)));
+  return e;
 }
 
 /** Applies defaults and type-checks attributes against the op's schema. */
@@ -186,7 +197,7 @@ export function validateAttrs<A extends Attrs>(def: OpDef<A>, raw: Partial<A> | 
       throw new AttrError(`${def.name}: unknown attribute '${k}' (expected one of: ${Object.keys(schema).join(', ') || 'none'})`);
     }
   }
-  for (const [k, spec] of Object.entries(schema)) {
+  for (const [k, spec] of schemaEntries(def)) {
     let v = given[k];
     if (v === undefined) {
       if ('default' in spec && spec.default !== undefined) v = spec.default;
@@ -209,11 +220,12 @@ export function checkInputDTypes(def: OpDef<any>, metas: readonly TensorMeta[]):
     }
     const ok = def.variadic.dtypes;
     if (ok) {
-      metas.forEach((m, i) => {
+      for (let i = 0; i < metas.length; i++) {
+        const m = metas[i]!;
         if (!ok.includes(m.dtype)) {
           throw new DTypeError(`${def.name}: input ${i} must have dtype ${ok.join('|')}, got ${m.dtype}`);
         }
-      });
+      }
     }
     return;
   }
@@ -222,10 +234,11 @@ export function checkInputDTypes(def: OpDef<any>, metas: readonly TensorMeta[]):
       `${def.name}: expected ${def.inputs.length} input tensor(s) (${def.inputs.map((s) => s.name).join(', ')}), got ${metas.length}`,
     );
   }
-  def.inputs.forEach((spec, i) => {
+  for (let i = 0; i < def.inputs.length; i++) {
+    const spec = def.inputs[i]!;
     const m = metas[i]!;
     if (spec.dtypes && !spec.dtypes.includes(m.dtype)) {
       throw new DTypeError(`${def.name}: input '${spec.name}' must have dtype ${spec.dtypes.join('|')}, got ${m.dtype}`);
     }
-  });
+  }
 }

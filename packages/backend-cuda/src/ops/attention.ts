@@ -116,11 +116,20 @@ export function softmaxSegments(a: SoftmaxAttrs, Tq: number): SoftmaxSegment[] {
   return a.cuSeqlens.slice(0, -1).map((s, i) => ({ q0: s, nq: a.cuSeqlens![i + 1]! - s, k0: s, nk: a.cuSeqlens![i + 1]! - s, offset: 0 }));
 }
 
-/** Keys per split and the number of splits for one segment. */
-export function softmaxSplits(groups: number, keys: number): { chunk: number; nsplit: number } {
-  const want = Math.max(1, cdiv(TARGET_BLOCKS, groups));
+/**
+ * Keys per split and the number of splits for one segment: about `target` blocks in all (default
+ * TARGET_BLOCKS; RING_LINEAR_CUDA_DECODE_BLOCKS overrides it for tuning runs).
+ */
+export function softmaxSplits(groups: number, keys: number, target = decodeTargetBlocks()): { chunk: number; nsplit: number } {
+  const want = Math.max(1, cdiv(target, groups));
   const chunk = Math.max(SA_KEYS, cdiv(cdiv(keys, want), SA_KEYS) * SA_KEYS);
   return { chunk, nsplit: Math.max(1, cdiv(keys, chunk)) };
+}
+
+function decodeTargetBlocks(): number {
+  const env = process.env.RING_LINEAR_CUDA_DECODE_BLOCKS;
+  const n = env ? Number(env) : NaN;
+  return Number.isInteger(n) && n > 0 ? n : TARGET_BLOCKS;
 }
 
 // ---------------------------------------------------------------------------------------------

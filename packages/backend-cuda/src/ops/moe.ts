@@ -151,13 +151,19 @@ function registerAll(): void {
       return;
     }
     const stacked = ws.length === 1 && ws[0]!.shape.length === 3;
-    const wptrs = ws.map((t) => ptr(t!));
+    // One pass over the (up to 256) weights: their addresses and whether all are 16-byte aligned.
+    const wptrs: number[] = new Array(ws.length);
+    let wAligned = true;
+    for (let e = 0; e < ws.length; e++) {
+      const p = (wptrs[e] = ptr(ws[e]!));
+      if (p % 16 !== 0) wAligned = false;
+    }
     // The list's pointer table: uploaded once per list of addresses (CudaBackend.pointerTable).
     const table = stacked ? null : b.pointerTable(wptrs);
     const base = stacked ? wptrs[0]! : 0;
     const spec = moduleSpec('moe', dt);
     const s = DTYPE_SUFFIX[dt];
-    const fast = groupedFastPath(dt, inDim, out) && aligned16(ptr(x!), ptr(y!), ...wptrs);
+    const fast = groupedFastPath(dt, inDim, out) && wAligned && aligned16(ptr(x!), ptr(y!));
     if (fast) {
       const maxTiles = cdiv(R, MOE_BM) + E;
       // The tile list depends on the offsets and R only: built once per offsets buffer (gate, up, down).
