@@ -12,8 +12,10 @@
 #               against the CPU, byte checks, and timings at [8192, 8192] -> $OUT/fp8.txt / fp8.json
 #   attn        (not in the default list; STEPS="precompile attn" or "attn" alone) the decode attention
 #               kernels: torch_bench.py --attn -> $OUT/torch_attn.json, then the OpInfo records of
-#               lightningAttentionStep and softmaxAttention against the CPU, kernel vs composite on
-#               CUDA, and timings (lightning step B=1/64; softmax decode B=1/64, context 4096/32768)
+#               lightningAttentionStep, softmaxAttention and rope against the CPU, kernel vs composite
+#               on CUDA (16-bit decode shapes with both the tensor-core and the CUDA-core decode kernel),
+#               and timings (lightning step B=1/64; softmax decode B=1/64, context 4096/32768, both
+#               kernels, and at batch 1 two other split counts)
 #               -> $OUT/attn.txt / attn.json
 #   flash lightning fp8gemm moe model
 #               (not in the default list) steps of tools/gpu/steps/*.ts, each after its PyTorch
