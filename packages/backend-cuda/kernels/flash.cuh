@@ -436,36 +436,32 @@ RL_DEV void flash_decode(const u16* __restrict__ q, const u16* __restrict__ k, c
     r1p[1] = o[n][3];
   }
   __syncthreads();
+  // Per row: the block's max M and each warp's weight 2^(m_w - M) (0 for a warp that saw no key),
+  // then the row's partials. wsc sits past wl, clear of red.
+  float* wsc = wl + FL_DEC_WARPS * FL_DEC_ROWS;  // [16][WARPS]
   const i64 pBase = (i64)bh * R;
-  for (int x = tid; x < R * D; x += NT) {
-    const int r = x / D, c = x - (x / D) * D;
-    float M = FL_NEG_INF;
-#pragma unroll
-    for (int w = 0; w < FL_DEC_WARPS; w++) M = fmaxf(M, wm[w * FL_DEC_ROWS + r]);
-    float acc = 0.0f;
-    if (M != FL_NEG_INF) {
-#pragma unroll
-      for (int w = 0; w < FL_DEC_WARPS; w++) {
-        const float mw = wm[w * FL_DEC_ROWS + r];
-        if (mw != FL_NEG_INF) acc = fmaf(exp2f(mw - M), red[(w * FL_DEC_ROWS + r) * D + c], acc);
-      }
-    }
-    pacc[((pBase + r) * nsplit + s) * D + c] = acc;
-  }
   if (tid < R) {
     float M = FL_NEG_INF;
 #pragma unroll
     for (int w = 0; w < FL_DEC_WARPS; w++) M = fmaxf(M, wm[w * FL_DEC_ROWS + tid]);
     float L = 0.0f;
-    if (M != FL_NEG_INF) {
 #pragma unroll
-      for (int w = 0; w < FL_DEC_WARPS; w++) {
-        const float mw = wm[w * FL_DEC_ROWS + tid];
-        if (mw != FL_NEG_INF) L = fmaf(exp2f(mw - M), wl[w * FL_DEC_ROWS + tid], L);
-      }
+    for (int w = 0; w < FL_DEC_WARPS; w++) {
+      const float mw = wm[w * FL_DEC_ROWS + tid];
+      const float sw = mw == FL_NEG_INF ? 0.0f : exp2f(mw - M);
+      wsc[tid * FL_DEC_WARPS + w] = sw;
+      L = fmaf(sw, wl[w * FL_DEC_ROWS + tid], L);
     }
     pm[(pBase + tid) * nsplit + s] = M == FL_NEG_INF ? FL_NEG_INF : M * FL_LN2;
     pl[(pBase + tid) * nsplit + s] = L;
+  }
+  __syncthreads();
+  for (int x = tid; x < R * D; x += NT) {
+    const int r = x / D, c = x - (x / D) * D;
+    float acc = 0.0f;
+#pragma unroll
+    for (int w = 0; w < FL_DEC_WARPS; w++) acc = fmaf(wsc[r * FL_DEC_WARPS + w], red[(w * FL_DEC_ROWS + r) * D + c], acc);
+    pacc[((pBase + r) * nsplit + s) * D + c] = acc;
   }
 }
 
