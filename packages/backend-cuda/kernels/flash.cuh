@@ -90,6 +90,35 @@ RL_DEV void fl_load_tile(u16* dst, const u16* src, i64 stride, int valid, int ti
   }
 }
 
+// One online-softmax step of a thread's two rows (g and g + 8 of an m16n8 C fragment; a quad of
+// lanes holds a row) over NT n-tiles of log2-domain scores s: the new running max, the factor
+// alpha = 2^(m_old - m_new) for the accumulators, s replaced by the probabilities 2^(s - m_new),
+// and l = alpha l + this lane's sum (the quad's lanes are summed at the end).
+template <int NT>
+RL_DEV void fl_online_softmax(float (&s)[NT][4], float (&mrow)[2], float (&lrow)[2], float (&alpha)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    float mx = mrow[r];
+#pragma unroll
+    for (int n = 0; n < NT; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    // A row with no visible key yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN.
+    const float mUse = mx == FL_NEG_INF ? 0.0f : mx;
+    alpha[r] = exp2f(mrow[r] - mUse);
+    mrow[r] = mx;
+    float sum = 0.0f;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      const float p0 = exp2f(s[n][2 * r] - mUse), p1 = exp2f(s[n][2 * r + 1] - mUse);
+      s[n][2 * r] = p0;
+      s[n][2 * r + 1] = p1;
+      sum += p0 + p1;
+    }
+    lrow[r] = lrow[r] * alpha[r] + sum;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward. Grid: x = b * H + h, y = query tile (reversed: the longest causal rows start first);
 // FL_FWD_WARPS * 32 threads; dynamic shared memory (FL_BM + 4 * FL_BN) * (D + FL_PAD) * 2 bytes.
@@ -181,27 +210,7 @@ RL_DEV void flash_fwd(const u16* __restrict__ q, const u16* __restrict__ k, cons
     }
     // Online softmax: the new running max of each row (a quad holds a row), rescale factors.
     float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-      float mx = mrow[r];
-#pragma unroll
-      for (int n = 0; n < FL_BN / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      // A row with no visible key yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN.
-      const float mUse = mx == FL_NEG_INF ? 0.0f : mx;
-      alpha[r] = exp2f(mrow[r] - mUse);
-      mrow[r] = mx;
-      float sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < FL_BN / 8; n++) {
-        const float p0 = exp2f(s[n][2 * r] - mUse), p1 = exp2f(s[n][2 * r + 1] - mUse);
-        s[n][2 * r] = p0;
-        s[n][2 * r + 1] = p1;
-        sum += p0 + p1;
-      }
-      lrow[r] = lrow[r] * alpha[r] + sum;  // this lane's share; the quad is summed at the end
-    }
+    fl_online_softmax<FL_BN / 8>(s, mrow, lrow, alpha);
 #pragma unroll
     for (int n = 0; n < D / 8; n++) {
       o[n][0] *= alpha[0];
@@ -366,24 +375,7 @@ RL_DEV void flash_decode(const u16* __restrict__ q, const u16* __restrict__ k, c
     }
     // Online softmax of the warp's rows (a quad holds a row's 16 scores of this tile).
     float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-      float mx = fmaxf(mrow[r], fmaxf(fmaxf(sc[0][2 * r], sc[0][2 * r + 1]), fmaxf(sc[1][2 * r], sc[1][2 * r + 1])));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float mUse = mx == FL_NEG_INF ? 0.0f : mx;
-      alpha[r] = exp2f(mrow[r] - mUse);
-      mrow[r] = mx;
-      float sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < 2; n++) {
-        const float p0 = exp2f(sc[n][2 * r] - mUse), p1 = exp2f(sc[n][2 * r + 1] - mUse);
-        sc[n][2 * r] = p0;
-        sc[n][2 * r + 1] = p1;
-        sum += p0 + p1;
-      }
-      lrow[r] = lrow[r] * alpha[r] + sum;  // this lane's share; the quad is summed at the end
-    }
+    fl_online_softmax<2>(sc, mrow, lrow, alpha);
     // O = alpha O + P V, P (16-bit) straight from the score accumulators as the A fragment.
     u32 a[4];
     a[0] = fl_pack2<T>(sc[0][0], sc[0][1]);

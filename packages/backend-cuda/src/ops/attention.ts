@@ -221,8 +221,8 @@ register('softmaxAttention', ({ backend: b, inputs: [q, k, v], outputs: [out, ls
   for (const seg of softmaxSegments(attrs, Tq)) {
     const R = seg.nq * G;
     const mma = useFlashDecode(dt, D, Dv, R);
-    const rowTiles = mma ? 1 : cdiv(R, SA_ROWS);
-    const tiles = mma ? 1 : rowTiles * colTiles;
+    // Blocks per (b, kv head) and split: one for the decode kernel, row x column tiles for the split kernel.
+    const tiles = mma ? 1 : cdiv(R, SA_ROWS) * colTiles;
     // The keys the last query of the segment sees: no split starts past them.
     const keys = attrs.causal ? Math.min(seg.nk, seg.offset + seg.nq) : seg.nk;
     const { chunk, nsplit } = softmaxSplits(B * Hkv * tiles, keys);
@@ -241,7 +241,7 @@ register('softmaxAttention', ({ backend: b, inputs: [q, k, v], outputs: [out, ls
       );
     } else {
       b.kernel(spec, `attn_softmax_split_${s}_d${vd}_v${vv}`).launch(
-        [nsplit * rowTiles * colTiles, B * Hkv, 1], [128, 1, 1],
+        [nsplit * tiles, B * Hkv, 1], [128, 1, 1],
         [ptr(q!), ptr(k!), ptr(v!), pm, pl, acc.ptr, Tq, Tk, H, Hkv, D, Dv, seg.q0, seg.nq, seg.k0, seg.nk, seg.offset, causal, scale, chunk, nsplit],
         4 * SA_ROWS * D,
       );
