@@ -121,8 +121,10 @@ describe('GRPO with the sampler', () => {
     // ratio = exp(gap), |gap| <= 1e-5: the clipped surrogate is -sum_t A_t / N to about 1e-5 |A|.
     expect(Math.abs(m1.loss - -sumA / n)).toBeLessThan(1e-4);
     expect(m1.clipFraction).toBe(0);
-    // Two epochs with a large learning rate: the second epoch's ratios leave the clip range.
-    const two = new GRPOTrainer({ ...opts, seed: 13, ppoEpochs: 2, optimizer: { lr: 0.05 } });
+    // Two epochs with a large learning rate: the second epoch's ratios leave the clip range. More and
+    // larger groups than above: with 3 groups of 4 every group drew one parity for some seeds
+    // (TRAINER_SEED=525350635), leaving no advantage to clip.
+    const two = new GRPOTrainer({ ...opts, promptsPerStep: 4, groupSize: 8, seed: 13, ppoEpochs: 2, optimizer: { lr: 0.05 } });
     const m2 = await two.trainStep();
     expect(m2.activeGroups).toBeGreaterThan(0);
     expect(m2.clipFraction).toBeGreaterThan(0);
